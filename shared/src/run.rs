@@ -1,0 +1,112 @@
+//! Inference: runs a validated model on raw pixels in a caller-provided arena.
+
+use core::fmt;
+
+use crate::format::{DecodeError, Model};
+use crate::ops::Op;
+use crate::ops::reference as kernels;
+use crate::plan::{self, Step, StepOp};
+
+/// The result of one inference, borrowing the logits from the arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prediction<'a> {
+    /// The first class with the largest logit.
+    pub class: u16,
+    /// Quantized logits (see [`Model::output_quant`]).
+    pub logits: &'a [i8],
+}
+
+/// Why an inference did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RunError {
+    /// `pixels` does not have `height * width * channels` bytes.
+    InputLength { expected: u32, found: u32 },
+    /// The arena is smaller than [`plan::arena_bytes`].
+    ArenaTooSmall { needed: u32, found: u32 },
+    /// The model failed validation (never for a model from [`Model::from_bytes`]).
+    Model(DecodeError),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::InputLength { expected, found } => {
+                write!(f, "input has {found} bytes, the model takes {expected}")
+            }
+            RunError::ArenaTooSmall { needed, found } => {
+                write!(f, "arena has {found} bytes, the model needs {needed}")
+            }
+            RunError::Model(e) => write!(f, "invalid model: {e}"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for RunError {}
+
+/// Classifies one image of raw pixels (`height * width * channels` bytes, NHWC).
+///
+/// Uses the first [`plan::arena_bytes`] bytes of `arena` and nothing else: no heap, no
+/// static state. The same model, pixels and code give the same logits on every target.
+pub fn run<'a>(model: &Model<'_>, pixels: &[u8], arena: &'a mut [u8]) -> Result<Prediction<'a>, RunError> {
+    let needed = plan::arena_bytes(model);
+    let found = u32::try_from(arena.len()).unwrap_or(u32::MAX);
+    if found < needed {
+        return Err(RunError::ArenaTooSmall { needed, found });
+    }
+    let input_len = model.input_shape().len();
+    if pixels.len() != input_len {
+        let found = u32::try_from(pixels.len()).unwrap_or(u32::MAX);
+        return Err(RunError::InputLength { expected: input_len as u32, found });
+    }
+    let arena: &mut [i8] = bytemuck::cast_slice_mut(&mut arena[..needed as usize]);
+    let total = arena.len();
+
+    let table = model.pixel_table();
+    let channels = usize::from(model.input_shape().channels);
+    for (i, (q, &pixel)) in arena.iter_mut().zip(pixels).enumerate() {
+        *q = table.get((i % channels) * 256 + usize::from(pixel));
+    }
+
+    // The current tensor is `len` bytes at the front (or the back) of the arena.
+    let (mut at_front, mut len) = (true, input_len);
+    for step in plan::steps(model) {
+        let step = step.map_err(RunError::Model)?;
+        if step.is_alias() {
+            continue;
+        }
+        let out_len = step.output.len();
+        let (input, output) = if at_front {
+            let (lo, hi) = arena.split_at_mut(len);
+            let at = hi.len() - out_len;
+            (&*lo, &mut hi[at..])
+        } else {
+            let (lo, hi) = arena.split_at_mut(total - len);
+            (&*hi, &mut lo[..out_len])
+        };
+        execute(&step, input, output);
+        at_front = !at_front;
+        len = out_len;
+    }
+    let logits: &[i8] = if at_front { &arena[..len] } else { &arena[total - len..] };
+    Ok(Prediction { class: kernels::argmax(logits) as u16, logits })
+}
+
+/// Runs one step with the reference kernels.
+pub(crate) fn execute(step: &Step<'_>, input: &[i8], output: &mut [i8]) {
+    let (in_shape, out_shape) = (step.input, step.output);
+    match step.op {
+        StepOp::Single(op) => match op {
+            Op::Conv2d(conv) => kernels::conv2d(&conv, input, in_shape, output, out_shape),
+            Op::FullyConnected(fc) => kernels::fully_connected(&fc, input, output),
+            Op::Maxout { pieces } => kernels::maxout(pieces, input, in_shape, output),
+            Op::MaxPool2d(window) => kernels::max_pool2d(&window, input, in_shape, output, out_shape),
+            Op::AvgPool2d(window) => kernels::avg_pool2d(&window, input, in_shape, output, out_shape),
+            Op::GlobalAvgPool(mean) => kernels::global_avg_pool(&mean, input, in_shape, output),
+            Op::Flatten => output.copy_from_slice(input),
+        },
+        StepOp::ConvMaxout(conv, pieces) => kernels::conv2d_maxout(&conv, pieces, input, in_shape, output, out_shape),
+        StepOp::FullyConnectedMaxout(fc, pieces) => kernels::fully_connected_maxout(&fc, pieces, input, output),
+    }
+}
