@@ -1,0 +1,151 @@
+//! Inference on random valid models: never panics, needs exactly the planned arena,
+//! and equals a plain layer-by-layer execution (no fusion, no arena) bit for bit.
+
+use fitnets_shared::format::encode::encode;
+use fitnets_shared::ops::reference as k;
+use fitnets_shared::ops::{Op, Window};
+use fitnets_shared::tensor::Shape;
+use fitnets_shared::{Model, RunError, plan, run};
+use fitnets_tests::{Arch, SplitMix, model, paper_fitnet, tiny};
+use proptest::prelude::*;
+
+/// A random architecture whose windows fit: a few conv/maxout/pool blocks, then either
+/// global average pooling or flatten and a dense layer (optionally with maxout).
+fn random_arch(seed: u64) -> (Shape, Vec<Arch>, u16) {
+    let mut rng = SplitMix(seed);
+    let mut range = |lo: i32, hi: i32| rng.range(lo, hi) as u16;
+    let input = Shape::new(range(3, 12), range(3, 12), range(1, 3));
+    let (mut h, mut w, mut c) = (input.height, input.width, input.channels);
+    let mut arch = Vec::new();
+    for _ in 0..range(1, 4) {
+        match range(0, 3) {
+            0 | 1 => {
+                let (kh, kw) = (range(1, 3.min(h as i32)), range(1, 3.min(w as i32)));
+                let window = if range(0, 1) == 0 {
+                    Window::same(h, w, kh, kw, range(1, 2), range(1, 2))
+                } else {
+                    Window::valid(kh, kw, 1, 1)
+                };
+                let pieces = range(1, 3);
+                let outputs = pieces * range(1, 4);
+                arch.push(if range(0, 1) == 0 {
+                    Arch::Conv { window, outputs }
+                } else {
+                    Arch::ConvRelu { window, outputs }
+                });
+                (h, w) = window.output_size(h, w).unwrap();
+                c = outputs;
+                if pieces > 1 {
+                    arch.push(Arch::Maxout(pieces));
+                    c /= pieces;
+                }
+            }
+            2 if h >= 2 && w >= 2 => {
+                let window = Window::valid(2, 2, 2, 2);
+                arch.push(Arch::MaxPool(window));
+                (h, w) = window.output_size(h, w).unwrap();
+            }
+            _ => {
+                let window = Window::same(h, w, range(1, 3), range(1, 3), range(1, 2), range(1, 2));
+                arch.push(Arch::AvgPool(window));
+                (h, w) = window.output_size(h, w).unwrap();
+            }
+        }
+    }
+    let classes;
+    if range(0, 2) == 0 {
+        arch.push(Arch::GlobalAvgPool);
+        classes = c;
+    } else {
+        arch.push(Arch::Flatten);
+        classes = range(2, 10);
+        let pieces = range(1, 2);
+        arch.push(Arch::Dense(classes * pieces));
+        if pieces > 1 {
+            arch.push(Arch::Maxout(pieces));
+        }
+    }
+    (input, arch, classes)
+}
+
+/// Layer by layer with fresh buffers: the plainest possible execution.
+fn run_unfused(model: &Model<'_>, pixels: &[u8]) -> Vec<i8> {
+    let channels = usize::from(model.input_shape().channels);
+    let table = model.pixel_table();
+    let mut x: Vec<i8> = pixels.iter().enumerate().map(|(i, &p)| table.get((i % channels) * 256 + usize::from(p))).collect();
+    for layer in model.layers() {
+        let layer = layer.unwrap();
+        let mut y = vec![0i8; layer.output.len()];
+        match layer.op {
+            Op::Conv2d(conv) => k::conv2d(&conv, &x, layer.input, &mut y, layer.output),
+            Op::FullyConnected(fc) => k::fully_connected(&fc, &x, &mut y),
+            Op::Maxout { pieces } => k::maxout(pieces, &x, layer.input, &mut y),
+            Op::MaxPool2d(w) => k::max_pool2d(&w, &x, layer.input, &mut y, layer.output),
+            Op::AvgPool2d(w) => k::avg_pool2d(&w, &x, layer.input, &mut y, layer.output),
+            Op::GlobalAvgPool(mean) => k::global_avg_pool(&mean, &x, layer.input, &mut y),
+            Op::Flatten => y.copy_from_slice(&x),
+        }
+        x = y;
+    }
+    x
+}
+
+fn check_model(blob: &[u8], pixel_seed: u64) {
+    let model = Model::from_bytes(blob).unwrap();
+    let needed = plan::arena_bytes(&model) as usize;
+    let mut rng = SplitMix(pixel_seed);
+    let pixels: Vec<u8> = (0..model.input_shape().len()).map(|_| rng.range(0, 255) as u8).collect();
+    let expected = run_unfused(&model, &pixels);
+
+    // Arena contents must not matter: start from garbage.
+    let mut arena = vec![0xA5u8; needed];
+    let prediction = run(&model, &pixels, &mut arena).unwrap();
+    assert_eq!(prediction.logits, expected.as_slice());
+    assert_eq!(usize::from(prediction.class), k::argmax(&expected));
+
+    // A larger arena gives the same answer; one byte less is an error, not a panic.
+    let mut big = vec![0x5Au8; needed + 13];
+    assert_eq!(run(&model, &pixels, &mut big).unwrap().logits, expected.as_slice());
+    let mut short = vec![0u8; needed - 1];
+    assert_eq!(
+        run(&model, &pixels, &mut short).unwrap_err(),
+        RunError::ArenaTooSmall { needed: needed as u32, found: needed as u32 - 1 }
+    );
+    let err = run(&model, &pixels[1..], &mut arena).unwrap_err();
+    assert!(matches!(err, RunError::InputLength { .. }), "{err:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..Default::default() })]
+
+    #[test]
+    fn random_models_run_exactly_as_planned(arch_seed in any::<u64>(), weight_seed in any::<u64>(), pixel_seed in any::<u64>()) {
+        let (input, arch, classes) = random_arch(arch_seed);
+        let spec = model("random", input, &arch, classes, weight_seed);
+        let blob = encode(&spec).unwrap_or_else(|e| panic!("{arch:?}: {e}"));
+        check_model(&blob, pixel_seed);
+    }
+}
+
+#[test]
+fn tiny_model_runs_as_planned() {
+    check_model(&encode(&tiny(1)).unwrap(), 1);
+}
+
+/// The arena of the paper's MNIST FitNet (28x28x1; 3x3 maxout convs 16-16 | pool |
+/// 16-16 | pool | 12-12, 2 pieces; dense to 10). Fused, the largest step is the second
+/// conv: 28x28x16 in, 28x28x16 out. Unfused, a conv writes 28x28x32 pieces next to its
+/// 28x28x16 input.
+#[test]
+fn paper_fitnet_arena() {
+    let blob = encode(&paper_fitnet(5)).unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    assert_eq!(plan::arena_bytes(&model), 2 * 28 * 28 * 16);
+    assert_eq!(plan::unfused_arena_bytes(&model), 28 * 28 * 16 + 28 * 28 * 32);
+    println!(
+        "paper FitNet: arena {} bytes fused, {} unfused",
+        plan::arena_bytes(&model),
+        plan::unfused_arena_bytes(&model)
+    );
+    check_model(&blob, 9);
+}
