@@ -56,7 +56,8 @@ fn scales(rng: &mut Rng, outputs: usize, log2_range: (i64, i64)) -> Scales {
     let output = 2f64.powi(rng.range(-6, 2) as i32) * (1.0 + rng.range(0, 99) as f64 / 100.0);
     let weights: Vec<f64> = (0..outputs)
         .map(|_| {
-            let real = 2f64.powi(rng.range(log2_range.0, log2_range.1) as i32) * (1.0 + rng.range(0, 999) as f64 / 1000.0);
+            let real =
+                2f64.powi(rng.range(log2_range.0, log2_range.1) as i32) * (1.0 + rng.range(0, 999) as f64 / 1000.0);
             real * output / input
         })
         .collect();
@@ -278,7 +279,13 @@ fn fully_connected_saturates_at_both_ends() {
     let weights = i8_bytes(&[127, 127, -127, -127]);
     let bias = i32_bytes(&[0, 0]);
     let rq = OwnedRequant::new(&[(i32::MAX, 0), (i32::MAX, 0)]);
-    let fc = FullyConnected { weights: I8s(&weights), bias: I32s(&bias), requant: rq.view(), input_zero_point: -128, output: stage(0, false) };
+    let fc = FullyConnected {
+        weights: I8s(&weights),
+        bias: I32s(&bias),
+        requant: rq.view(),
+        input_zero_point: -128,
+        output: stage(0, false),
+    };
     let mut out = [0i8; 2];
     k::fully_connected(&fc, &[127, 127], &mut out);
     assert_eq!(out, [127, -128]);

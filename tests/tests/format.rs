@@ -126,7 +126,9 @@ fn each_rule_has_its_error() {
     check(|s| s.input.quant.scale = f32::NAN, DecodeError::Input { error: LayerError::Scale });
     check(
         |s| drop(s.input.pixel_table.pop()),
-        DecodeError::Input { error: LayerError::BufferLength { buffer: Buffer::PixelTable, expected: 256, found: 255 } },
+        DecodeError::Input {
+            error: LayerError::BufferLength { buffer: Buffer::PixelTable, expected: 256, found: 255 },
+        },
     );
     check(|s| conv(s, 0).0.kernel_h = 0, layer_error(0, LayerError::Window));
     check(|s| conv(s, 0).0.stride_w = 0, layer_error(0, LayerError::Window));
@@ -160,13 +162,13 @@ fn each_rule_has_its_error() {
     // A left shift that could push the largest accumulator past i32.
     check(|s| conv(s, 0).1.shifts[1] = 20, layer_error(0, LayerError::Overflow { channel: 1 }));
     check(|s| conv(s, 0).1.output.scale = 0.0, layer_error(0, LayerError::Scale));
-    check(|s| s.layers[1] = LayerSpec::Maxout { pieces: 3 }, layer_error(1, LayerError::Pieces { channels: 8, pieces: 3 }));
+    check(
+        |s| s.layers[1] = LayerSpec::Maxout { pieces: 3 },
+        layer_error(1, LayerError::Pieces { channels: 8, pieces: 3 }),
+    );
     check(|s| s.layers[1] = LayerSpec::Maxout { pieces: 0 }, layer_error(1, LayerError::Empty));
     check(|s| drop(s.layers.remove(5)), layer_error(5, LayerError::NotAVector));
-    check(
-        |s| s.layers.truncate(7),
-        DecodeError::OutputShape { classes: 3, found: Shape::vector(6) },
-    );
+    check(|s| s.layers.truncate(7), DecodeError::OutputShape { classes: 3, found: Shape::vector(6) });
     check(|s| s.labels.push("extra".into()), DecodeError::OutputShape { classes: 4, found: Shape::vector(3) });
 }
 

@@ -72,7 +72,8 @@ fn random_arch(seed: u64) -> (Shape, Vec<Arch>, u16) {
 fn run_unfused(model: &Model<'_>, pixels: &[u8]) -> Vec<i8> {
     let channels = usize::from(model.input_shape().channels);
     let table = model.pixel_table();
-    let mut x: Vec<i8> = pixels.iter().enumerate().map(|(i, &p)| table.get((i % channels) * 256 + usize::from(p))).collect();
+    let mut x: Vec<i8> =
+        pixels.iter().enumerate().map(|(i, &p)| table.get((i % channels) * 256 + usize::from(p))).collect();
     for layer in model.layers() {
         let layer = layer.unwrap();
         let mut y = vec![0i8; layer.output.len()];
