@@ -34,8 +34,8 @@ fn main() {
     let path = env::var_os("FITNETS_MODEL").map_or_else(|| PathBuf::from(DEFAULT_MODEL), PathBuf::from);
     println!("cargo:rerun-if-changed={}", path.display());
     let blob = fs::read(&path).unwrap_or_else(|e| panic!("cannot read the model {}: {e}", path.display()));
-    let model = Model::from_bytes(&blob)
-        .unwrap_or_else(|e| panic!("{} is not a valid fitnets model: {e}", path.display()));
+    let model =
+        Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{} is not a valid fitnets model: {e}", path.display()));
     fs::write(out.join("model.fnet"), &blob).expect("cannot write model.fnet to OUT_DIR");
 
     fs::write(out.join("model.rs"), generate(&model)).expect("cannot write model.rs to OUT_DIR");
@@ -59,7 +59,7 @@ fn generate(model: &Model<'_>) -> String {
     let _ = writeln!(w, "/// Raw input pixels per image (`height * width * channels`).");
     let _ = writeln!(w, "pub const INPUT_BYTES: usize = {input_bytes};");
     let _ = writeln!(w, "/// What the host computed for each of `images::COUNT` test images.");
-    let _ = writeln!(w, "pub const EXPECTED: [Expected; {}] = [", images::COUNT);
+    let _ = writeln!(w, "pub const EXPECTED: [Expected; crate::images::COUNT] = [");
     for index in 0..images::COUNT as u32 {
         images::fill(index, &mut pixels);
         let prediction = fitnets_shared::run(model, &pixels, &mut arena)

@@ -31,8 +31,7 @@ mod model {
 fn main() -> ! {
     // The arena lives in .bss, not on the stack, so the ELF's RAM figure accounts for it.
     // `singleton!` hands out the `&'static mut` once, with no unsafe code here.
-    let arena = cortex_m::singleton!(: [u8; model::ARENA_BYTES] = [0; model::ARENA_BYTES])
-        .expect("main runs once");
+    let arena = cortex_m::singleton!(: [u8; model::ARENA_BYTES] = [0; model::ARENA_BYTES]).expect("main runs once");
     let mut pixels = [0u8; model::INPUT_BYTES];
 
     // build.rs validated the same bytes, so an error here means the flash is corrupt.
@@ -44,8 +43,7 @@ fn main() -> ! {
     let mut matching = 0;
     for (index, expected) in model::EXPECTED.iter().enumerate() {
         images::fill(index as u32, &mut pixels);
-        let prediction = fitnets_shared::run(&model, &pixels, arena)
-            .unwrap_or_else(|e| panic!("image {index}: {e}"));
+        let prediction = fitnets_shared::run(&model, &pixels, arena).unwrap_or_else(|e| panic!("image {index}: {e}"));
         let same = prediction.class == expected.class && prediction.logits == expected.logits;
         let label = model.label(prediction.class).unwrap_or("?");
         let verdict = if same { "match" } else { "MISMATCH" };

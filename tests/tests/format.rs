@@ -125,7 +125,9 @@ fn each_rule_has_its_error() {
     check(|s| s.input.shape.width = 0, DecodeError::Input { error: LayerError::Empty });
     check(|s| s.input.quant.scale = f32::NAN, DecodeError::Input { error: LayerError::Scale });
     check(
-        |s| drop(s.input.pixel_table.pop()),
+        |s| {
+            s.input.pixel_table.pop();
+        },
         DecodeError::Input {
             error: LayerError::BufferLength { buffer: Buffer::PixelTable, expected: 256, found: 255 },
         },

@@ -105,7 +105,7 @@ impl<'a> Model<'a> {
             crc: stored,
         };
         let mut cursor = model.layers();
-        while let Some(layer) = cursor.next() {
+        for layer in cursor.by_ref() {
             layer?;
         }
         if !cursor.rest.is_empty() {

@@ -1,4 +1,4 @@
-//! Operators: their validated parameters (here) and their kernels ([`reference`]).
+//! Operators: their validated parameters (here) and their kernels ([`mod@reference`]).
 //!
 //! Every parameter struct is built by [`crate::format::Model`] after validation, so a
 //! kernel may rely on the preconditions documented on each field without checking them
