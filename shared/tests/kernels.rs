@@ -306,3 +306,45 @@ fn avg_pool_ties_round_away_from_zero() {
     check([2, 3], 3); // 2.5 -> 3 (half to even would give 2)
     check([-128, -127], -128); // -127.5 -> -128
 }
+
+/// A conv computed by hand: 3x3 SAME on a 1x1x2 image, so only the centre tap lies
+/// inside the image. acc = 7 + (10 - 5) * 3 + (-20 - 5) * -4 = 122; M = 0.5, shift -2:
+/// SRDHM(122, 0.5) = 61, 61 / 4 = 15.25 -> 15; plus the output zero point -3 -> 12.
+#[test]
+fn conv_by_hand() {
+    let mut weights = vec![0i8; 9 * 2];
+    weights[4 * 2] = 3; // centre tap, channel 0
+    weights[4 * 2 + 1] = -4; // centre tap, channel 1
+    // Corner taps fall in the padding and must not count.
+    weights[0] = 100;
+    let (wb, bb, rq) = (i8_bytes(&weights), i32_bytes(&[7]), OwnedRequant::new(&[(1 << 30, -2)]));
+    let conv = Conv2d {
+        window: Window::same(1, 1, 3, 3, 1, 1),
+        weights: I8s(&wb),
+        bias: I32s(&bb),
+        requant: rq.view(),
+        input_zero_point: 5,
+        output: stage(-3, false),
+    };
+    let mut out = [0i8; 1];
+    k::conv2d(&conv, &[10, -20], Shape::new(1, 1, 2), &mut out, Shape::new(1, 1, 1));
+    assert_eq!(out, [12]);
+}
+
+/// MEAN by hand: in_scale / out_scale = 1 gives (2^30, 1); N = 2 gives k = 1,
+/// M' = 2^30, shift' = 0. The mean of [1, 2] is 1.5 -> 2 but the mean of [-1, -2] is
+/// -1.5 -> -1: SRDHM rounds ties towards +inf, not away from zero.
+#[test]
+fn mean_ties_round_up() {
+    let mean = Mean { multiplier: 1 << 30, shift: 1, input_zero_point: 0, output: stage(0, false) };
+    let shape = Shape::new(1, 2, 1);
+    let check = |input: [i8; 2], expected: i8| {
+        let mut out = [0i8; 1];
+        k::global_avg_pool(&mean, &input, shape, &mut out);
+        assert_eq!(out[0], expected, "mean of {input:?}");
+    };
+    assert_eq!(k::effective_multiplier(1 << 30, 1, 2), (1 << 30, 0));
+    check([1, 2], 2);
+    check([-1, -2], -1);
+    check([-128, -128], -128);
+}

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use fitnets_shared::wire::{self, ErrorCode, ModelInfo, PROTOCOL_VERSION, Request, Response};
 use fitnets_shared::{Model, plan};
 
-fn seeds(tiny: &Model<'_>) -> Vec<(&'static str, Vec<u8>)> {
+/// Each seed's file name and bytes.
+fn seeds(tiny: &Model<'_>) -> Vec<(String, Vec<u8>)> {
     let pixels: Vec<u8> = (0..tiny.input_shape().len()).map(|i| (i * 4) as u8).collect();
     let logits = [(-3i8) as u8, 5, 2];
     let info = ModelInfo {
@@ -21,17 +22,14 @@ fn seeds(tiny: &Model<'_>) -> Vec<(&'static str, Vec<u8>)> {
         model_crc: tiny.crc(),
     };
     let mut out = Vec::new();
-    let mut add = |name: &'static str, payload: Vec<u8>, frame: Vec<u8>| {
-        out.push((name, payload));
-        out.push((name, frame));
-    };
     macro_rules! seed {
         ($name:literal, $message:expr) => {{
             let message = $message;
             let payload = postcard::to_stdvec(&message).unwrap();
             let mut buf = vec![0u8; wire::max_frame_len(payload.len())];
             let frame = wire::encode(&message, &mut buf).unwrap().to_vec();
-            add($name, payload, frame);
+            out.push((format!("{}.payload", $name), payload));
+            out.push((format!("{}.frame", $name), frame));
         }};
     }
     seed!("request_info", Request::Info);
@@ -49,8 +47,8 @@ fn frame_seeds_are_current() {
     let tiny = Model::from_bytes(&blob).expect("the fixture decodes");
     let dir = root.join("seeds/decode_frame");
     let bless = std::env::var_os("FITNETS_BLESS").is_some();
-    for (i, (name, bytes)) in seeds(&tiny).into_iter().enumerate() {
-        let file = dir.join(format!("{name}.{}", if i % 2 == 0 { "payload" } else { "frame" }));
+    for (name, bytes) in seeds(&tiny) {
+        let file = dir.join(name);
         if bless {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&file, &bytes).unwrap();
