@@ -5,7 +5,8 @@
 
 use fitnets_shared::format::encode::{AffineSpec, InputSpec, LayerSpec, ModelSpec, pixel_table};
 use fitnets_shared::format::{Activation, Quant};
-use fitnets_shared::ops::Window;
+use fitnets_shared::ops::reference as k;
+use fitnets_shared::ops::{Op, Window};
 use fitnets_shared::quant::quantize_multiplier;
 use fitnets_shared::tensor::Shape;
 
@@ -51,88 +52,158 @@ pub enum Arch {
     Dense(u16),
 }
 
-/// Builds a model of `arch` on an input of `input` shape with drawn weights and
-/// quantization parameters that keep every accumulator in range. `classes` labels are
-/// named `class0`, `class1`, …; the last layer must produce `1 x 1 x classes`.
+/// Builds a model of `arch` on an input of `input` shape with drawn weights, and
+/// calibrates every layer's output scale on a few drawn images, as a quantizer would:
+/// the largest accumulator seen maps to about 100, so activations use the int8 range
+/// without saturating. `classes` labels are named `class0`, `class1`, …; the last layer
+/// must produce `1 x 1 x classes`.
 pub fn model(name: &str, input: Shape, arch: &[Arch], classes: u16, seed: u64) -> ModelSpec {
     let mut rng = SplitMix(seed);
     let in_quant = Quant { scale: 1.0 / 255.0, zero_point: -128 };
+    let channels = usize::from(input.channels);
+    let table = pixel_table(&vec![0.0; channels], &vec![1.0; channels], in_quant);
+    // Calibration images: raw pixels through the input table.
+    let mut acts: Vec<Vec<i8>> = (0..8)
+        .map(|_| (0..input.len()).map(|i| table[(i % channels) * 256 + rng.range(0, 255) as usize]).collect())
+        .collect();
     let mut shape = input;
     let mut quant = in_quant;
     let mut layers = Vec::new();
     for &layer in arch {
-        let spec = match layer {
+        let (spec, out_shape, out_quant) = match layer {
             Arch::Conv { window, outputs } | Arch::ConvRelu { window, outputs } => {
-                let fan_in = usize::from(window.kernel_h) * usize::from(window.kernel_w) * usize::from(shape.channels);
                 let relu = matches!(layer, Arch::ConvRelu { .. });
-                let (affine, out_quant) = affine(&mut rng, fan_in, outputs, quant, relu);
                 let (h, w) = window.output_size(shape.height, shape.width).expect("fixture window fits");
-                shape = Shape::new(h, w, outputs);
-                quant = out_quant;
-                LayerSpec::Conv2d { window, affine }
+                let (affine, out_quant) = affine(&mut rng, &acts, shape, window, outputs, quant, relu);
+                (LayerSpec::Conv2d { window, affine }, Shape::new(h, w, outputs), out_quant)
             }
             Arch::Dense(outputs) => {
-                let (affine, out_quant) = affine(&mut rng, usize::from(shape.channels), outputs, quant, false);
-                shape = Shape::vector(outputs);
-                quant = out_quant;
-                LayerSpec::FullyConnected { affine }
+                let window = Window::valid(1, 1, 1, 1);
+                let (affine, out_quant) = affine(&mut rng, &acts, shape, window, outputs, quant, false);
+                (LayerSpec::FullyConnected { affine }, Shape::vector(outputs), out_quant)
             }
             Arch::Maxout(pieces) => {
-                shape = Shape::new(shape.height, shape.width, shape.channels / pieces);
-                LayerSpec::Maxout { pieces }
+                let out = Shape::new(shape.height, shape.width, shape.channels / pieces);
+                (LayerSpec::Maxout { pieces }, out, quant)
             }
             Arch::MaxPool(window) | Arch::AvgPool(window) => {
                 let (h, w) = window.output_size(shape.height, shape.width).expect("fixture window fits");
-                shape = Shape::new(h, w, shape.channels);
-                if matches!(layer, Arch::MaxPool(_)) {
+                let spec = if matches!(layer, Arch::MaxPool(_)) {
                     LayerSpec::MaxPool2d { window }
                 } else {
                     LayerSpec::AvgPool2d { window }
-                }
+                };
+                (spec, Shape::new(h, w, shape.channels), quant)
             }
             Arch::GlobalAvgPool => {
                 let output = Quant { scale: quant.scale * 0.75, zero_point: rng.range(-20, 20) as i8 };
                 let (multiplier, shift) = quantize_multiplier(f64::from(quant.scale) / f64::from(output.scale));
-                shape = Shape::vector(shape.channels);
-                quant = output;
-                LayerSpec::GlobalAvgPool { multiplier, shift, output }
+                (LayerSpec::GlobalAvgPool { multiplier, shift, output }, Shape::vector(shape.channels), output)
             }
-            Arch::Flatten => {
-                shape = Shape::vector(shape.height * shape.width * shape.channels);
-                LayerSpec::Flatten
-            }
+            Arch::Flatten => (LayerSpec::Flatten, Shape::vector(shape.height * shape.width * shape.channels), quant),
         };
+        acts = acts.iter().map(|x| apply(&spec, x, shape, out_shape, quant)).collect();
         layers.push(spec);
+        shape = out_shape;
+        quant = out_quant;
     }
     ModelSpec {
         name: name.to_string(),
-        input: InputSpec {
-            shape: input,
-            quant: in_quant,
-            pixel_table: pixel_table(
-                &vec![0.0; usize::from(input.channels)],
-                &vec![1.0; usize::from(input.channels)],
-                in_quant,
-            ),
-        },
+        input: InputSpec { shape: input, quant: in_quant, pixel_table: table },
         labels: (0..classes).map(|c| format!("class{c}")).collect(),
         layers,
     }
 }
 
-/// Draws weights in `[-127, 127]`, biases of a realistic size, and an output scale
-/// that maps the accumulator's typical range onto int8.
-fn affine(rng: &mut SplitMix, fan_in: usize, outputs: u16, input: Quant, relu: bool) -> (AffineSpec, Quant) {
-    let outputs = usize::from(outputs);
-    let weights: Vec<i8> = (0..fan_in * outputs).map(|_| rng.range(-127, 127) as i8).collect();
-    let bias: Vec<i32> = (0..outputs).map(|_| rng.range(-2000, 2000)).collect();
-    // Typical |acc| ~ 64 * 73 * sqrt(fan_in); aim that at ~ 3 standard deviations.
-    let w_scales: Vec<f64> = (0..outputs).map(|_| 0.002 + 0.0001 * f64::from(rng.range(0, 20))).collect();
-    let spread = 64.0 * 73.0 * (fan_in as f64).sqrt() * 0.5;
-    let out_scale = (f64::from(input.scale) * w_scales[0] * spread / 127.0) as f32;
+/// Runs one layer on one calibration tensor with the reference kernels.
+fn apply(spec: &LayerSpec, x: &[i8], input: Shape, output: Shape, quant: Quant) -> Vec<i8> {
+    let mut one = ModelSpec {
+        name: String::new(),
+        input: InputSpec { shape: input, quant, pixel_table: Vec::new() },
+        labels: Vec::new(),
+        layers: vec![spec.clone()],
+    };
+    // Encode a one-layer model just to borrow validated parameters from it.
+    one.input.pixel_table = vec![0; usize::from(input.channels) * 256];
+    one.labels = (0..output.len()).map(|c| c.to_string()).collect();
+    let flat = Shape::vector(output.len() as u16);
+    let needs_flat = output != flat;
+    if needs_flat {
+        one.layers.push(LayerSpec::Flatten);
+    }
+    let blob = fitnets_shared::format::encode::encode(&one).expect("calibration layer is valid");
+    let model = fitnets_shared::Model::from_bytes(&blob).unwrap();
+    let layer = model.layers().next().unwrap().unwrap();
+    let mut y = vec![0i8; output.len()];
+    match layer.op {
+        Op::Conv2d(conv) => k::conv2d(&conv, x, input, &mut y, output),
+        Op::FullyConnected(fc) => k::fully_connected(&fc, x, &mut y),
+        Op::Maxout { pieces } => k::maxout(pieces, x, input, &mut y),
+        Op::MaxPool2d(w) => k::max_pool2d(&w, x, input, &mut y, output),
+        Op::AvgPool2d(w) => k::avg_pool2d(&w, x, input, &mut y, output),
+        Op::GlobalAvgPool(mean) => k::global_avg_pool(&mean, x, input, &mut y),
+        Op::Flatten => y.copy_from_slice(x),
+    }
+    y
+}
+
+/// Raw accumulators (bias excluded) of output channel `o` over every output cell.
+fn accumulators(x: &[i8], input: Shape, window: Window, weights: &[i8], zero_point: i8, o: usize) -> Vec<i64> {
+    let (kh, kw, c) = (usize::from(window.kernel_h), usize::from(window.kernel_w), usize::from(input.channels));
+    let (oh, ow) = window.output_size(input.height, input.width).unwrap();
+    let mut out = Vec::new();
+    for oy in 0..usize::from(oh) {
+        for ox in 0..usize::from(ow) {
+            let mut acc = 0i64;
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let y = (oy * usize::from(window.stride_h) + ky) as i64 - i64::from(window.pad_top);
+                    let xx = (ox * usize::from(window.stride_w) + kx) as i64 - i64::from(window.pad_left);
+                    if y < 0 || xx < 0 || y >= i64::from(input.height) || xx >= i64::from(input.width) {
+                        continue;
+                    }
+                    for i in 0..c {
+                        let v = i64::from(x[input.index(y as usize, xx as usize, i)]) - i64::from(zero_point);
+                        acc += v * i64::from(weights[((o * kh + ky) * kw + kx) * c + i]);
+                    }
+                }
+            }
+            out.push(acc);
+        }
+    }
+    out
+}
+
+/// Draws weights in `[-127, 127]`, per-channel weight scales and biases, then picks the
+/// output scale from the accumulators seen on the calibration tensors.
+fn affine(
+    rng: &mut SplitMix,
+    acts: &[Vec<i8>],
+    input: Shape,
+    window: Window,
+    outputs: u16,
+    in_quant: Quant,
+    relu: bool,
+) -> (AffineSpec, Quant) {
+    let n = usize::from(outputs);
+    let fan_in = usize::from(window.kernel_h) * usize::from(window.kernel_w) * usize::from(input.channels);
+    let weights: Vec<i8> = (0..fan_in * n).map(|_| rng.range(-127, 127) as i8).collect();
+    let w_scales: Vec<f64> = (0..n).map(|_| 0.002 * (1.0 + f64::from(rng.range(0, 100)) / 100.0)).collect();
+    let mut bias = Vec::with_capacity(n);
+    let mut largest = 1e-12f64;
+    for (o, &w_scale) in w_scales.iter().enumerate() {
+        let accs: Vec<i64> =
+            acts.iter().flat_map(|x| accumulators(x, input, window, &weights, in_quant.zero_point, o)).collect();
+        let peak = accs.iter().map(|a| a.unsigned_abs()).max().unwrap_or(0).max(1) as i64;
+        // A bias of up to a sixteenth of the peak shifts the channel without dominating it.
+        let b = rng.range(-(peak / 16).min(1 << 20) as i32, (peak / 16).min(1 << 20) as i32);
+        bias.push(b);
+        largest = largest.max((peak + i64::from(b).abs()) as f64 * f64::from(in_quant.scale) * w_scale);
+    }
+    let out_scale = (largest / 100.0) as f32;
     let output = Quant { scale: out_scale, zero_point: rng.range(-10, 10) as i8 };
     let (multipliers, shifts) =
-        w_scales.iter().map(|w| quantize_multiplier(f64::from(input.scale) * w / f64::from(out_scale))).unzip();
+        w_scales.iter().map(|w| quantize_multiplier(f64::from(in_quant.scale) * w / f64::from(out_scale))).unzip();
     let activation = if relu { Activation::Relu } else { Activation::None };
     (AffineSpec { activation, weights, bias, multipliers, shifts, output }, output)
 }

@@ -150,3 +150,27 @@ fn paper_fitnet_arena() {
     );
     check_model(&blob, 9);
 }
+
+/// The fixtures are calibrated: on random images their logits spread over the int8
+/// range instead of sticking to its ends, and the predicted class varies. Without this,
+/// a test comparing two executions could pass on saturated, uninformative logits.
+#[test]
+fn fixture_logits_are_informative() {
+    for spec in [tiny(1), paper_fitnet(5)] {
+        let blob = encode(&spec).unwrap();
+        let model = Model::from_bytes(&blob).unwrap();
+        let mut arena = vec![0u8; plan::arena_bytes(&model) as usize];
+        let mut rng = SplitMix(11);
+        let (mut saturated, mut total) = (0, 0);
+        let mut classes = std::collections::BTreeSet::new();
+        for _ in 0..32 {
+            let pixels: Vec<u8> = (0..model.input_shape().len()).map(|_| rng.range(0, 255) as u8).collect();
+            let prediction = run(&model, &pixels, &mut arena).unwrap();
+            saturated += prediction.logits.iter().filter(|&&v| v == 127 || v == -128).count();
+            total += prediction.logits.len();
+            classes.insert(prediction.class);
+        }
+        assert!(saturated * 10 < total, "{}: {saturated} of {total} logits saturated", spec.name);
+        assert!(classes.len() >= 2, "{}: always class {classes:?}", spec.name);
+    }
+}

@@ -2,7 +2,7 @@
 //! reported together at the end.
 
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
@@ -41,10 +41,23 @@ fn checks() -> Vec<(String, Command)> {
     checks
 }
 
+/// The firmware under QEMU (Cortex-M4F, mps2-an386): it checks its embedded model's
+/// logits against the host's and exits with the verdict through semihosting.
+fn firmware_under_qemu() -> anyhow::Result<()> {
+    tools::ensure_program("qemu-system-arm", "qemu-system-arm")?;
+    let mut cmd = cargo(&root().join("firmware"));
+    cmd.args(["run", "--release"]);
+    tools::run_with_timeout(&mut cmd, QEMU_LIMIT)
+}
+
+/// Far above the few seconds the selftest takes; only a hang reaches it.
+const QEMU_LIMIT: Duration = Duration::from_secs(300);
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(arg) = args.first() {
         bail!("`cargo xtask test` takes no arguments (got `{arg}`)");
     }
+    tools::ensure_rust_targets()?;
     let mut checks = checks();
     let mut failed = Vec::new();
     let start = Instant::now();
@@ -55,7 +68,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             failed.push(name.clone());
         }
     }
-    eprintln!("\n{} of {} checks passed in {:.0?}", checks.len() - failed.len(), checks.len(), start.elapsed());
+    eprintln!("\n== firmware under QEMU");
+    if let Err(e) = firmware_under_qemu() {
+        eprintln!("!! firmware under QEMU: {e:#}");
+        failed.push("firmware under QEMU".to_string());
+    }
+    let total = checks.len() + 1;
+    eprintln!("\n{} of {} checks passed in {:.0?}", total - failed.len(), total, start.elapsed());
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));
     }

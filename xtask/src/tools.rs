@@ -33,3 +33,83 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Makes sure the pinned toolchain has the thumb targets and components that
+/// `rust-toolchain.toml` lists. rustup installs a missing toolchain from that file, but
+/// not the missing targets of a toolchain that is already there.
+pub fn ensure_rust_targets() -> anyhow::Result<()> {
+    let toolchain =
+        std::fs::read_to_string(root().join("rust-toolchain.toml")).context("reading rust-toolchain.toml")?;
+    // The two array lines of the file: `targets = ["a", "b"]`, `components = [...]`.
+    let list = |key: &str| -> Vec<String> {
+        let Some(line) = toolchain.lines().find(|l| l.trim_start().starts_with(key)) else { return Vec::new() };
+        let inner = line.split_once('[').map_or("", |(_, rest)| rest.trim_end().trim_end_matches(']'));
+        inner.split(',').map(|s| s.trim().trim_matches('"')).filter(|s| !s.is_empty()).map(String::from).collect()
+    };
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .current_dir(root())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .context("rustup is needed to install the thumb targets")?;
+    let installed = String::from_utf8_lossy(&installed.stdout).into_owned();
+    let missing: Vec<String> =
+        list("targets").into_iter().filter(|t| !installed.lines().any(|l| l.trim() == t)).collect();
+    if !missing.is_empty() {
+        let mut cmd = Command::new("rustup");
+        cmd.args(["target", "add"]).args(&missing).current_dir(root()).env_remove("RUSTUP_TOOLCHAIN");
+        run(&mut cmd)?;
+    }
+    let mut cmd = Command::new("rustup");
+    cmd.args(["component", "add"]).args(list("components")).current_dir(root()).env_remove("RUSTUP_TOOLCHAIN");
+    cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    run(&mut cmd)
+}
+
+/// Makes sure `program` is on the PATH, installing Debian's `package` when running as
+/// root, or fails with one line naming the package.
+pub fn ensure_program(program: &str, package: &str) -> anyhow::Result<()> {
+    let found = |p: &str| {
+        Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success())
+    };
+    if found(program) {
+        return Ok(());
+    }
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !is_root {
+        bail!("`{program}` is missing: install the Debian package `{package}` (apt-get install {package})");
+    }
+    eprintln!("installing the Debian package {package} (for `{program}`)");
+    let mut update = Command::new("apt-get");
+    update.arg("update").stdout(std::process::Stdio::null());
+    run(&mut update)?;
+    let mut install = Command::new("apt-get");
+    install.args(["install", "-y", "--no-install-recommends", package]).env("DEBIAN_FRONTEND", "noninteractive");
+    run(&mut install)?;
+    if !found(program) {
+        bail!("installed `{package}` but `{program}` is still missing");
+    }
+    Ok(())
+}
+
+/// Like [`run`], but kills the command after `limit` (a hung emulator must not hang CI).
+pub fn run_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("$ {shown}");
+    let start = Instant::now();
+    let mut child = cmd.spawn().with_context(|| format!("could not start {shown}"))?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{shown} failed ({status}) after {:.0?}", start.elapsed());
+            }
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{shown} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
