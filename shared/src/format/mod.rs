@@ -24,6 +24,7 @@ pub use error::{Buffer, DecodeError, LayerError, Section};
 
 use crate::ops::Layer;
 use crate::tensor::{I8s, Shape};
+use validate::Depth;
 
 /// The first four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"FNET";
@@ -105,6 +106,7 @@ impl<'a> Model<'a> {
             crc: stored,
         };
         let mut cursor = model.layers();
+        cursor.depth = Depth::Full;
         for layer in cursor.by_ref() {
             layer?;
         }
@@ -168,11 +170,18 @@ impl<'a> Model<'a> {
         self.labels().nth(usize::from(class))
     }
 
-    /// The layers in execution order, each validated against the shape and
-    /// quantization of the tensor before it. For a model that [`Model::from_bytes`]
-    /// returned, every item is `Ok`.
+    /// The layers in execution order, each located and shape-checked against the
+    /// tensor before it (the per-weight checks were done once by [`Model::from_bytes`]).
+    /// For a model that `from_bytes` returned, every item is `Ok`.
     pub fn layers(&self) -> Layers<'a> {
-        Layers { rest: self.layers, remaining: self.layer_count, index: 0, shape: self.input, quant: self.input_quant }
+        Layers {
+            rest: self.layers,
+            remaining: self.layer_count,
+            index: 0,
+            shape: self.input,
+            quant: self.input_quant,
+            depth: Depth::Structure,
+        }
     }
 }
 
@@ -200,6 +209,7 @@ pub struct Layers<'a> {
     index: u16,
     shape: Shape,
     quant: Quant,
+    depth: Depth,
 }
 
 impl<'a> Iterator for Layers<'a> {
@@ -215,8 +225,8 @@ impl<'a> Iterator for Layers<'a> {
         let step = || {
             let (desc, rest) = postcard::take_from_bytes::<LayerDesc<'a>>(self.rest)
                 .map_err(|_| DecodeError::Malformed { section: Section::Layer { index } })?;
-            let (layer, quant) =
-                validate::layer(&desc, self.shape, self.quant).map_err(|error| DecodeError::Layer { index, error })?;
+            let (layer, quant) = validate::layer(&desc, self.shape, self.quant, self.depth)
+                .map_err(|error| DecodeError::Layer { index, error })?;
             Ok((layer, quant, rest))
         };
         match step() {

@@ -31,9 +31,25 @@ pub(super) fn header(header: &Header<'_>) -> Result<(), DecodeError> {
     check().map_err(|error| DecodeError::Input { error })
 }
 
+/// How much of a layer to check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Depth {
+    /// Everything, including the per-weight and per-channel scans (`O(parameters)`).
+    Full,
+    /// Shapes, lengths and windows only: enough to locate every buffer. Used when
+    /// iterating a model that [`super::Model::from_bytes`] already checked in full; the
+    /// bytes are borrowed immutably, so what was proven then still holds.
+    Structure,
+}
+
 /// Validates `desc` applied to a tensor of `input` shape and `quant`, returning the
 /// runtime layer and its output's quantization.
-pub(super) fn layer<'a>(desc: &LayerDesc<'a>, input: Shape, quant: Quant) -> Result<(Layer<'a>, Quant), LayerError> {
+pub(super) fn layer<'a>(
+    desc: &LayerDesc<'a>,
+    input: Shape,
+    quant: Quant,
+    depth: Depth,
+) -> Result<(Layer<'a>, Quant), LayerError> {
     let (op, output, out_quant) = match *desc {
         LayerDesc::Conv2d { window, ref affine } => {
             let (height, width) = window.output_size(input.height, input.width).ok_or(LayerError::Window)?;
@@ -41,7 +57,7 @@ pub(super) fn layer<'a>(desc: &LayerDesc<'a>, input: Shape, quant: Quant) -> Res
                 .checked_mul(u32::from(window.kernel_w))
                 .and_then(|n| n.checked_mul(u32::from(input.channels)))
                 .ok_or(LayerError::TooLarge)?;
-            let parts = affine_parts(affine, fan_in, quant.zero_point)?;
+            let parts = affine_parts(affine, fan_in, quant.zero_point, depth)?;
             let conv = Conv2d {
                 window,
                 weights: parts.weights,
@@ -56,7 +72,7 @@ pub(super) fn layer<'a>(desc: &LayerDesc<'a>, input: Shape, quant: Quant) -> Res
             if input.height != 1 || input.width != 1 {
                 return Err(LayerError::NotAVector);
             }
-            let parts = affine_parts(affine, u32::from(input.channels), quant.zero_point)?;
+            let parts = affine_parts(affine, u32::from(input.channels), quant.zero_point, depth)?;
             let fc = FullyConnected {
                 weights: parts.weights,
                 bias: parts.bias,
@@ -166,7 +182,12 @@ struct AffineParts<'a> {
 
 /// Checks the buffers of a conv or fully connected layer with `fan_in` inputs per
 /// output, and proves per output channel that the accumulator cannot overflow.
-fn affine_parts<'a>(affine: &Affine<'a>, fan_in: u32, input_zero_point: i8) -> Result<AffineParts<'a>, LayerError> {
+fn affine_parts<'a>(
+    affine: &Affine<'a>,
+    fan_in: u32,
+    input_zero_point: i8,
+    depth: Depth,
+) -> Result<AffineParts<'a>, LayerError> {
     let outputs = u32::from(affine.outputs);
     if outputs == 0 || fan_in == 0 {
         return Err(LayerError::Empty);
@@ -181,6 +202,11 @@ fn affine_parts<'a>(affine: &Affine<'a>, fan_in: u32, input_zero_point: i8) -> R
     let weights = I8s(affine.weights);
     let bias = I32s(affine.bias);
     let requant = Requant { multipliers: I32s(affine.requant.multipliers), shifts: I8s(affine.requant.shifts) };
+    let parts =
+        AffineParts { weights, bias, requant, output: output_stage(affine.activation, affine.output.zero_point) };
+    if depth == Depth::Structure {
+        return Ok(parts);
+    }
     let max_x = max_abs_offset(input_zero_point);
     let per_output = affine.weights.chunks_exact(fan_in as usize);
     for (o, row) in per_output.enumerate() {
@@ -203,5 +229,5 @@ fn affine_parts<'a>(affine: &Affine<'a>, fan_in: u32, input_zero_point: i8) -> R
             return Err(LayerError::Overflow { channel });
         }
     }
-    Ok(AffineParts { weights, bias, requant, output: output_stage(affine.activation, affine.output.zero_point) })
+    Ok(parts)
 }
