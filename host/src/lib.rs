@@ -1,6 +1,17 @@
 //! fitnets on the host: everything that runs on a workstation.
 //!
-//! Today: [`inspect`], which decodes a model blob with `shared`'s validator and
-//! describes it. Training, export and evaluation build on this crate.
+//! - [`data`]: IDX and CIFAR-10 loaders, splits, normalization, augmentation.
+//! - [`model`]: networks from TOML configs, as burn modules, and what they cost.
+//! - [`train`]: the losses, the training loop and run directories.
+//! - [`method`]: the paper's procedures: teacher, scratch, KD, hints.
+//! - [`cli`], [`compare`]: the `fitnets` subcommands.
+//! - [`inspect`]: describing an int8 model blob with `shared`'s validator.
 
+pub mod backend;
+pub mod cli;
+pub mod compare;
+pub mod data;
 pub mod inspect;
+pub mod method;
+pub mod model;
+pub mod train;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use fitnets::cli;
 
 #[derive(Parser, Debug)]
 #[command(name = "fitnets", version, about = "FitNets: thin deep students for microcontrollers")]
@@ -15,11 +16,37 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Validate a model blob and print its layers, parameters, MACs and arena.
+    /// Train a teacher or a student.
+    #[command(subcommand)]
+    Train(Train),
+    /// Test accuracy and confusion matrix of a finished run.
+    Eval {
+        run: PathBuf,
+        #[command(flatten)]
+        data: cli::DataArgs,
+        #[command(flatten)]
+        device: cli::DeviceArgs,
+    },
+    /// Train the teacher and the three student methods; print the paper's Table 4.
+    Compare(Box<fitnets::compare::CompareArgs>),
+    /// Parameters and multiply-accumulates per layer of a run or a config.
+    Info {
+        /// A run directory or a TOML config.
+        target: PathBuf,
+    },
+    /// Validate an int8 model blob and print its layers, parameters, MACs and arena.
     Inspect {
         /// A `.fnet` model blob.
         blob: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum Train {
+    /// Train a teacher on the labels.
+    Teacher(Box<cli::TeacherArgs>),
+    /// Train a student: from scratch, by knowledge distillation, or with hints.
+    Student(Box<cli::StudentArgs>),
 }
 
 fn main() -> ExitCode {
@@ -35,12 +62,20 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Train(Train::Teacher(args)) => cli::train_teacher(&args),
+        Command::Train(Train::Student(args)) => cli::train_student(&args),
+        Command::Compare(args) => fitnets::compare::compare(&args),
+        Command::Eval { run, data, device } => cli::eval(&run, &data, &device),
+        Command::Info { target } => {
+            print!("{}", cli::info(&target)?);
+            Ok(())
+        }
         Command::Inspect { blob } => {
             let bytes = std::fs::read(&blob).with_context(|| format!("reading {}", blob.display()))?;
             let text = fitnets::inspect::describe(&bytes)
                 .with_context(|| format!("{} is not a valid model", blob.display()))?;
             print!("{text}");
+            Ok(())
         }
     }
-    Ok(())
 }

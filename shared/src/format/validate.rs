@@ -86,7 +86,7 @@ pub(super) fn layer<'a>(
             if pieces == 0 {
                 return Err(LayerError::Empty);
             }
-            if input.channels % pieces != 0 {
+            if !input.channels.is_multiple_of(pieces) {
                 return Err(LayerError::Pieces { channels: input.channels, pieces });
             }
             let output = Shape::new(input.height, input.width, input.channels / pieces);

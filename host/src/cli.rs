@@ -1,0 +1,390 @@
+//! The `fitnets` subcommands behind the thin binary: argument types and what each does.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail, ensure};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use clap::Args;
+
+use crate::backend::{CpuBackend, DeviceSpec};
+use crate::data::{self, Augment};
+use crate::method::{self, KdSettings, Method, RunInfo, RunResult, Splits, check_pair, evaluate, load_run, save_net};
+use crate::model::{NetConfig, count};
+use crate::train::run_dir::RunDir;
+use crate::train::schedule::{OptimizerKind, Schedule};
+
+/// Which images to train and test on.
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// A folder of IDX files named like MNIST's (`train-images-idx3-ubyte[.gz]`, …):
+    /// Fashion-MNIST, MNIST or any IDX set. Default: Debian's dataset-fashion-mnist.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// A folder with CIFAR-10's binary batches instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "data")]
+    pub cifar: Option<PathBuf>,
+    /// Training images held out for validation (seeded).
+    #[arg(long, default_value_t = 5000)]
+    pub valid: usize,
+    /// Train on a seeded sample of this many training images (short schedules).
+    #[arg(long)]
+    pub subset: Option<usize>,
+    /// Evaluate on a seeded sample of this many test images.
+    #[arg(long)]
+    pub test_subset: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    pub split_seed: u64,
+}
+
+impl DataArgs {
+    /// Loads the splits of this experiment.
+    pub fn load(&self) -> anyhow::Result<Splits> {
+        let (train, test) = match (&self.cifar, &self.data) {
+            (Some(dir), _) => data::cifar::load_cifar10(dir)?,
+            (None, Some(dir)) => data::fashion_mnist(dir)?,
+            (None, None) => data::fashion_mnist(Path::new(data::FASHION_MNIST_DIR)).with_context(|| {
+                format!(
+                    "Fashion-MNIST is not in {} (install the Debian package dataset-fashion-mnist, or pass --data)",
+                    data::FASHION_MNIST_DIR
+                )
+            })?,
+        };
+        let train = match self.subset {
+            Some(n) => train.sample((n + self.valid).min(train.len()), self.split_seed),
+            None => train,
+        };
+        let test = match self.test_subset {
+            Some(n) => test.sample(n.min(test.len()), self.split_seed),
+            None => test,
+        };
+        Splits::new(&train, test, self.valid, self.split_seed)
+    }
+}
+
+/// How a phase trains.
+#[derive(Args, Clone, Debug)]
+pub struct ScheduleArgs {
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Rmsprop)]
+    pub optimizer: OptimizerKind,
+    /// Initial learning rate (paper, MNIST: 0.0005).
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f64,
+    /// Learning rate at the last step (linear decay).
+    #[arg(long, default_value_t = 0.0)]
+    pub final_lr: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Random shifts of up to this many pixels.
+    #[arg(long, default_value_t = 0)]
+    pub shift: u8,
+    /// Random horizontal flips.
+    #[arg(long)]
+    pub hflip: bool,
+    /// Zero-pad by this many pixels and crop back at random (CIFAR style).
+    #[arg(long, default_value_t = 0)]
+    pub crop_pad: u8,
+}
+
+impl ScheduleArgs {
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            epochs: self.epochs,
+            batch_size: self.batch,
+            optimizer: self.optimizer,
+            learning_rate: self.lr,
+            final_learning_rate: self.final_lr,
+            seed: self.seed,
+            augment: Augment { shift: self.shift, hflip: self.hflip, crop_pad: self.crop_pad },
+        }
+    }
+}
+
+/// Where to run.
+#[derive(Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// The CPU backend.
+    #[arg(long, value_enum, default_value_t = CpuBackend::Ndarray)]
+    pub backend: CpuBackend,
+}
+
+impl DeviceArgs {
+    pub fn describe(&self) -> String {
+        match self.device {
+            DeviceSpec::Cpu => format!("cpu ({:?})", self.backend).to_lowercase(),
+            DeviceSpec::Cuda(n) => format!("cuda:{n}"),
+        }
+    }
+}
+
+/// Arguments of `fitnets train teacher`.
+#[derive(Args, Clone, Debug)]
+pub struct TeacherArgs {
+    #[arg(long, value_name = "TOML")]
+    pub config: PathBuf,
+    /// The run directory (config, metrics.csv, checkpoints, model).
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    /// Continue an interrupted run in `--run` with its saved settings.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Arguments of `fitnets train student`.
+#[derive(Args, Clone, Debug)]
+pub struct StudentArgs {
+    #[arg(long, value_name = "TOML")]
+    pub config: PathBuf,
+    #[arg(long, value_enum)]
+    pub method: Method,
+    /// The teacher's run directory (not needed for `scratch`).
+    #[arg(long, value_name = "DIR")]
+    pub teacher: Option<PathBuf>,
+    #[arg(long, value_name = "DIR")]
+    pub run: PathBuf,
+    #[arg(long)]
+    pub resume: bool,
+    /// Epochs of hint training (stage 1 of `hints`).
+    #[arg(long, default_value_t = 3)]
+    pub hint_epochs: usize,
+    /// KD temperature τ.
+    #[arg(long, default_value_t = 3.0)]
+    pub tau: f64,
+    /// KD weight λ at the first step, annealed linearly to `--lambda-end`.
+    #[arg(long, default_value_t = 4.0)]
+    pub lambda_start: f64,
+    #[arg(long, default_value_t = 1.0)]
+    pub lambda_end: f64,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Starts a run, or reopens it with `--resume` (whose saved settings then win).
+fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir, RunInfo)> {
+    let exists = dir.join("run.json").exists();
+    if resume {
+        ensure!(exists, "{} holds no run to resume", dir.display());
+        let run = RunDir::open(dir)?;
+        let info: RunInfo = run.read_json("run.json")?;
+        return Ok((run, info));
+    }
+    ensure!(!exists, "{} already holds a run: pass --resume to continue it, or choose another --run", dir.display());
+    let run = RunDir::create(dir)?;
+    run.write_json("run.json", &fresh)?;
+    run.write("config.toml", toml::to_string(&fresh.config)?.as_bytes())?;
+    Ok((run, fresh))
+}
+
+/// `fitnets train teacher`.
+pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
+    let config = NetConfig::load(&args.config)?;
+    let splits = args.data.load()?;
+    let fresh = RunInfo {
+        role: "teacher".into(),
+        method: None,
+        config,
+        schedule: args.schedule.schedule(),
+        hint_schedule: None,
+        kd: None,
+        teacher: None,
+        data: splits.info.clone(),
+        backend: args.device.describe(),
+    };
+    let (run, info) = open_run(&args.run, args.resume, fresh)?;
+    crate::with_backend!(args.device.device, args.device.backend, |B, device| {
+        teacher_in::<B>(&run, &info, &splits, &device)
+    })
+}
+
+fn teacher_in<B: AutodiffBackend>(
+    run: &RunDir,
+    info: &RunInfo,
+    splits: &Splits,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (net, history) = method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "teacher", device)?;
+    finish::<B>(run, info, splits, net, Vec::new(), history, start, device)
+}
+
+/// `fitnets train student`.
+pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
+    let config = NetConfig::load(&args.config)?;
+    let splits = args.data.load()?;
+    let mut hint_schedule = args.schedule.schedule();
+    hint_schedule.epochs = args.hint_epochs;
+    let fresh = RunInfo {
+        role: "student".into(),
+        method: Some(args.method),
+        config,
+        schedule: args.schedule.schedule(),
+        hint_schedule: (args.method == Method::Hints).then_some(hint_schedule),
+        kd: (args.method != Method::Scratch).then_some(KdSettings {
+            tau: args.tau,
+            lambda_start: args.lambda_start,
+            lambda_end: args.lambda_end,
+        }),
+        teacher: args.teacher.clone(),
+        data: splits.info.clone(),
+        backend: args.device.describe(),
+    };
+    if args.method != Method::Scratch && args.teacher.is_none() {
+        bail!("--method {} needs --teacher RUN", args.method.name());
+    }
+    let (run, info) = open_run(&args.run, args.resume, fresh)?;
+    crate::with_backend!(args.device.device, args.device.backend, |B, device| {
+        student_in::<B>(&run, &info, &splits, &device)
+    })
+}
+
+fn student_in<B: AutodiffBackend>(
+    run: &RunDir,
+    info: &RunInfo,
+    splits: &Splits,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let method = info.method.context("a student run names its method")?;
+    let (net, hint_history, history) = match &info.teacher {
+        Some(teacher_dir) if method != Method::Scratch => {
+            let (teacher, teacher_info) = load_run::<B::InnerBackend>(teacher_dir, device)?;
+            check_pair(&info.config, &teacher_info.config)?;
+            ensure!(
+                teacher_info.data.normalization == info.data.normalization,
+                "the teacher in {} was trained with another split or normalization of the data",
+                teacher_dir.display()
+            );
+            method::train_student::<B>(
+                &info.config,
+                method,
+                &teacher,
+                &teacher_info.config,
+                splits,
+                &info.schedule,
+                info.hint_schedule.as_ref(),
+                info.kd.unwrap_or_default(),
+                run,
+                device,
+            )?
+        }
+        _ => {
+            let (net, history) =
+                method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "student", device)?;
+            (net, Vec::new(), history)
+        }
+    };
+    finish::<B>(run, info, splits, net, hint_history, history, start, device)
+}
+
+/// Evaluates the final model, saves it and `result.json`, prints the outcome.
+#[allow(clippy::too_many_arguments)]
+fn finish<B: AutodiffBackend>(
+    run: &RunDir,
+    info: &RunInfo,
+    splits: &Splits,
+    net: crate::model::Net<B>,
+    hint_history: Vec<crate::train::fit::EpochMetrics>,
+    history: Vec<crate::train::fit::EpochMetrics>,
+    start: Instant,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    use burn::module::AutodiffModule as _;
+    let net = net.valid();
+    let batcher = splits.batcher(Augment::default());
+    let (valid_accuracy, _) = evaluate(&net, &splits.valid, &batcher, device);
+    let (test_accuracy, confusion) = evaluate(&net, &splits.test, &batcher, device);
+    save_net(net, run)?;
+    let (params, macs) = count::totals(&info.config)?;
+    let train_seconds = start.elapsed().as_secs_f64();
+    let result =
+        RunResult { params, macs, valid_accuracy, test_accuracy, confusion, hint_history, history, train_seconds };
+    run.write_json("result.json", &result)?;
+    println!(
+        "{}: test accuracy {:.2}%, validation {:.2}% ({} parameters, {} MACs) in {}",
+        info.config.name,
+        100.0 * test_accuracy,
+        100.0 * valid_accuracy,
+        params,
+        macs,
+        run.path().display()
+    );
+    Ok(())
+}
+
+/// `fitnets eval RUN`: test accuracy and confusion matrix of a finished run.
+pub fn eval(dir: &Path, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
+    let splits = data.load()?;
+    crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
+        dir, &splits, &dev
+    ))
+}
+
+fn eval_in<B: Backend>(dir: &Path, splits: &Splits, device: &B::Device) -> anyhow::Result<()> {
+    let (net, info) = load_run::<B>(dir, device)?;
+    ensure!(
+        info.data.normalization == splits.info.normalization,
+        "{} was trained on another split or normalization: pass the same data options",
+        dir.display()
+    );
+    let batcher = splits.batcher(Augment::default());
+    let (accuracy, confusion) = evaluate(&net, &splits.test, &batcher, device);
+    println!("{}: test accuracy {:.2}% on {} images", info.config.name, 100.0 * accuracy, splits.test.len());
+    print!("{}", confusion_table(&confusion));
+    Ok(())
+}
+
+/// A confusion matrix as text, rows = true class, columns = predicted.
+pub fn confusion_table(confusion: &[Vec<u64>]) -> String {
+    let mut text = String::from("true\\pred");
+    for c in 0..confusion.len() {
+        text += &format!("{c:>6}");
+    }
+    text.push('\n');
+    for (t, row) in confusion.iter().enumerate() {
+        text += &format!("{t:>9}");
+        for v in row {
+            text += &format!("{v:>6}");
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// `fitnets info RUN|CONFIG`: parameters and MACs per layer.
+pub fn info(target: &Path) -> anyhow::Result<String> {
+    let config = if target.is_dir() {
+        RunDir::open(target)?.read_json::<RunInfo>("run.json")?.config
+    } else {
+        NetConfig::load(target)?
+    };
+    let costs = count::layers(&config)?;
+    let mut text = format!(
+        "{} on {}x{}x{} inputs, {} classes\n",
+        config.name, config.input[0], config.input[1], config.input[2], config.classes
+    );
+    text += &format!("{:<10} {:<9} {:>12} {:>10} {:>12}\n", "layer", "kind", "output", "params", "MACs");
+    for c in &costs {
+        let shape = format!("{}x{}x{}", c.output[0], c.output[1], c.output[2]);
+        text += &format!("{:<10} {:<9} {:>12} {:>10} {:>12}\n", c.name, c.kind, shape, c.params, c.macs);
+    }
+    let (params, macs) = count::totals(&config)?;
+    text += &format!("{:<10} {:<9} {:>12} {:>10} {:>12}\n", "total", "", "", params, macs);
+    Ok(text)
+}

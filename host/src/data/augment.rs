@@ -1,0 +1,92 @@
+//! Random training-time augmentation of NHWC `u8` images: translation and horizontal flip.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Which augmentations to apply to each training image; the default does nothing, and
+/// fields missing from a saved config take their default.
+///
+/// Both translations move the image by a whole number of pixels and fill what moved in
+/// with zeros; when both are set their offsets add up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Augment {
+    /// Largest random translation in pixels along each axis, drawn uniformly from
+    /// `-shift..=shift`.
+    pub shift: u8,
+    /// Mirror left to right with probability one half.
+    pub hflip: bool,
+    /// Pad each side with this many zero pixels, then crop a random window of the original
+    /// size (the CIFAR recipe): a translation drawn uniformly from `-crop_pad..=crop_pad`.
+    pub crop_pad: u8,
+}
+
+impl Augment {
+    /// Whether [`Augment::apply`] copies every image unchanged.
+    pub fn is_identity(&self) -> bool {
+        self.shift == 0 && !self.hflip && self.crop_pad == 0
+    }
+
+    /// Writes an augmented copy of `image` (`h * w * c` bytes, NHWC) into `out`.
+    ///
+    /// Draws from `rng` in a fixed order (shift, then crop, then flip; rows before
+    /// columns), and only for the augmentations that are enabled, so a seeded generator
+    /// gives the same images on every platform. Panics if `image` or `out` is not
+    /// `h * w * c` bytes long.
+    pub fn apply(&self, image: &[u8], h: usize, w: usize, c: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
+        let (mut dy, mut dx) = (0, 0);
+        for max in [self.shift, self.crop_pad] {
+            if max > 0 {
+                let max = i32::from(max);
+                dy += rng.random_range(-max..=max);
+                dx += rng.random_range(-max..=max);
+            }
+        }
+        translate(image, h, w, c, dy as isize, dx as isize, out);
+        if self.hflip && rng.random_bool(0.5) {
+            hflip(out, h, w, c);
+        }
+    }
+}
+
+/// Writes `image` moved down by `dy` and right by `dx` pixels (negative: up, left) into
+/// `out`; pixels moved in from outside are zero. Panics if `image` or `out` is not
+/// `h * w * c` bytes long.
+pub fn translate(image: &[u8], h: usize, w: usize, c: usize, dy: isize, dx: isize, out: &mut [u8]) {
+    assert_eq!(image.len(), h * w * c, "image is not {h}x{w}x{c}");
+    assert_eq!(out.len(), h * w * c, "output is not {h}x{w}x{c}");
+    let row = w * c;
+    if row == 0 {
+        return;
+    }
+    // Output columns that receive a source pixel, and the source column of the first.
+    let (x0, x1) = (dx.clamp(0, w as isize) as usize, (w as isize + dx).clamp(0, w as isize) as usize);
+    let sx0 = (x0 as isize - dx) as usize;
+    for (y, dst) in out.chunks_exact_mut(row).enumerate() {
+        let sy = y as isize - dy;
+        if sy < 0 || sy >= h as isize || x0 >= x1 {
+            dst.fill(0);
+            continue;
+        }
+        let src = &image[sy as usize * row..][..row];
+        dst[..x0 * c].fill(0);
+        dst[x0 * c..x1 * c].copy_from_slice(&src[sx0 * c..(sx0 + x1 - x0) * c]);
+        dst[x1 * c..].fill(0);
+    }
+}
+
+/// Mirrors `image` (`h * w * c` bytes, NHWC) left to right in place, keeping the channel
+/// order of each pixel. Panics if `image` is not `h * w * c` bytes long.
+pub fn hflip(image: &mut [u8], h: usize, w: usize, c: usize) {
+    assert_eq!(image.len(), h * w * c, "image is not {h}x{w}x{c}");
+    if w * c == 0 {
+        return;
+    }
+    for row in image.chunks_exact_mut(w * c) {
+        for x in 0..w / 2 {
+            let (left, right) = row.split_at_mut((w - 1 - x) * c);
+            left[x * c..(x + 1) * c].swap_with_slice(&mut right[..c]);
+        }
+    }
+}

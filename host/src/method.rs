@@ -1,0 +1,349 @@
+//! The paper's procedures on top of the training loop: train a teacher; train a
+//! student from scratch, by knowledge distillation, or by hints then distillation.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail, ensure};
+use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::record::{BinFileRecorder, FullPrecisionSettings};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Augment, Dataset, Normalization};
+use crate::model::config::LayerConfig;
+use crate::model::net::ConvLayer;
+use crate::model::{Net, NetConfig};
+use crate::train::batch::Batcher;
+use crate::train::fit::{EpochMetrics, Objective, Phase, Trainee, fit};
+use crate::train::run_dir::RunDir;
+use crate::train::schedule::Schedule;
+
+/// How a student learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Backpropagation on the labels alone.
+    Scratch,
+    /// Knowledge distillation from the teacher's softened outputs.
+    Kd,
+    /// Hint training of the layers up to the guided one, then knowledge distillation.
+    Hints,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Scratch => "scratch",
+            Method::Kd => "kd",
+            Method::Hints => "hints",
+        }
+    }
+}
+
+/// Knowledge-distillation settings (paper: τ = 3, λ from 4 to 1).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KdSettings {
+    pub tau: f64,
+    pub lambda_start: f64,
+    pub lambda_end: f64,
+}
+
+impl Default for KdSettings {
+    fn default() -> KdSettings {
+        KdSettings { tau: 3.0, lambda_start: 4.0, lambda_end: 1.0 }
+    }
+}
+
+/// Where the images came from and how they were split and normalized.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    pub name: String,
+    pub train_images: usize,
+    pub valid_images: usize,
+    pub test_images: usize,
+    pub split_seed: u64,
+    pub normalization: Normalization,
+}
+
+/// Everything needed to understand, resume or reuse a run: saved as `run.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// `teacher` or `student`.
+    pub role: String,
+    pub method: Option<Method>,
+    pub config: NetConfig,
+    pub schedule: Schedule,
+    /// Hint training (stage 1) of the `hints` method.
+    pub hint_schedule: Option<Schedule>,
+    pub kd: Option<KdSettings>,
+    pub teacher: Option<PathBuf>,
+    pub data: DataInfo,
+    pub backend: String,
+}
+
+/// The outcome of a run: saved as `result.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub params: u64,
+    pub macs: u64,
+    pub valid_accuracy: f64,
+    pub test_accuracy: f64,
+    /// `confusion[true][predicted]` on the test set.
+    pub confusion: Vec<Vec<u64>>,
+    pub hint_history: Vec<EpochMetrics>,
+    pub history: Vec<EpochMetrics>,
+    pub train_seconds: f64,
+}
+
+/// The splits of one experiment.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    pub train: Dataset,
+    pub valid: Dataset,
+    pub test: Dataset,
+    pub info: DataInfo,
+}
+
+impl Splits {
+    /// Holds out `valid` seeded training images and normalizes with the rest's statistics.
+    pub fn new(train: &Dataset, test: Dataset, valid: usize, seed: u64) -> anyhow::Result<Splits> {
+        let (train, valid) = train.split(valid, seed)?;
+        let normalization = Normalization::of(&train);
+        let info = DataInfo {
+            name: train.name.clone(),
+            train_images: train.len(),
+            valid_images: valid.len(),
+            test_images: test.len(),
+            split_seed: seed,
+            normalization,
+        };
+        Ok(Splits { train, valid, test, info })
+    }
+
+    pub fn batcher(&self, augment: Augment) -> Batcher {
+        Batcher { normalization: self.info.normalization.clone(), augment }
+    }
+}
+
+type Recorder32 = BinFileRecorder<FullPrecisionSettings>;
+
+/// The file a run's final model is saved in (without burn's `.bin` extension).
+pub const MODEL_FILE: &str = "model";
+
+/// Saves `net` as the run's final model.
+pub fn save_net<B: Backend>(net: Net<B>, run: &RunDir) -> anyhow::Result<()> {
+    let tmp = run.join("model-tmp");
+    net.save_file(tmp.clone(), &Recorder32::new())?;
+    std::fs::rename(tmp.with_extension("bin"), run.join("model.bin")).context("moving the final model into place")
+}
+
+/// Loads the final model of the run at `dir`, with its run information.
+pub fn load_run<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(Net<B>, RunInfo)> {
+    let run = RunDir::open(dir)?;
+    let info: RunInfo = run.read_json("run.json")?;
+    ensure!(run.join("model.bin").exists(), "{} has no final model: the run did not finish", dir.display());
+    let net = Net::<B>::new(&info.config, device)?
+        .load_file(run.join(MODEL_FILE), &Recorder32::new(), device)
+        .with_context(|| format!("loading the model of {}", dir.display()))?;
+    Ok((net, info))
+}
+
+/// The regressor that maps the student's guided layer onto the teacher's hint layer:
+/// a valid conv of kernel `N_g - N_h + 1` per axis with the hint layer's maxout pieces
+/// (the paper's rule), unless the student's config overrides kernel or pieces.
+pub fn regressor_shape(student: &NetConfig, teacher: &NetConfig) -> anyhow::Result<RegressorShape> {
+    let guided_name = student.guided.as_deref().with_context(|| format!("{} names no guided layer", student.name))?;
+    let hint_name = teacher.hint.as_deref().with_context(|| format!("{} names no hint layer", teacher.name))?;
+    let guided = student.layer_index(guided_name)?;
+    let hint = teacher.layer_index(hint_name)?;
+    let [gc, gh, gw] = student.shapes()?[guided];
+    let [hc, hh, hw] = teacher.shapes()?[hint];
+    ensure!(
+        gh >= hh && gw >= hw || student.regressor.as_ref().and_then(|r| r.kernel).is_some(),
+        "guided map {gh}x{gw} is smaller than the hint map {hh}x{hw}: set [regressor] kernel in {}",
+        student.name
+    );
+    // The hint layer's nonlinearity: the pieces of the last conv up to it.
+    let hint_pieces = teacher.layers[..=hint]
+        .iter()
+        .rev()
+        .find_map(|l| match l {
+            LayerConfig::Conv { pieces, .. } => Some(*pieces),
+            _ => None,
+        })
+        .unwrap_or(1);
+    let overrides =
+        student.regressor.clone().unwrap_or(crate::model::config::RegressorConfig { kernel: None, pieces: None });
+    let pieces = overrides.pieces.unwrap_or(hint_pieces);
+    let (kernel, padding) = match overrides.kernel {
+        None => ([gh - hh + 1, gw - hw + 1], [0, 0]),
+        Some(k) => {
+            // Pad so that the output is exactly the hint's size.
+            let pad = |g: usize, h: usize| -> anyhow::Result<usize> {
+                let need = (h + k).checked_sub(g + 1).context("regressor kernel too small for these maps")?;
+                ensure!(need % 2 == 0, "regressor kernel {k} cannot map {g} to {h} with symmetric padding");
+                Ok(need / 2)
+            };
+            ([k, k], [pad(gh, hh)?, pad(gw, hw)?])
+        }
+    };
+    Ok(RegressorShape { guided, hint, in_channels: gc, units: hc, pieces, kernel, padding })
+}
+
+/// The regressor's geometry, from [`regressor_shape`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegressorShape {
+    /// Index of the guided layer in the student, of the hint layer in the teacher.
+    pub guided: usize,
+    pub hint: usize,
+    pub in_channels: usize,
+    pub units: usize,
+    pub pieces: usize,
+    /// `[height, width]`.
+    pub kernel: [usize; 2],
+    pub padding: [usize; 2],
+}
+
+impl RegressorShape {
+    pub fn build<B: Backend>(&self, device: &B::Device) -> ConvLayer<B> {
+        let [ph, pw] = self.padding;
+        let conv = Conv2dConfig::new([self.in_channels, self.units * self.pieces], self.kernel)
+            .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
+            .init(device);
+        ConvLayer { conv, norm: None, pieces: self.pieces, relu: false }
+    }
+
+    /// Trainable parameters of the regressor (dropped after hint training).
+    pub fn params(&self) -> usize {
+        let maps = self.units * self.pieces;
+        self.in_channels * self.kernel[0] * self.kernel[1] * maps + maps
+    }
+}
+
+/// Trains a network on the labels (a teacher, or a student from scratch).
+pub fn train_on_labels<B: AutodiffBackend>(
+    config: &NetConfig,
+    splits: &Splits,
+    schedule: &Schedule,
+    run: &RunDir,
+    phase: &str,
+    device: &B::Device,
+) -> anyhow::Result<(Net<B>, Vec<EpochMetrics>)> {
+    B::seed(device, schedule.seed);
+    let model = Trainee { net: Net::<B>::new(config, device)?, regressor: None };
+    let batcher = splits.batcher(schedule.augment);
+    let phase = Phase {
+        name: phase,
+        schedule,
+        train: &splits.train,
+        valid: &splits.valid,
+        batcher: &batcher,
+        run,
+        stop_after: None,
+    };
+    let (model, history) = fit(&phase, model, &Objective::Labels, device)?;
+    Ok((model.net, history))
+}
+
+/// Trains a student with `method` from a trained teacher.
+#[allow(clippy::too_many_arguments)]
+pub fn train_student<B: AutodiffBackend>(
+    config: &NetConfig,
+    method: Method,
+    teacher: &Net<B::InnerBackend>,
+    teacher_config: &NetConfig,
+    splits: &Splits,
+    schedule: &Schedule,
+    hint_schedule: Option<&Schedule>,
+    kd: KdSettings,
+    run: &RunDir,
+    device: &B::Device,
+) -> anyhow::Result<(Net<B>, Vec<EpochMetrics>, Vec<EpochMetrics>)> {
+    if method == Method::Scratch {
+        let (net, history) = train_on_labels::<B>(config, splits, schedule, run, "student", device)?;
+        return Ok((net, Vec::new(), history));
+    }
+    // Same initial weights as a scratch student with the same seed.
+    B::seed(device, schedule.seed);
+    let mut net = Net::<B>::new(config, device)?;
+    let mut hint_history = Vec::new();
+    if method == Method::Hints {
+        let hint_schedule = hint_schedule.context("the hints method needs a hint-training schedule")?;
+        let shape = regressor_shape(config, teacher_config)?;
+        let regressor = shape.build::<B>(device);
+        let batcher = splits.batcher(hint_schedule.augment);
+        let phase = Phase {
+            name: "hints",
+            schedule: hint_schedule,
+            train: &splits.train,
+            valid: &splits.valid,
+            batcher: &batcher,
+            run,
+            stop_after: None,
+        };
+        let objective =
+            Objective::Hints { teacher: teacher.clone(), hint_layers: shape.hint + 1, guided_layers: shape.guided + 1 };
+        let (trained, history) = fit(&phase, Trainee { net, regressor: Some(regressor) }, &objective, device)?;
+        // The regressor is dropped; the student keeps its trained lower layers.
+        net = trained.net;
+        hint_history = history;
+    }
+    let batcher = splits.batcher(schedule.augment);
+    let phase = Phase {
+        name: "student",
+        schedule,
+        train: &splits.train,
+        valid: &splits.valid,
+        batcher: &batcher,
+        run,
+        stop_after: None,
+    };
+    let objective = Objective::Distill {
+        teacher: teacher.clone(),
+        tau: kd.tau,
+        lambda_start: kd.lambda_start,
+        lambda_end: kd.lambda_end,
+    };
+    let (trained, history) = fit(&phase, Trainee { net, regressor: None }, &objective, device)?;
+    Ok((trained.net, hint_history, history))
+}
+
+/// Accuracy and confusion matrix (`[true][predicted]`) of `net` on `data`.
+pub fn evaluate<B: Backend>(
+    net: &Net<B>,
+    data: &Dataset,
+    batcher: &Batcher,
+    device: &B::Device,
+) -> (f64, Vec<Vec<u64>>) {
+    let classes = data.classes;
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    let indices: Vec<usize> = (0..data.len()).collect();
+    for chunk in indices.chunks(512) {
+        let images = batcher.images::<B>(data, chunk, None, device);
+        let predicted = net.forward(images).argmax(1).into_data();
+        let predicted = predicted.iter::<i64>();
+        for (&i, p) in chunk.iter().zip(predicted) {
+            confusion[usize::from(data.labels[i])][p as usize] += 1;
+        }
+    }
+    let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
+    (correct as f64 / data.len().max(1) as f64, confusion)
+}
+
+/// Checks that a student and its teacher fit together.
+pub fn check_pair(student: &NetConfig, teacher: &NetConfig) -> anyhow::Result<()> {
+    if student.input != teacher.input || student.classes != teacher.classes {
+        bail!(
+            "student {} ({:?}, {} classes) and teacher {} ({:?}, {} classes) disagree on input or classes",
+            student.name,
+            student.input,
+            student.classes,
+            teacher.name,
+            teacher.input,
+            teacher.classes
+        );
+    }
+    Ok(())
+}

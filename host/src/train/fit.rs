@@ -1,0 +1,356 @@
+//! The training loop shared by every phase: batches, optimizer steps, validation,
+//! `metrics.csv`, progress, and checkpoints that make `--resume` exact.
+
+use std::io::IsTerminal as _;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, RmsProp, RmsPropConfig};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Int, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng as _;
+use rand::seq::SliceRandom as _;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::batch::Batcher;
+use super::loss::{cross_entropy, hint_loss, kd_loss, lambda_at};
+use super::run_dir::RunDir;
+use super::schedule::{OptimizerKind, Schedule, epoch_seed};
+use crate::data::Dataset;
+use crate::model::net::{ConvLayer, Net};
+
+/// What is being trained: a network, and during hint training its regressor.
+#[derive(Module, Debug)]
+pub struct Trainee<B: Backend> {
+    pub net: Net<B>,
+    pub regressor: Option<ConvLayer<B>>,
+}
+
+/// What a phase minimizes.
+#[derive(Clone, Debug)]
+pub enum Objective<B: AutodiffBackend> {
+    /// Cross-entropy with the labels.
+    Labels,
+    /// Knowledge distillation from `teacher` (run without gradients).
+    Distill { teacher: Net<B::InnerBackend>, tau: f64, lambda_start: f64, lambda_end: f64 },
+    /// Hint training: the first `guided_layers` of the student, through the regressor,
+    /// regress the output of the teacher's first `hint_layers`.
+    Hints { teacher: Net<B::InnerBackend>, hint_layers: usize, guided_layers: usize },
+}
+
+/// Where and how a phase trains.
+#[derive(Debug)]
+pub struct Phase<'a> {
+    /// Its name in `metrics.csv` and checkpoints: `teacher`, `student`, `hints`.
+    pub name: &'a str,
+    pub schedule: &'a Schedule,
+    pub train: &'a Dataset,
+    pub valid: &'a Dataset,
+    pub batcher: &'a Batcher,
+    pub run: &'a RunDir,
+    /// Stop after this many epochs as if interrupted (the checkpoint is written): a long
+    /// schedule can be trained in pieces and continued with a resume.
+    pub stop_after: Option<usize>,
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    pub train_loss: f64,
+    /// `None` for hint training, which has no classifier output.
+    pub train_accuracy: Option<f64>,
+    pub valid_loss: f64,
+    pub valid_accuracy: Option<f64>,
+    pub learning_rate: f64,
+    pub lambda: Option<f64>,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+impl EpochMetrics {
+    fn csv(&self, phase: &str) -> String {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+        format!(
+            "{phase},{},{:.6},{},{:.6},{},{:.6e},{},{:.2},{:.1}",
+            self.epoch,
+            self.train_loss,
+            opt(self.train_accuracy),
+            self.valid_loss,
+            opt(self.valid_accuracy),
+            self.learning_rate,
+            opt(self.lambda),
+            self.seconds,
+            self.images_per_second
+        )
+    }
+}
+
+/// What a checkpoint says: the last completed epoch of a phase and its files.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    phase: String,
+    epochs_done: usize,
+    model: String,
+    optimizer: String,
+}
+
+type Recorder32 = BinFileRecorder<FullPrecisionSettings>;
+
+/// The optimizer of a phase, behind one type.
+#[derive(Clone)]
+enum Optim<B: AutodiffBackend> {
+    RmsProp(OptimizerAdaptor<RmsProp, Trainee<B>, B>),
+    Adam(OptimizerAdaptor<Adam, Trainee<B>, B>),
+}
+
+impl<B: AutodiffBackend> Optim<B> {
+    fn new(kind: OptimizerKind) -> Optim<B> {
+        match kind {
+            OptimizerKind::Rmsprop => {
+                Optim::RmsProp(RmsPropConfig::new().with_alpha(0.99).with_momentum(0.0).with_epsilon(1e-8).init())
+            }
+            OptimizerKind::Adam => Optim::Adam(AdamConfig::new().with_epsilon(1e-8).init()),
+        }
+    }
+
+    fn step(&mut self, lr: f64, model: Trainee<B>, grads: GradientsParams) -> Trainee<B> {
+        match self {
+            Optim::RmsProp(o) => o.step(lr, model, grads),
+            Optim::Adam(o) => o.step(lr, model, grads),
+        }
+    }
+
+    fn save(&self, path: std::path::PathBuf) -> anyhow::Result<()> {
+        let recorder = Recorder32::new();
+        match self {
+            Optim::RmsProp(o) => recorder.record(o.to_record(), path)?,
+            Optim::Adam(o) => recorder.record(o.to_record(), path)?,
+        }
+        Ok(())
+    }
+
+    fn load(self, path: std::path::PathBuf, device: &B::Device) -> anyhow::Result<Optim<B>> {
+        let recorder = Recorder32::new();
+        Ok(match self {
+            Optim::RmsProp(o) => Optim::RmsProp(o.load_record(recorder.load(path, device)?)),
+            Optim::Adam(o) => Optim::Adam(o.load_record(recorder.load(path, device)?)),
+        })
+    }
+}
+
+/// Trains `model` for `phase`, resuming from the phase's checkpoint in the run
+/// directory when there is one. Returns the trained model and every epoch's metrics
+/// (those before a resume are read back from the checkpoint's history).
+pub fn fit<B: AutodiffBackend>(
+    phase: &Phase<'_>,
+    mut model: Trainee<B>,
+    objective: &Objective<B>,
+    device: &B::Device,
+) -> anyhow::Result<(Trainee<B>, Vec<EpochMetrics>)> {
+    let schedule = phase.schedule;
+    let mut optim = Optim::<B>::new(schedule.optimizer);
+    let state_file = format!("checkpoint-{}.json", phase.name);
+    let history_file = format!("history-{}.json", phase.name);
+    let mut history: Vec<EpochMetrics> = Vec::new();
+    let mut start = 0;
+    if phase.run.join(&state_file).exists() {
+        let state: CheckpointState = phase.run.read_json(&state_file)?;
+        model = model
+            .load_file(phase.run.join(&state.model), &Recorder32::new(), device)
+            .with_context(|| format!("loading checkpoint {}", state.model))?;
+        optim = optim.load(phase.run.join(&state.optimizer), device)?;
+        history = phase.run.read_json(&history_file)?;
+        history.truncate(state.epochs_done);
+        start = state.epochs_done;
+        let done = start;
+        phase.run.truncate_metrics(|p, e| p != phase.name || e <= done)?;
+        if start < schedule.epochs {
+            eprintln!("{}: resuming after epoch {start} of {}", phase.name, schedule.epochs);
+        }
+    }
+
+    let n = phase.train.len();
+    let steps_per_epoch = n.div_ceil(schedule.batch_size);
+    let total_steps = steps_per_epoch * schedule.epochs;
+    let terminal = std::io::stderr().is_terminal();
+    for epoch in start..schedule.epochs {
+        let seed = epoch_seed(schedule.seed, phase.name, epoch);
+        B::seed(device, seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut rng);
+
+        let bar = if terminal { ProgressBar::new(steps_per_epoch as u64) } else { ProgressBar::hidden() };
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg} ({per_sec}, eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{} epoch {}/{}", phase.name, epoch + 1, schedule.epochs));
+
+        let started = Instant::now();
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+        let (mut lr, mut lambda) = (schedule.learning_rate, None);
+        for (b, indices) in order.chunks(schedule.batch_size).enumerate() {
+            let step = epoch * steps_per_epoch + b;
+            lr = schedule.learning_rate_at(step, total_steps);
+            let inner = phase.batcher.images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device);
+            let labels = phase.batcher.labels::<B>(phase.train, indices, device);
+            let (loss, logits, used_lambda) = batch_loss(&model, objective, inner, labels.clone(), step, total_steps);
+            lambda = used_lambda;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+
+            let batch_loss: f64 = loss.into_scalar().elem();
+            loss_sum += batch_loss * indices.len() as f64;
+            if let Some(logits) = logits {
+                correct += count_correct(logits.inner(), labels.inner());
+            }
+            seen += indices.len();
+            bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let (valid_loss, valid_accuracy) = validate(&model.valid(), objective, phase, device);
+        let metrics = EpochMetrics {
+            epoch: epoch + 1,
+            train_loss: loss_sum / n as f64,
+            train_accuracy: objective.has_logits().then(|| correct as f64 / n as f64),
+            valid_loss,
+            valid_accuracy,
+            learning_rate: lr,
+            lambda,
+            seconds,
+            images_per_second: n as f64 / seconds,
+        };
+        eprintln!("{}", describe(phase.name, schedule.epochs, &metrics));
+        phase.run.append_metrics(&[metrics.csv(phase.name)])?;
+        history.push(metrics);
+
+        // Files of this epoch first, then the state that points at them: an
+        // interruption at any moment leaves the previous checkpoint usable.
+        let stem = format!("checkpoint-{}-epoch{}", phase.name, epoch + 1);
+        model.clone().save_file(phase.run.join(&format!("{stem}-model")), &Recorder32::new())?;
+        optim.save(phase.run.join(&format!("{stem}-optim")))?;
+        phase.run.write_json(&history_file, &history)?;
+        let previous: Option<CheckpointState> = phase.run.read_json(&state_file).ok();
+        phase.run.write_json(
+            &state_file,
+            &CheckpointState {
+                phase: phase.name.to_string(),
+                epochs_done: epoch + 1,
+                model: format!("{stem}-model.bin"),
+                optimizer: format!("{stem}-optim.bin"),
+            },
+        )?;
+        if let Some(previous) = previous {
+            let _ = std::fs::remove_file(phase.run.join(&previous.model));
+            let _ = std::fs::remove_file(phase.run.join(&previous.optimizer));
+        }
+        if phase.stop_after == Some(epoch + 1) {
+            break;
+        }
+    }
+    Ok((model, history))
+}
+
+fn describe(phase: &str, epochs: usize, m: &EpochMetrics) -> String {
+    let mut line = format!("{phase} epoch {}/{epochs}: loss {:.4}", m.epoch, m.train_loss);
+    if let Some(acc) = m.train_accuracy {
+        line += &format!(", train {:.2}%", 100.0 * acc);
+    }
+    match m.valid_accuracy {
+        Some(acc) => line += &format!(", valid {:.2}% (loss {:.4})", 100.0 * acc, m.valid_loss),
+        None => line += &format!(", valid loss {:.4}", m.valid_loss),
+    }
+    line += &format!(", lr {:.2e}", m.learning_rate);
+    if let Some(lambda) = m.lambda {
+        line += &format!(", λ {lambda:.2}");
+    }
+    line + &format!(", {:.0} images/s, {:.0}s", m.images_per_second, m.seconds)
+}
+
+impl<B: AutodiffBackend> Objective<B> {
+    fn has_logits(&self) -> bool {
+        !matches!(self, Objective::Hints { .. })
+    }
+}
+
+/// The loss of one batch, the logits when the objective has them, and λ when it uses one.
+fn batch_loss<B: AutodiffBackend>(
+    model: &Trainee<B>,
+    objective: &Objective<B>,
+    inner: Tensor<B::InnerBackend, 4>,
+    labels: Tensor<B, 1, Int>,
+    step: usize,
+    total_steps: usize,
+) -> (Tensor<B, 1>, Option<Tensor<B, 2>>, Option<f64>) {
+    let images = Tensor::<B, 4>::from_inner(inner.clone());
+    match objective {
+        Objective::Labels => {
+            let logits = model.net.forward(images);
+            (cross_entropy(logits.clone(), labels), Some(logits), None)
+        }
+        Objective::Distill { teacher, tau, lambda_start, lambda_end } => {
+            let teacher_logits = Tensor::from_inner(teacher.forward(inner));
+            let lambda = lambda_at(step, total_steps, *lambda_start, *lambda_end);
+            let logits = model.net.forward(images);
+            (kd_loss(logits.clone(), teacher_logits, labels, lambda, *tau), Some(logits), Some(lambda))
+        }
+        Objective::Hints { teacher, hint_layers, guided_layers } => {
+            let hint = Tensor::from_inner(teacher.forward_to(inner, *hint_layers).map());
+            let guided = model.net.forward_to(images, *guided_layers).map();
+            let regressor = model.regressor.as_ref().expect("hint training has a regressor");
+            (hint_loss(regressor.forward(guided), hint), None, None)
+        }
+    }
+}
+
+/// Validation loss and, with logits, accuracy.
+fn validate<B: AutodiffBackend>(
+    model: &Trainee<B::InnerBackend>,
+    objective: &Objective<B>,
+    phase: &Phase<'_>,
+    device: &B::Device,
+) -> (f64, Option<f64>) {
+    let data = phase.valid;
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let (mut loss_sum, mut correct) = (0.0f64, 0usize);
+    for chunk in indices.chunks(512) {
+        let images = phase.batcher.images::<B::InnerBackend>(data, chunk, None, device);
+        let labels = phase.batcher.labels::<B::InnerBackend>(data, chunk, device);
+        let loss = match objective {
+            Objective::Hints { teacher, hint_layers, guided_layers } => {
+                let hint = teacher.forward_to(images.clone(), *hint_layers).map();
+                let guided = model.net.forward_to(images, *guided_layers).map();
+                let regressor = model.regressor.as_ref().expect("hint training has a regressor");
+                hint_loss(regressor.forward(guided), hint)
+            }
+            _ => {
+                let logits = model.net.forward(images);
+                correct += count_correct(logits.clone(), labels.clone());
+                cross_entropy(logits, labels)
+            }
+        };
+        let loss: f64 = loss.into_scalar().elem();
+        loss_sum += loss * chunk.len() as f64;
+    }
+    let n = data.len().max(1) as f64;
+    (loss_sum / n, objective.has_logits().then(|| correct as f64 / n))
+}
+
+/// Number of rows of `logits` whose argmax is the label.
+pub fn count_correct<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>) -> usize {
+    let predicted = logits.argmax(1).flatten::<1>(0, 1);
+    let hits: i64 = predicted.equal(labels).int().sum().into_scalar().elem();
+    hits as usize
+}
+
+use burn::tensor::ElementConversion as _;

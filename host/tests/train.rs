@@ -1,0 +1,358 @@
+//! Training, hermetically: a small generated image set with a learnable pattern, tiny
+//! teacher and student configs. Each method must learn well above chance, hint training
+//! must lower its loss, and a resumed run must equal an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{Tensor, TensorData};
+use fitnets::data::{Augment, Dataset};
+use fitnets::method::{self, KdSettings, Method, Splits, evaluate, regressor_shape};
+use fitnets::model::{Net, NetConfig, count};
+use fitnets::train::batch::Batcher;
+use fitnets::train::fit::{Objective, Phase, Trainee, fit};
+use fitnets::train::loss::{cross_entropy, kd_loss, lambda_at, soft_cross_entropy};
+use fitnets::train::run_dir::RunDir;
+use fitnets::train::schedule::{OptimizerKind, Schedule};
+
+type B = Autodiff<NdArray<f32>>;
+type Inner = NdArray<f32>;
+
+/// 12x12 grey images of 4 classes: a bright bar (vertical, horizontal, diagonal or a
+/// square) at a random place, on noise.
+fn pattern_dataset(n: usize, seed: u64) -> Dataset {
+    let (h, w) = (12usize, 12usize);
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut images = vec![0u8; n * h * w];
+    let mut labels = vec![0u8; n];
+    for i in 0..n {
+        let label = (next() % 4) as u8;
+        labels[i] = label;
+        let image = &mut images[i * h * w..(i + 1) * h * w];
+        for p in image.iter_mut() {
+            *p = (next() % 60) as u8;
+        }
+        let (y0, x0) = (2 + (next() % 4) as usize, 2 + (next() % 4) as usize);
+        for k in 0..6 {
+            let (y, x) = match label {
+                0 => (y0 + k, x0),
+                1 => (y0, x0 + k),
+                2 => (y0 + k, x0 + k),
+                _ => (y0 + k / 3, x0 + k % 3),
+            };
+            image[y * w + x] = 200 + (next() % 55) as u8;
+        }
+    }
+    Dataset { images, labels, height: h, width: w, channels: 1, classes: 4, name: "patterns".into() }
+}
+
+fn splits() -> Splits {
+    Splits::new(&pattern_dataset(1400, 1), pattern_dataset(300, 2), 200, 3).unwrap()
+}
+
+const TEACHER: &str = r#"
+name = "tiny-teacher"
+input = [12, 12, 1]
+classes = 4
+hint = "pool1"
+[[layers]]
+type = "conv"
+name = "conv1"
+units = 12
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+name = "pool1"
+kernel = 2
+[[layers]]
+type = "conv"
+units = 12
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+kernel = 2
+[[layers]]
+type = "dense"
+units = 4
+"#;
+
+const STUDENT: &str = r#"
+name = "tiny-fitnet"
+input = [12, 12, 1]
+classes = 4
+guided = "conv2"
+[[layers]]
+type = "conv"
+units = 4
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "conv"
+name = "conv2"
+units = 4
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+kernel = 2
+[[layers]]
+type = "conv"
+units = 6
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+kernel = 2
+[[layers]]
+type = "dense"
+units = 4
+"#;
+
+fn schedule(epochs: usize, seed: u64) -> Schedule {
+    Schedule {
+        epochs,
+        batch_size: 32,
+        optimizer: OptimizerKind::Adam,
+        learning_rate: 3e-3,
+        final_learning_rate: 3e-4,
+        seed,
+        augment: Augment::default(),
+    }
+}
+
+fn temp_run(name: &str) -> RunDir {
+    let dir: PathBuf = std::env::temp_dir().join(format!("fitnets-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    RunDir::create(&dir).unwrap()
+}
+
+fn test_accuracy(net: &Net<Inner>, splits: &Splits) -> f64 {
+    evaluate(net, &splits.test, &splits.batcher(Augment::default()), &Default::default()).0
+}
+
+fn trained_teacher(splits: &Splits) -> Net<Inner> {
+    use burn::module::AutodiffModule as _;
+    let config = NetConfig::parse(TEACHER).unwrap();
+    let run = temp_run("teacher");
+    let (net, _) =
+        method::train_on_labels::<B>(&config, splits, &schedule(4, 7), &run, "teacher", &Default::default()).unwrap();
+    std::fs::remove_dir_all(run.path()).unwrap();
+    net.valid()
+}
+
+#[test]
+fn every_method_learns_and_hints_lower_their_loss() {
+    use burn::module::AutodiffModule as _;
+    let splits = splits();
+    let teacher = trained_teacher(&splits);
+    let teacher_accuracy = test_accuracy(&teacher, &splits);
+    assert!(teacher_accuracy > 0.8, "teacher {teacher_accuracy}");
+    let teacher_config = NetConfig::parse(TEACHER).unwrap();
+    let student_config = NetConfig::parse(STUDENT).unwrap();
+    for method in [Method::Scratch, Method::Kd, Method::Hints] {
+        let run = temp_run(method.name());
+        let (net, hint_history, history) = method::train_student::<B>(
+            &student_config,
+            method,
+            &teacher,
+            &teacher_config,
+            &splits,
+            &schedule(4, 11),
+            Some(&schedule(3, 11)),
+            KdSettings::default(),
+            &run,
+            &Default::default(),
+        )
+        .unwrap();
+        let accuracy = test_accuracy(&net.valid(), &splits);
+        // Chance is 25%.
+        assert!(accuracy > 0.6, "{method:?}: {accuracy}");
+        assert_eq!(history.len(), 4);
+        if method == Method::Hints {
+            assert_eq!(hint_history.len(), 3);
+            let (first, last) = (hint_history[0].train_loss, hint_history[2].train_loss);
+            assert!(last < 0.8 * first, "hint loss {first} -> {last}");
+            assert!(hint_history[2].valid_loss < hint_history[0].valid_loss);
+        }
+        let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap();
+        let rows = metrics.lines().count() - 1;
+        assert_eq!(rows, if method == Method::Hints { 7 } else { 4 }, "{metrics}");
+        std::fs::remove_dir_all(run.path()).unwrap();
+    }
+}
+
+/// All trainable values of a network, in order.
+fn values(net: &Net<B>) -> Vec<f32> {
+    let mut out = Vec::new();
+    for layer in &net.layers {
+        if let fitnets::model::net::Layer::Conv(c) = layer {
+            out.extend(c.conv.weight.val().into_data().iter::<f32>());
+        }
+        if let fitnets::model::net::Layer::Dense(d) = layer {
+            out.extend(d.linear.weight.val().into_data().iter::<f32>());
+        }
+    }
+    out
+}
+
+#[test]
+fn resumed_training_equals_uninterrupted_training() {
+    let splits = splits();
+    let config = NetConfig::parse(STUDENT).unwrap();
+    let device = Default::default();
+    let batcher = splits.batcher(Augment { shift: 1, hflip: false, crop_pad: 0 });
+    let schedule = schedule(3, 5);
+    let train = |run: &RunDir, stop_after| {
+        <B as burn::tensor::backend::Backend>::seed(&device, 99);
+        let model = Trainee { net: Net::<B>::new(&config, &device).unwrap(), regressor: None };
+        let phase = Phase {
+            name: "student",
+            schedule: &schedule,
+            train: &splits.train,
+            valid: &splits.valid,
+            batcher: &batcher,
+            run,
+            stop_after,
+        };
+        fit(&phase, model, &Objective::Labels, &device).unwrap()
+    };
+    let straight_run = temp_run("straight");
+    let (straight, straight_history) = train(&straight_run, None);
+    let pieces_run = temp_run("pieces");
+    let (_, partial) = train(&pieces_run, Some(1));
+    assert_eq!(partial.len(), 1);
+    let (resumed, resumed_history) = train(&pieces_run, None);
+    assert_eq!(values(&straight.net), values(&resumed.net));
+    let losses = |h: &[fitnets::train::fit::EpochMetrics]| h.iter().map(|m| m.train_loss).collect::<Vec<_>>();
+    assert_eq!(losses(&straight_history), losses(&resumed_history));
+    let rows = |run: &RunDir| std::fs::read_to_string(run.join("metrics.csv")).unwrap().lines().count();
+    assert_eq!(rows(&straight_run), rows(&pieces_run));
+    std::fs::remove_dir_all(straight_run.path()).unwrap();
+    std::fs::remove_dir_all(pieces_run.path()).unwrap();
+}
+
+fn tensor(values: &[f32], shape: [usize; 2]) -> Tensor<Inner, 2> {
+    Tensor::from_data(TensorData::new(values.to_vec(), shape), &Default::default())
+}
+
+#[test]
+fn kd_loss_matches_hand_computed_values() {
+    // One image, two classes. Student logits (0, ln 3): P_S = (1/4, 3/4).
+    let ln3 = 3f32.ln();
+    let student = tensor(&[0.0, ln3], [1, 2]);
+    let labels =
+        Tensor::<Inner, 1, burn::tensor::Int>::from_data(TensorData::new(vec![1i64], [1]), &Default::default());
+    let ce: f32 = cross_entropy(student.clone(), labels.clone()).into_scalar();
+    assert!((ce - (4f32 / 3.0).ln()).abs() < 1e-6, "{ce}");
+    // τ = 1, teacher logits (0, 0): P_T = (1/2, 1/2); H = -(ln 1/4 + ln 3/4) / 2.
+    let teacher = tensor(&[0.0, 0.0], [1, 2]);
+    let soft: f32 = soft_cross_entropy(student.clone(), teacher.clone(), 1.0).into_scalar();
+    let expected = -((0.25f32).ln() + (0.75f32).ln()) / 2.0;
+    assert!((soft - expected).abs() < 1e-6, "{soft} vs {expected}");
+    // τ = 2 divides the logits: P_S^τ = softmax(0, ln 3 / 2) = (1/(1+√3), √3/(1+√3)).
+    let s3 = 3f32.sqrt();
+    let soft2: f32 = soft_cross_entropy(student.clone(), teacher.clone(), 2.0).into_scalar();
+    let expected2 = -((1.0 / (1.0 + s3)).ln() + (s3 / (1.0 + s3)).ln()) / 2.0;
+    assert!((soft2 - expected2).abs() < 1e-6, "{soft2} vs {expected2}");
+    // The KD objective: H(y, P_S) + λ H(P_T^τ, P_S^τ), no τ² factor.
+    let kd: f32 = kd_loss(student, teacher, labels, 4.0, 2.0).into_scalar();
+    assert!((kd - (ce + 4.0 * expected2)).abs() < 1e-5, "{kd}");
+}
+
+#[test]
+fn lambda_is_annealed_linearly_from_four_to_one() {
+    assert_eq!(lambda_at(0, 7, 4.0, 1.0), 4.0);
+    assert_eq!(lambda_at(3, 7, 4.0, 1.0), 2.5);
+    assert_eq!(lambda_at(6, 7, 4.0, 1.0), 1.0);
+    assert_eq!(lambda_at(0, 1, 4.0, 1.0), 4.0);
+}
+
+fn config(path: &str) -> NetConfig {
+    NetConfig::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)).unwrap()
+}
+
+#[test]
+fn paper_configs_have_the_papers_sizes() {
+    let teacher = config("configs/mnist-teacher.toml");
+    let fitnet = config("configs/mnist-fitnet.toml");
+    // Computed by hand from the layer shapes (see the configs' notes): the teacher's
+    // convs 64*96*21*21 + 3072*96*8*8 + 1200*48*5*5 MACs and a 96 -> 10 dense layer.
+    assert_eq!(count::totals(&teacher).unwrap(), (359_866, 2_709_504 + 18_874_368 + 1_440_000 + 960));
+    // 225,792 + 3,612,672 + 2 * 903,168 + 169,344 + 127,008 + 5,880 MACs.
+    assert_eq!(count::totals(&fitnet).unwrap(), (26_226, 5_947_032));
+    // The regressor follows the rule: 16x7x7 guided, 48x3x3 hint: 5x5 valid, 2 pieces.
+    let shape = regressor_shape(&fitnet, &teacher).unwrap();
+    assert_eq!(
+        (shape.kernel, shape.padding, shape.units, shape.pieces, shape.in_channels),
+        ([5, 5], [0, 0], 48, 2, 16)
+    );
+    assert_eq!(teacher.shapes().unwrap()[shape.hint], [48, 3, 3]);
+    assert_eq!(fitnet.shapes().unwrap()[shape.guided], [16, 7, 7]);
+}
+
+#[test]
+fn regressor_override_pads_to_the_hint_size() {
+    let mut student = NetConfig::parse(STUDENT).unwrap();
+    let teacher = NetConfig::parse(TEACHER).unwrap();
+    // Guided 4x12x12 against hint 12x6x6: the rule gives a 7x7 valid kernel.
+    let shape = regressor_shape(&student, &teacher).unwrap();
+    assert_eq!((shape.kernel, shape.padding), ([7, 7], [0, 0]));
+    // A 9x9 kernel maps 12 to 6 with one row of padding on each side.
+    student.regressor = Some(fitnets::model::config::RegressorConfig { kernel: Some(9), pieces: Some(1) });
+    let shape = regressor_shape(&student, &teacher).unwrap();
+    assert_eq!((shape.kernel, shape.padding, shape.pieces), ([9, 9], [1, 1], 1));
+    let check = |kernel, needle: &str| {
+        let mut student = student.clone();
+        student.regressor = Some(fitnets::model::config::RegressorConfig { kernel: Some(kernel), pieces: None });
+        let err = regressor_shape(&student, &teacher).unwrap_err().to_string();
+        assert!(err.contains(needle), "kernel {kernel}: {err}");
+    };
+    check(8, "cannot map");
+    check(3, "too small");
+}
+
+#[test]
+fn bad_configs_are_clear_errors() {
+    let check = |text: &str, needle: &str| {
+        let err = format!("{:#}", NetConfig::parse(text).unwrap_err());
+        assert!(err.contains(needle), "{needle:?} not in {err}");
+    };
+    check("name = 'x'\ninput = [8, 8, 1]\nclasses = 3\nlayers = []", "no layers");
+    check(
+        &STUDENT
+            .replace("units = 4\n\"#", "units = 5\n\"#")
+            .replace("[[layers]]\ntype = \"dense\"\nunits = 4", "[[layers]]\ntype = \"dense\"\nunits = 5"),
+        "last layer must be dense with 4 units",
+    );
+    check(&STUDENT.replace("guided = \"conv2\"", "guided = \"nope\""), "no layer is named `nope`");
+    check(&STUDENT.replacen("kernel = 3", "kernel = 30", 1), "larger than the (padded) input");
+    check(&STUDENT.replacen("pieces = 2", "pieces = 2\nactivation = \"relu\"", 1), "maxout takes no activation");
+    check(&STUDENT.replacen("type = \"conv\"", "type = \"deconv\"", 1), "deconv");
+}
+
+#[test]
+fn batches_are_normalized_nchw() {
+    let data = pattern_dataset(3, 9);
+    let batcher = Batcher {
+        normalization: fitnets::data::Normalization { mean: vec![0.5], std: vec![0.25] },
+        augment: Augment::default(),
+    };
+    let images = batcher.images::<Inner>(&data, &[2, 0], None, &Default::default());
+    assert_eq!(images.dims(), [2, 1, 12, 12]);
+    let values: Vec<f32> = images.into_data().iter::<f32>().collect();
+    let expected = (f32::from(data.image(2)[13]) / 255.0 - 0.5) / 0.25;
+    assert!((values[13] - expected).abs() < 1e-6);
+}
