@@ -356,3 +356,12 @@ fn batches_are_normalized_nchw() {
     let expected = (f32::from(data.image(2)[13]) / 255.0 - 0.5) / 0.25;
     assert!((values[13] - expected).abs() < 1e-6);
 }
+
+#[test]
+fn configs_survive_a_round_trip_through_toml() {
+    for path in ["configs/mnist-teacher.toml", "configs/mnist-fitnet.toml"] {
+        let original = config(path);
+        let text = toml::to_string(&original).unwrap();
+        assert_eq!(NetConfig::parse(&text).unwrap(), original, "{path}");
+    }
+}

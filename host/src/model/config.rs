@@ -110,16 +110,19 @@ fn one() -> usize {
 }
 
 /// Zero padding of a conv.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Padding {
     /// The same number of rows/columns on every side.
     Symmetric(usize),
     /// `"same"` or `"valid"`.
     Named(NamedPadding),
-    #[default]
-    #[serde(skip)]
-    Valid,
+}
+
+impl Default for Padding {
+    fn default() -> Padding {
+        Padding::Symmetric(0)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,7 +138,7 @@ impl Padding {
     pub fn amounts(self, size: usize, kernel: usize, stride: usize) -> (usize, usize) {
         match self {
             Padding::Symmetric(p) => (p, p),
-            Padding::Named(NamedPadding::Valid) | Padding::Valid => (0, 0),
+            Padding::Named(NamedPadding::Valid) => (0, 0),
             Padding::Named(NamedPadding::Same) => {
                 let out = size.div_ceil(stride);
                 let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(size);
