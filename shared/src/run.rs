@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::format::{DecodeError, Model};
-use crate::ops::Op;
+use crate::ops::Layer;
 use crate::ops::reference as kernels;
 use crate::plan::{self, Step, StepOp};
 
@@ -97,15 +97,7 @@ pub fn run<'a>(model: &Model<'_>, pixels: &[u8], arena: &'a mut [u8]) -> Result<
 pub(crate) fn execute(step: &Step<'_>, input: &[i8], output: &mut [i8]) {
     let (in_shape, out_shape) = (step.input, step.output);
     match step.op {
-        StepOp::Single(op) => match op {
-            Op::Conv2d(conv) => kernels::conv2d(&conv, input, in_shape, output, out_shape),
-            Op::FullyConnected(fc) => kernels::fully_connected(&fc, input, output),
-            Op::Maxout { pieces } => kernels::maxout(pieces, input, in_shape, output),
-            Op::MaxPool2d(window) => kernels::max_pool2d(&window, input, in_shape, output, out_shape),
-            Op::AvgPool2d(window) => kernels::avg_pool2d(&window, input, in_shape, output, out_shape),
-            Op::GlobalAvgPool(mean) => kernels::global_avg_pool(&mean, input, in_shape, output),
-            Op::Flatten => output.copy_from_slice(input),
-        },
+        StepOp::Single(op) => kernels::layer(&Layer { op, input: in_shape, output: out_shape }, input, output),
         StepOp::ConvMaxout(conv, pieces) => kernels::conv2d_maxout(&conv, pieces, input, in_shape, output, out_shape),
         StepOp::FullyConnectedMaxout(fc, pieces) => kernels::fully_connected_maxout(&fc, pieces, input, output),
     }

@@ -5,8 +5,8 @@
 
 use fitnets_shared::format::encode::{AffineSpec, InputSpec, LayerSpec, ModelSpec, pixel_table};
 use fitnets_shared::format::{Activation, Quant};
+use fitnets_shared::ops::Window;
 use fitnets_shared::ops::reference as k;
-use fitnets_shared::ops::{Op, Window};
 use fitnets_shared::quant::quantize_multiplier;
 use fitnets_shared::tensor::Shape;
 
@@ -135,15 +135,7 @@ fn apply(spec: &LayerSpec, x: &[i8], input: Shape, output: Shape, quant: Quant) 
     let model = fitnets_shared::Model::from_bytes(&blob).unwrap();
     let layer = model.layers().next().unwrap().unwrap();
     let mut y = vec![0i8; output.len()];
-    match layer.op {
-        Op::Conv2d(conv) => k::conv2d(&conv, x, input, &mut y, output),
-        Op::FullyConnected(fc) => k::fully_connected(&fc, x, &mut y),
-        Op::Maxout { pieces } => k::maxout(pieces, x, input, &mut y),
-        Op::MaxPool2d(w) => k::max_pool2d(&w, x, input, &mut y, output),
-        Op::AvgPool2d(w) => k::avg_pool2d(&w, x, input, &mut y, output),
-        Op::GlobalAvgPool(mean) => k::global_avg_pool(&mean, x, input, &mut y),
-        Op::Flatten => y.copy_from_slice(x),
-    }
+    k::layer(&layer, x, &mut y);
     y
 }
 
@@ -254,4 +246,17 @@ pub fn tiny(seed: u64) -> ModelSpec {
         Arch::Maxout(2),
     ];
     model("tiny", Shape::new(8, 8, 1), &arch, 3, seed)
+}
+
+/// Runs every layer of `model`, unfused and with fresh buffers, from int8 input values:
+/// the plainest possible execution, to compare planned runs against.
+pub fn run_layers(model: &fitnets_shared::Model<'_>, input: &[i8]) -> Vec<i8> {
+    let mut x = input.to_vec();
+    for layer in model.layers() {
+        let layer = layer.expect("a decoded model's layers are valid");
+        let mut y = vec![0i8; layer.output.len()];
+        k::layer(&layer, &x, &mut y);
+        x = y;
+    }
+    x
 }

@@ -72,23 +72,9 @@ fn random_arch(seed: u64) -> (Shape, Vec<Arch>, u16) {
 fn run_unfused(model: &Model<'_>, pixels: &[u8]) -> Vec<i8> {
     let channels = usize::from(model.input_shape().channels);
     let table = model.pixel_table();
-    let mut x: Vec<i8> =
+    let x: Vec<i8> =
         pixels.iter().enumerate().map(|(i, &p)| table.get((i % channels) * 256 + usize::from(p))).collect();
-    for layer in model.layers() {
-        let layer = layer.unwrap();
-        let mut y = vec![0i8; layer.output.len()];
-        match layer.op {
-            Op::Conv2d(conv) => k::conv2d(&conv, &x, layer.input, &mut y, layer.output),
-            Op::FullyConnected(fc) => k::fully_connected(&fc, &x, &mut y),
-            Op::Maxout { pieces } => k::maxout(pieces, &x, layer.input, &mut y),
-            Op::MaxPool2d(w) => k::max_pool2d(&w, &x, layer.input, &mut y, layer.output),
-            Op::AvgPool2d(w) => k::avg_pool2d(&w, &x, layer.input, &mut y, layer.output),
-            Op::GlobalAvgPool(mean) => k::global_avg_pool(&mean, &x, layer.input, &mut y),
-            Op::Flatten => y.copy_from_slice(&x),
-        }
-        x = y;
-    }
-    x
+    fitnets_tests::run_layers(model, &x)
 }
 
 fn check_model(blob: &[u8], pixel_seed: u64) {

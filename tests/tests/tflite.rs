@@ -229,26 +229,6 @@ impl Case {
     }
 }
 
-/// Layer by layer with the reference kernels, starting from int8 values.
-fn run_layers(model: &Model<'_>, input: &[i8]) -> Vec<i8> {
-    let mut x = input.to_vec();
-    for layer in model.layers() {
-        let layer = layer.expect("validated model");
-        let mut y = vec![0i8; layer.output.len()];
-        match layer.op {
-            Op::Conv2d(conv) => k::conv2d(&conv, &x, layer.input, &mut y, layer.output),
-            Op::FullyConnected(fc) => k::fully_connected(&fc, &x, &mut y),
-            Op::Maxout { pieces } => k::maxout(pieces, &x, layer.input, &mut y),
-            Op::MaxPool2d(w) => k::max_pool2d(&w, &x, layer.input, &mut y, layer.output),
-            Op::AvgPool2d(w) => k::avg_pool2d(&w, &x, layer.input, &mut y, layer.output),
-            Op::GlobalAvgPool(mean) => k::global_avg_pool(&mean, &x, layer.input, &mut y),
-            Op::Flatten => y.copy_from_slice(&x),
-        }
-        x = y;
-    }
-    x
-}
-
 /// The conv + maxout case through the fused kernel directly.
 fn run_conv_maxout_fused(model: &Model<'_>, input: &[i8], out_shape: Shape) -> Vec<i8> {
     let mut layers = model.layers().map(|l| l.expect("validated model"));
@@ -324,7 +304,7 @@ fn every_tflite_reference_output_is_reproduced_exactly() {
             assert_eq!(input.len(), case.input.shape().len(), "{name}: input #{sample} length");
             assert_eq!(expected.len(), out_shape.len(), "{name}: output #{sample} length");
 
-            let ours = run_layers(&model, input);
+            let ours = fitnets_tests::run_layers(&model, input);
             case_differ += compare(&mut report, case, "layers", sample, &ours, expected);
 
             let pixels: Vec<u8> = input.iter().map(|&v| v as u8).collect();
