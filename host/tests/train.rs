@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::backend::{Autodiff, NdArray};
+use std::sync::Mutex;
+
+use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
 use fitnets::data::{Augment, Dataset};
 use fitnets::method::{self, KdSettings, Method, Splits, evaluate, regressor_shape};
@@ -15,8 +17,17 @@ use fitnets::train::loss::{cross_entropy, kd_loss, lambda_at, soft_cross_entropy
 use fitnets::train::run_dir::RunDir;
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 
-type B = Autodiff<NdArray<f32>>;
-type Inner = NdArray<f32>;
+type B = Autodiff<Flex>;
+type Inner = Flex;
+
+/// The backend's random generator is global to the process: tests that seed it and
+/// draw from it (initialization, dropout) take turns, or they would draw each other's
+/// numbers and lose their reproducibility.
+static BACKEND_RNG: Mutex<()> = Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// 12x12 grey images of 4 classes: a bright bar (vertical, horizontal, diagonal or a
 /// square) at a random place, on noise.
@@ -156,6 +167,7 @@ fn trained_teacher(splits: &Splits) -> Net<Inner> {
 #[test]
 fn every_method_learns_and_hints_lower_their_loss() {
     use burn::module::AutodiffModule as _;
+    let _rng = rng_lock();
     let splits = splits();
     let teacher = trained_teacher(&splits);
     let teacher_accuracy = test_accuracy(&teacher, &splits);
@@ -210,6 +222,7 @@ fn values(net: &Net<B>) -> Vec<f32> {
 
 #[test]
 fn resumed_training_equals_uninterrupted_training() {
+    let _rng = rng_lock();
     let splits = splits();
     let config = NetConfig::parse(STUDENT).unwrap();
     let device = Default::default();
