@@ -3,7 +3,7 @@
 
 use fitnets_shared::format::encode::encode;
 use fitnets_shared::ops::reference as k;
-use fitnets_shared::ops::{Op, Window};
+use fitnets_shared::ops::Window;
 use fitnets_shared::tensor::Shape;
 use fitnets_shared::{Model, RunError, plan, run};
 use fitnets_tests::{Arch, SplitMix, model, paper_fitnet, tiny};
