@@ -2,8 +2,8 @@
 //! and equals a plain layer-by-layer execution (no fusion, no arena) bit for bit.
 
 use fitnets_shared::format::encode::encode;
-use fitnets_shared::ops::reference as k;
 use fitnets_shared::ops::Window;
+use fitnets_shared::ops::reference as k;
 use fitnets_shared::tensor::Shape;
 use fitnets_shared::{Model, RunError, plan, run};
 use fitnets_tests::{Arch, SplitMix, model, paper_fitnet, tiny};

@@ -11,10 +11,11 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
-/// A `cargo` command in `dir`. Inside `cargo xtask`, cargo exports variables meant for
-/// the xtask build; they are dropped so each workspace picks its own toolchain file.
+/// A `cargo` command in `dir`, through rustup's proxy so that each workspace's
+/// `rust-toolchain.toml` applies. Inside `cargo xtask`, cargo exports variables meant
+/// for the xtask build; they are dropped for the same reason.
 pub fn cargo(dir: &Path) -> Command {
-    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut cmd = Command::new("cargo");
     cmd.current_dir(dir);
     for var in ["RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
         cmd.env_remove(var);
