@@ -125,6 +125,17 @@ impl Splits {
     pub fn batcher(&self, augment: Augment) -> Batcher {
         Batcher { normalization: self.info.normalization.clone(), augment }
     }
+
+    /// A phase that trains on these splits to completion.
+    pub fn phase<'a>(
+        &'a self,
+        name: &'a str,
+        schedule: &'a Schedule,
+        batcher: &'a Batcher,
+        run: &'a RunDir,
+    ) -> Phase<'a> {
+        Phase { name, schedule, train: &self.train, valid: &self.valid, batcher, run, stop_after: None }
+    }
 }
 
 type Recorder32 = BinFileRecorder<FullPrecisionSettings>;
@@ -234,15 +245,7 @@ pub fn train_on_labels<B: AutodiffBackend>(
     B::seed(device, schedule.seed);
     let model = Trainee { net: Net::<B>::new(config, device)?, regressor: None };
     let batcher = splits.batcher(schedule.augment);
-    let phase = Phase {
-        name: phase,
-        schedule,
-        train: &splits.train,
-        valid: &splits.valid,
-        batcher: &batcher,
-        run,
-        stop_after: None,
-    };
+    let phase = splits.phase(phase, schedule, &batcher, run);
     let (model, history) = fit(&phase, model, &Objective::Labels, device)?;
     Ok((model.net, history))
 }
@@ -274,15 +277,7 @@ pub fn train_student<B: AutodiffBackend>(
         let shape = regressor_shape(config, teacher_config)?;
         let regressor = shape.build::<B>(device);
         let batcher = splits.batcher(hint_schedule.augment);
-        let phase = Phase {
-            name: "hints",
-            schedule: hint_schedule,
-            train: &splits.train,
-            valid: &splits.valid,
-            batcher: &batcher,
-            run,
-            stop_after: None,
-        };
+        let phase = splits.phase("hints", hint_schedule, &batcher, run);
         let objective =
             Objective::Hints { teacher: teacher.clone(), hint_layers: shape.hint + 1, guided_layers: shape.guided + 1 };
         let (trained, history) = fit(&phase, Trainee { net, regressor: Some(regressor) }, &objective, device)?;
@@ -291,15 +286,7 @@ pub fn train_student<B: AutodiffBackend>(
         hint_history = history;
     }
     let batcher = splits.batcher(schedule.augment);
-    let phase = Phase {
-        name: "student",
-        schedule,
-        train: &splits.train,
-        valid: &splits.valid,
-        batcher: &batcher,
-        run,
-        stop_after: None,
-    };
+    let phase = splits.phase("student", schedule, &batcher, run);
     let objective = Objective::Distill {
         teacher: teacher.clone(),
         tau: kd.tau,
