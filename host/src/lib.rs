@@ -5,6 +5,7 @@
 //! - [`train`]: the losses, the training loop and run directories.
 //! - [`method`]: the paper's procedures: teacher, scratch, KD, hints.
 //! - [`cli`], [`compare`]: the `fitnets` subcommands.
+//! - [`kernels`]: the fused conv + maxout and max pooling CPU kernels that training on flex runs.
 //! - [`inspect`]: describing an int8 model blob with `shared`'s validator.
 
 pub mod backend;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod compare;
 pub mod data;
 pub mod inspect;
+pub mod kernels;
 pub mod method;
 pub mod model;
 pub mod train;

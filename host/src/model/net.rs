@@ -95,8 +95,21 @@ pub fn maxout_flat<B: Backend>(x: Tensor<B, 2>, pieces: usize) -> Tensor<B, 2> {
 }
 
 impl<B: Backend> ConvLayer<B> {
-    /// `[N, C, H, W]` to `[N, units, H', W']`.
+    /// `[N, C, H, W]` to `[N, units, H', W']`: through the fused CPU kernel of
+    /// [`kernels`](crate::kernels) where the backend has it, else burn's ops.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        if self.norm.is_some() {
+            return self.forward_with_burn(x);
+        }
+        match crate::kernels::conv_maxout(&self.conv, self.pieces, x) {
+            Ok(y) if self.relu => relu(y),
+            Ok(y) => y,
+            Err(x) => self.forward_with_burn(x),
+        }
+    }
+
+    /// The same function as [`ConvLayer::forward`] from burn's own ops, on any backend.
+    pub fn forward_with_burn(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let mut y = self.conv.forward(x);
         if let Some(norm) = &self.norm {
             y = norm.forward(y);
@@ -110,7 +123,10 @@ impl<B: Backend> Layer<B> {
     pub fn forward(&self, x: Activations<B>) -> Activations<B> {
         match self {
             Layer::Conv(layer) => Activations::Map(layer.forward(x.map())),
-            Layer::Pool(pool) => Activations::Map(pool.forward(x.map())),
+            Layer::Pool(pool) => Activations::Map(match crate::kernels::max_pool(pool, x.map()) {
+                Ok(y) => y,
+                Err(x) => pool.forward(x),
+            }),
             Layer::Dropout(dropout) => match x {
                 Activations::Map(x) => Activations::Map(dropout.forward(x)),
                 Activations::Flat(x) => Activations::Flat(dropout.forward(x)),

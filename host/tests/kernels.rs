@@ -1,0 +1,253 @@
+//! The fused conv + maxout kernel against burn's own ops: same outputs, same gradients
+//! for the input, the weights and the bias, over many layer shapes.
+
+use burn::backend::Autodiff;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2dConfig;
+use burn::tensor::{Tensor, TensorData};
+use fitnets::backend::Flex;
+use fitnets::kernels::{self, ConvGeometry, conv};
+use fitnets::model::net::ConvLayer;
+
+type B = Autodiff<Flex>;
+
+/// A small deterministic generator (SplitMix64), values in `[-1, 1)`.
+struct Values(u64);
+
+impl Values {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn tensor<const D: usize>(&mut self, shape: [usize; D]) -> Tensor<B, D> {
+        let values: Vec<f32> = (0..shape.iter().product()).map(|_| self.next()).collect();
+        Tensor::from_data(TensorData::new(values, shape), &Default::default())
+    }
+}
+
+/// `max |a - b| / max |a|`.
+fn relative<const D: usize>(a: Tensor<Flex, D>, b: Tensor<Flex, D>) -> f32 {
+    let scale = a.clone().abs().max().into_scalar();
+    (a - b).abs().max().into_scalar() / scale.max(f32::MIN_POSITIVE)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    batch: usize,
+    input: [usize; 3],
+    units: usize,
+    pieces: usize,
+    kernel: usize,
+    stride: usize,
+    padding: [usize; 4],
+    relu: bool,
+}
+
+/// Forward and backward through the fused path and through burn's ops; every output
+/// and gradient must agree to float rounding.
+fn check(case: Case, seed: u64) {
+    let Case { batch, input: [c, h, w], units, pieces, kernel, stride, padding: [t, l, b, r], relu } = case;
+    let device = Default::default();
+    let mut values = Values(seed);
+    let mut conv = Conv2dConfig::new([c, units * pieces], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(t, l, b, r))
+        .init::<B>(&device);
+    let dims = conv.weight.dims();
+    conv.weight = conv.weight.map(|_| values.tensor(dims).require_grad());
+    let bias = values.tensor([units * pieces]);
+    conv.bias = conv.bias.map(|p| p.map(|_| bias.require_grad()));
+    let layer = ConvLayer { conv, norm: None, pieces, relu };
+    assert!(kernels::geometry(&layer.conv, [batch, c, h, w], pieces).is_some(), "{case:?}");
+    let x = values.tensor([batch, c, h, w]);
+
+    let run = |fused: bool| {
+        let x = x.clone().require_grad();
+        let y = if fused { layer.forward(x.clone()) } else { layer.forward_with_burn(x.clone()) };
+        // A random weighting, so that every output gets its own gradient.
+        let weights = Values(seed ^ 0xABCD).tensor(y.dims());
+        let grads = (y.clone() * weights).sum().backward();
+        let dx = x.grad(&grads).expect("x takes part");
+        let dw = layer.conv.weight.grad(&grads).expect("the weights take part");
+        let db = layer.conv.bias.as_ref().unwrap().grad(&grads).expect("the bias takes part");
+        (y.inner(), dx, dw, db)
+    };
+    let (y0, dx0, dw0, db0) = run(false);
+    let (y1, dx1, dw1, db1) = run(true);
+    assert_eq!(y0.dims(), y1.dims(), "{case:?}");
+    let tolerance = 1e-5;
+    for (what, diff) in [
+        ("output", relative(y0, y1)),
+        ("input gradient", relative(dx0, dx1)),
+        ("weight gradient", relative(dw0, dw1)),
+        ("bias gradient", relative(db0, db1)),
+    ] {
+        assert!(diff < tolerance, "{what} differs by {diff:e} for {case:?}");
+    }
+}
+
+#[test]
+fn fused_conv_maxout_matches_burn_on_the_papers_layers() {
+    let paper = [
+        // MNIST teacher: 8x8 maxout convs, a 5x5 one with padding larger than the input.
+        Case { batch: 3, input: [1, 28, 28], units: 48, pieces: 2, kernel: 8, stride: 1, padding: [0; 4], relu: false },
+        Case {
+            batch: 2,
+            input: [48, 10, 10],
+            units: 48,
+            pieces: 2,
+            kernel: 8,
+            stride: 1,
+            padding: [3; 4],
+            relu: false,
+        },
+        Case { batch: 2, input: [48, 3, 3], units: 24, pieces: 2, kernel: 5, stride: 1, padding: [3; 4], relu: false },
+        // MNIST FitNet: 3x3 same-size maxout convs.
+        Case { batch: 4, input: [1, 28, 28], units: 16, pieces: 2, kernel: 3, stride: 1, padding: [1; 4], relu: false },
+        Case {
+            batch: 2,
+            input: [16, 14, 14],
+            units: 16,
+            pieces: 2,
+            kernel: 3,
+            stride: 1,
+            padding: [1; 4],
+            relu: false,
+        },
+        Case { batch: 2, input: [16, 7, 7], units: 12, pieces: 2, kernel: 3, stride: 1, padding: [1; 4], relu: false },
+        // Several images per matrix product, with a short last product in each thread.
+        Case { batch: 17, input: [3, 9, 9], units: 5, pieces: 2, kernel: 3, stride: 1, padding: [1; 4], relu: false },
+    ];
+    for (i, case) in paper.into_iter().enumerate() {
+        check(case, i as u64);
+    }
+}
+
+#[test]
+fn fused_conv_maxout_matches_burn_on_odd_shapes() {
+    let mut draw = Values(7);
+    let mut pick = |range: std::ops::RangeInclusive<usize>| {
+        let span = (range.end() - range.start() + 1) as f32;
+        range.start() + (((draw.next() + 1.0) / 2.0 * span) as usize).min(range.end() - range.start())
+    };
+    let mut checked = 0;
+    for seed in 0..60 {
+        let kernel = pick(1..=5);
+        let stride = pick(1..=3);
+        let padding = [pick(0..=3), pick(0..=3), pick(0..=3), pick(0..=3)];
+        let input = [pick(1..=5), pick(1..=9), pick(1..=9)];
+        let case = Case {
+            batch: pick(1..=5),
+            input,
+            units: pick(1..=4),
+            pieces: pick(1..=4),
+            kernel,
+            stride,
+            padding,
+            relu: pick(0..=1) == 1,
+        };
+        // Shapes where no window fits are refused by burn too; skip them.
+        let fits = input[1] + padding[0] + padding[2] >= kernel && input[2] + padding[1] + padding[3] >= kernel;
+        if fits {
+            check(case, 100 + seed);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} shapes fit");
+}
+
+#[test]
+fn col2im_is_the_adjoint_of_im2col() {
+    // <im2col(x), c> == <x, col2im(c)> for every geometry: the backward pass's input
+    // gradient rests on it.
+    let mut values = Values(3);
+    for (input, kernel, stride, padding) in [
+        ([2, 7, 5], [3, 3], [1, 1], [1, 1, 1, 1]),
+        ([1, 6, 6], [4, 2], [2, 3], [0, 2, 3, 1]),
+        ([3, 4, 9], [5, 5], [1, 2], [3, 3, 3, 3]),
+    ] {
+        let g = ConvGeometry::new(input, 2, 1, kernel, stride, padding).expect("a window fits");
+        let x: Vec<f32> = (0..g.input_len()).map(|_| values.next()).collect();
+        let c: Vec<f32> = (0..g.window() * g.positions()).map(|_| values.next()).collect();
+        let mut cols = vec![f32::NAN; c.len()];
+        conv::im2col(&g, &x, &mut cols, g.positions());
+        let mut dx = vec![f32::NAN; x.len()];
+        conv::col2im(&g, &c, g.positions(), &mut dx);
+        let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| f64::from(a * b)).sum();
+        let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| f64::from(a * b)).sum();
+        assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{lhs} != {rhs} for {g:?}");
+    }
+}
+
+#[test]
+fn geometry_refuses_what_the_kernel_does_not_do() {
+    let device = Default::default();
+    let conv = |config: Conv2dConfig| config.init::<B>(&device);
+    let base = || Conv2dConfig::new([2, 4], [3, 3]);
+    assert!(kernels::geometry(&conv(base()), [1, 2, 5, 5], 2).is_some());
+    assert!(kernels::geometry(&conv(base().with_bias(false)), [1, 2, 5, 5], 2).is_none());
+    assert!(kernels::geometry(&conv(base().with_dilation([2, 2])), [1, 2, 5, 5], 2).is_none());
+    assert!(kernels::geometry(&conv(base().with_padding(PaddingConfig2d::Same)), [1, 2, 5, 5], 2).is_none());
+    assert!(kernels::geometry(&conv(base()), [1, 2, 5, 5], 3).is_none(), "3 pieces do not divide 4 channels");
+    assert!(kernels::geometry(&conv(base()), [1, 2, 2, 2], 2).is_none(), "no 3x3 window fits a 2x2 input");
+}
+
+#[test]
+fn max_pool_matches_burn() {
+    use burn::nn::pool::MaxPool2dConfig;
+    let mut draw = Values(11);
+    let mut pick = |range: std::ops::RangeInclusive<usize>| {
+        let span = (range.end() - range.start() + 1) as f32;
+        range.start() + (((draw.next() + 1.0) / 2.0 * span) as usize).min(range.end() - range.start())
+    };
+    // The paper's pools first (teacher 4x4/2 with padding and ceil mode, FitNet 2x2/2),
+    // then random ones.
+    let mut cases =
+        vec![([3, 48, 21, 21], 4, 2, 1, true), ([4, 16, 28, 28], 2, 2, 0, false), ([2, 48, 9, 9], 2, 2, 0, true)];
+    for _ in 0..60 {
+        let kernel = pick(1..=4);
+        cases.push((
+            [pick(1..=3), pick(1..=4), pick(1..=9), pick(1..=9)],
+            kernel,
+            pick(1..=3),
+            pick(0..=kernel / 2),
+            pick(0..=1) == 1,
+        ));
+    }
+    let mut checked = 0;
+    for (seed, (shape, kernel, stride, padding, ceil)) in cases.into_iter().enumerate() {
+        let pool = MaxPool2dConfig::new([kernel, kernel])
+            .with_strides([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(padding, padding, padding, padding))
+            .with_ceil_mode(ceil)
+            .init();
+        if kernels::pool_geometry(&pool, shape).is_none() {
+            continue;
+        }
+        let x = Values(seed as u64).tensor(shape);
+        let run = |fused: bool| {
+            let x = x.clone().require_grad();
+            let y = if fused {
+                kernels::max_pool(&pool, x.clone()).expect("flex has the kernel")
+            } else {
+                pool.forward(x.clone())
+            };
+            let weights = Values(seed as u64 ^ 0x55).tensor(y.dims());
+            let grads = (y.clone() * weights).sum().backward();
+            (y.inner(), x.grad(&grads).expect("x takes part"))
+        };
+        let (y0, dx0) = run(false);
+        let (y1, dx1) = run(true);
+        let what = (shape, kernel, stride, padding, ceil);
+        assert_eq!(y0.dims(), y1.dims(), "{what:?}");
+        assert_eq!(relative(y0, y1), 0.0, "output of {what:?}");
+        assert_eq!(relative(dx0, dx1), 0.0, "input gradient of {what:?}");
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} pools fit");
+}
