@@ -378,3 +378,25 @@ fn configs_survive_a_round_trip_through_toml() {
         assert_eq!(NetConfig::parse(&text).unwrap(), original, "{path}");
     }
 }
+
+#[test]
+fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
+    use fitnets::train::teacher_cache::TeacherCache;
+    let net = {
+        let _guard = rng_lock();
+        Net::<Inner>::new(&NetConfig::parse(TEACHER).unwrap(), &Default::default()).unwrap()
+    };
+    let splits = splits();
+    let batcher = splits.batcher(Augment::default());
+    let device = Default::default();
+    for layers in [1, net.layers.len()] {
+        let cache = TeacherCache::build(&net, layers, &splits.train, &batcher, &device);
+        let indices = [17, 3, 1100, 3, 0];
+        let images = batcher.images::<Inner>(&splits.train, &indices, None, &device);
+        let fresh = net.forward_to(images, layers).map();
+        let cached = cache.gather::<Inner>(&indices, &device);
+        assert_eq!(fresh.dims(), cached.dims());
+        let diff: f32 = (fresh - cached).abs().max().into_scalar();
+        assert!(diff <= 1e-5, "cached outputs of the first {layers} layers differ by {diff}");
+    }
+}

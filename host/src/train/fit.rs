@@ -21,6 +21,7 @@ use super::batch::Batcher;
 use super::loss::{cross_entropy, hint_loss, kd_loss, lambda_at};
 use super::run_dir::RunDir;
 use super::schedule::{OptimizerKind, Schedule, epoch_seed};
+use super::teacher_cache::TeacherCache;
 use crate::data::Dataset;
 use crate::model::net::{ConvLayer, Net};
 
@@ -175,6 +176,7 @@ pub fn fit<B: AutodiffBackend>(
         }
     }
 
+    let cache = if start < schedule.epochs { teacher_cache(objective, phase, device) } else { None };
     let n = phase.train.len();
     let steps_per_epoch = n.div_ceil(schedule.batch_size);
     let total_steps = steps_per_epoch * schedule.epochs;
@@ -202,7 +204,9 @@ pub fn fit<B: AutodiffBackend>(
             lr = schedule.learning_rate_at(step, total_steps);
             let inner = phase.batcher.images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device);
             let labels = phase.batcher.labels::<B>(phase.train, indices, device);
-            let (loss, logits, used_lambda) = batch_loss(&model, objective, inner, labels.clone(), step, total_steps);
+            let cached = cache.as_ref().map(|cache| cache.gather::<B::InnerBackend>(indices, device));
+            let (loss, logits, used_lambda) =
+                batch_loss(&model, objective, inner, cached, labels.clone(), step, total_steps);
             lambda = used_lambda;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
@@ -283,11 +287,40 @@ impl<B: AutodiffBackend> Objective<B> {
     }
 }
 
+/// The teacher's outputs on the whole training set when they can be computed once:
+/// the objective uses a teacher and the images are not augmented.
+fn teacher_cache<B: AutodiffBackend>(
+    objective: &Objective<B>,
+    phase: &Phase<'_>,
+    device: &B::Device,
+) -> Option<TeacherCache> {
+    let (teacher, layers) = match objective {
+        Objective::Labels => return None,
+        Objective::Distill { teacher, .. } => (teacher, teacher.layers.len()),
+        Objective::Hints { teacher, hint_layers, .. } => (teacher, *hint_layers),
+    };
+    if !phase.batcher.augment.is_identity() {
+        return None;
+    }
+    let started = Instant::now();
+    let cache = TeacherCache::build(teacher, layers, phase.train, phase.batcher, device);
+    eprintln!(
+        "{}: the teacher's outputs for {} training images computed once ({:.1} MB, {:.1}s)",
+        phase.name,
+        phase.train.len(),
+        cache.bytes() as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Some(cache)
+}
+
 /// The loss of one batch, the logits when the objective has them, and λ when it uses one.
+/// `cached` is the teacher's output for the batch when it was computed beforehand.
 fn batch_loss<B: AutodiffBackend>(
     model: &Trainee<B>,
     objective: &Objective<B>,
     inner: Tensor<B::InnerBackend, 4>,
+    cached: Option<Tensor<B::InnerBackend, 4>>,
     labels: Tensor<B, 1, Int>,
     step: usize,
     total_steps: usize,
@@ -299,13 +332,19 @@ fn batch_loss<B: AutodiffBackend>(
             (cross_entropy(logits.clone(), labels), Some(logits), None)
         }
         Objective::Distill { teacher, tau, lambda_start, lambda_end } => {
-            let teacher_logits = Tensor::from_inner(teacher.forward(inner));
+            let teacher_logits = Tensor::from_inner(match cached {
+                Some(logits) => logits.flatten(1, 3),
+                None => teacher.forward(inner),
+            });
             let lambda = lambda_at(step, total_steps, *lambda_start, *lambda_end);
             let logits = model.net.forward(images);
             (kd_loss(logits.clone(), teacher_logits, labels, lambda, *tau), Some(logits), Some(lambda))
         }
         Objective::Hints { teacher, hint_layers, guided_layers } => {
-            let hint = Tensor::from_inner(teacher.forward_to(inner, *hint_layers).map());
+            let hint = Tensor::from_inner(match cached {
+                Some(hint) => hint,
+                None => teacher.forward_to(inner, *hint_layers).map(),
+            });
             let guided = model.net.forward_to(images, *guided_layers).map();
             let regressor = model.regressor.as_ref().expect("hint training has a regressor");
             (hint_loss(regressor.forward(guided), hint), None, None)

@@ -5,3 +5,4 @@ pub mod fit;
 pub mod loss;
 pub mod run_dir;
 pub mod schedule;
+pub mod teacher_cache;
