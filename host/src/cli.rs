@@ -40,6 +40,13 @@ pub struct DataArgs {
 impl DataArgs {
     /// Loads the splits of this experiment.
     pub fn load(&self) -> anyhow::Result<Splits> {
+        let (train, test) = self.sets()?;
+        Splits::new(&train, test, self.valid, self.split_seed)
+    }
+
+    /// The training and test sets, sampled as `--subset` and `--test-subset` ask but not
+    /// split (an int8 blob needs only the test set).
+    pub fn sets(&self) -> anyhow::Result<(data::Dataset, data::Dataset)> {
         let (train, test) = match (&self.cifar, &self.data) {
             (Some(dir), _) => data::cifar::load_cifar10(dir)?,
             (None, Some(dir)) => data::fashion_mnist(dir)?,
@@ -58,7 +65,7 @@ impl DataArgs {
             Some(n) => test.sample(n.min(test.len()), self.split_seed),
             None => test,
         };
-        Splits::new(&train, test, self.valid, self.split_seed)
+        Ok((train, test))
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`method`]: the paper's procedures: teacher, scratch, KD, hints.
 //! - [`cli`], [`compare`]: the `fitnets` subcommands.
 //! - [`kernels`]: the fused conv + maxout and max pooling CPU kernels that training on flex runs.
+//! - [`quant`]: folding, calibration and int8 quantization of a run; export to a blob;
+//!   evaluation of blobs with `shared`'s kernels.
 //! - [`inspect`]: describing an int8 model blob with `shared`'s validator.
 
 pub mod backend;
@@ -16,4 +18,5 @@ pub mod inspect;
 pub mod kernels;
 pub mod method;
 pub mod model;
+pub mod quant;
 pub mod train;

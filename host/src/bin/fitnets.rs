@@ -19,14 +19,21 @@ enum Command {
     /// Train a teacher or a student.
     #[command(subcommand)]
     Train(Train),
-    /// Test accuracy and confusion matrix of a finished run.
+    /// Test accuracy and confusion matrix of a finished run, or of an int8 blob run with
+    /// shared's kernels (the device's code).
     Eval {
-        run: PathBuf,
+        /// A run directory, or a `.fnet` blob from `fitnets export`.
+        target: PathBuf,
+        /// With a blob: the run it was exported from, to compare with its float model.
+        #[arg(long, value_name = "RUN")]
+        float: Option<PathBuf>,
         #[command(flatten)]
         data: cli::DataArgs,
         #[command(flatten)]
         device: cli::DeviceArgs,
     },
+    /// Quantize a finished run to int8 and write it as a blob for shared and the device.
+    Export(Box<fitnets::quant::command::ExportArgs>),
     /// Train the teacher and the three student methods; print the paper's Table 4.
     Compare(Box<fitnets::compare::CompareArgs>),
     /// Parameters and multiply-accumulates per layer of a run or a config.
@@ -65,7 +72,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(Train::Teacher(args)) => cli::train_teacher(&args),
         Command::Train(Train::Student(args)) => cli::train_student(&args),
         Command::Compare(args) => fitnets::compare::compare(&args),
-        Command::Eval { run, data, device } => cli::eval(&run, &data, &device),
+        Command::Eval { target, float, data, device } if target.is_dir() => {
+            anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());
+            cli::eval(&target, &data, &device)
+        }
+        Command::Eval { target, float, data, device } => {
+            fitnets::quant::command::eval_blob(&target, float.as_deref(), &data, &device)
+        }
+        Command::Export(args) => fitnets::quant::command::export_command(&args),
         Command::Info { target } => {
             print!("{}", cli::info(&target)?);
             Ok(())

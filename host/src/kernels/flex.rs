@@ -1,4 +1,4 @@
-//! The kernels of [`conv`](super::conv) and [`pool`](super::pool) as burn-flex
+//! The kernels of [`super::conv`] and [`super::pool`] as burn-flex
 //! operations: forward-only ones for `Flex` and ones with their own backward step for
 //! `Autodiff<Flex>`.
 
