@@ -2,32 +2,46 @@
 //! reported together at the end.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::bail;
 
+use crate::boards::{BOARDS, Transport};
+use crate::storm;
 use crate::tools::{self, cargo, root};
+use crate::{firmware, qemu};
 
 /// The targets `shared` must build for without `std` or `alloc`: Cortex-M4F/M7 and the
 /// Cortex-M0+ floor (no DSP, no FPU).
 const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"];
 
+/// Malformed frames in the test's serve check (`cargo xtask storm` sends the full 10,000).
+const TEST_STORM_FRAMES: usize = 300;
+/// Images classified after it, each compared with the host bit for bit.
+const TEST_STORM_IMAGES: usize = 50;
+
+/// One check: a command, or a task run inside xtask.
+enum Step {
+    Command(Command),
+    Task(Box<dyn FnOnce() -> anyhow::Result<()>>),
+}
+
 /// The checks, in order, each with a name for the summary.
-fn checks() -> Vec<(String, Command)> {
+fn checks() -> Vec<(String, Step)> {
     let root = root();
     let firmware = root.join("firmware");
     let with = |dir: &std::path::Path, args: &[&str]| {
         let mut cmd = cargo(dir);
         cmd.args(args);
-        cmd
+        Step::Command(cmd)
     };
-    let mut doc = with(&root, &["doc", "--workspace", "--no-deps"]);
-    doc.env("RUSTDOCFLAGS", "-D warnings");
+    let mut doc = cargo(&root);
+    doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
     let mut checks = vec![
         ("fmt".to_string(), with(&root, &["fmt", "--all", "--check"])),
         ("clippy".into(), with(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),
         ("tests".into(), with(&root, &["test", "--workspace"])),
-        ("rustdoc".into(), doc),
+        ("rustdoc".into(), Step::Command(doc)),
     ];
     for target in THUMB_TARGETS {
         checks.push((
@@ -36,44 +50,61 @@ fn checks() -> Vec<(String, Command)> {
         ));
     }
     checks.push(("firmware fmt".into(), with(&firmware, &["fmt", "--all", "--check"])));
-    checks.push(("firmware clippy".into(), with(&firmware, &["clippy", "--release", "--", "-D", "warnings"])));
-    checks.push(("firmware build".into(), with(&firmware, &["build", "--release"])));
+    // Every board's code, and both log transports of the STM32F4, which has both.
+    let mut variants: Vec<_> = BOARDS.iter().map(|b| (*b, b.default_transport())).collect();
+    variants.push((crate::boards::find("stm32f4").expect("a listed board"), Transport::Rtt));
+    for (board, transport) in variants.iter().copied() {
+        let features = format!("{},{}", board.name, transport.feature());
+        let name = format!("firmware clippy ({features})");
+        let args = ["clippy", "--release", "--no-default-features", "--features", &features, "--", "-D", "warnings"];
+        checks.push((name, with(&firmware, &args)));
+    }
+    for (board, transport) in variants {
+        checks.push((
+            format!("firmware build ({}, {})", board.name, transport.feature()),
+            Step::Task(Box::new(move || firmware::build(board, transport, None).map(drop))),
+        ));
+    }
+    for board in BOARDS.iter().copied().filter(|b| b.qemu.is_some()) {
+        checks.push((
+            format!("self-test under QEMU ({})", board.name),
+            Step::Task(Box::new(move || qemu::selftest(board, None))),
+        ));
+    }
+    // Both UART drivers: the MPS2's own and the STM32 HAL's.
+    for name in ["qemu-m4", "stm32f4"] {
+        let board = crate::boards::find(name).expect("a listed board");
+        let config =
+            storm::Config { board, frames: TEST_STORM_FRAMES, images: TEST_STORM_IMAGES, model: None, seed: 1 };
+        checks.push((
+            format!("serve check under QEMU ({name}, {TEST_STORM_FRAMES} malformed frames)"),
+            Step::Task(Box::new(move || storm::check(&config))),
+        ));
+    }
     checks
 }
 
-/// The firmware under QEMU (Cortex-M4F, mps2-an386): it checks its embedded model's
-/// logits against the host's and exits with the verdict through semihosting.
-fn firmware_under_qemu() -> anyhow::Result<()> {
-    tools::ensure_program("qemu-system-arm", "qemu-system-arm")?;
-    let mut cmd = cargo(&root().join("firmware"));
-    cmd.args(["run", "--release"]);
-    tools::run_with_timeout(&mut cmd, QEMU_LIMIT)
-}
-
-/// Far above the few seconds the selftest takes; only a hang reaches it.
-const QEMU_LIMIT: Duration = Duration::from_secs(300);
-
+/// The subcommand: runs every check, then fails if any failed.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(arg) = args.first() {
         bail!("`cargo xtask test` takes no arguments (got `{arg}`)");
     }
     tools::ensure_rust_targets()?;
-    let mut checks = checks();
+    let checks = checks();
+    let total = checks.len();
     let mut failed = Vec::new();
     let start = Instant::now();
-    for (name, cmd) in &mut checks {
+    for (name, step) in checks {
         eprintln!("\n== {name}");
-        if let Err(e) = tools::run(cmd) {
+        let result = match step {
+            Step::Command(mut cmd) => tools::run(&mut cmd),
+            Step::Task(task) => task(),
+        };
+        if let Err(e) = result {
             eprintln!("!! {name}: {e:#}");
-            failed.push(name.clone());
+            failed.push(name);
         }
     }
-    eprintln!("\n== firmware under QEMU");
-    if let Err(e) = firmware_under_qemu() {
-        eprintln!("!! firmware under QEMU: {e:#}");
-        failed.push("firmware under QEMU".to_string());
-    }
-    let total = checks.len() + 1;
     eprintln!("\n{} of {} checks passed in {:.0?}", total - failed.len(), total, start.elapsed());
     if !failed.is_empty() {
         bail!("failed: {}", failed.join(", "));

@@ -1,7 +1,15 @@
 //! `cargo xtask`: fitnets' one entry point for everything that is not a plain
 //! `cargo test`. One module per subcommand; CI calls the same commands a person does.
 
+mod args;
+mod boards;
 mod check;
+mod firmware;
+mod flash;
+mod logs;
+mod qemu;
+mod size;
+mod storm;
 mod tools;
 
 use std::process::ExitCode;
@@ -11,13 +19,29 @@ usage: cargo xtask <command>
 
 commands:
   test    everything CI checks: formatting, clippy (root and firmware), all tests,
-          rustdoc, the no_std thumb builds and the firmware build
+          rustdoc, the no_std thumb builds, every board's firmware, the self-test on
+          each emulated board and the serve check
+  qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve] [--port N]
+          runs the firmware under QEMU and decodes its logs; `serve` puts the UART on
+          127.0.0.1:N (7878)
+  size    [--model F]
+          flash and RAM of the firmware on every board, against the board's memory
+  flash   --board stm32f4|nrf52840dk [--model F] [--mode selftest|serve]
+          flashes a real board with probe-rs and streams its logs
+  storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]
+          the serve check: N malformed frames (10000), then Info and N images (100)
+          compared with the host bit for bit
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
-        Some("test") => check::run(&args[1..]),
+        Some("test") => check::run(rest),
+        Some("qemu") => qemu::run(rest),
+        Some("size") => size::run(rest),
+        Some("flash") => flash::run(rest),
+        Some("storm") => storm::run(rest),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -92,25 +92,3 @@ pub fn ensure_program(program: &str, package: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// Like [`run`], but kills the command after `limit` (a hung emulator must not hang CI).
-pub fn run_with_timeout(cmd: &mut Command, limit: std::time::Duration) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}").replace('"', "");
-    eprintln!("$ {shown}");
-    let start = Instant::now();
-    let mut child = cmd.spawn().with_context(|| format!("could not start {shown}"))?;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            if !status.success() {
-                bail!("{shown} failed ({status}) after {:.0?}", start.elapsed());
-            }
-            return Ok(());
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{shown} did not finish within {limit:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}

@@ -1,0 +1,85 @@
+//! Building the firmware for a board, and reading what was built.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+
+use crate::boards::{Board, Transport};
+use crate::tools::{self, cargo, root};
+
+/// The firmware's two programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Checks the embedded model against the host's results and exits with the verdict.
+    Selftest,
+    /// Answers wire frames on the UART, forever.
+    Serve,
+}
+
+impl Mode {
+    /// `selftest` or `serve`.
+    pub fn parse(text: &str) -> anyhow::Result<Mode> {
+        match text {
+            "selftest" => Ok(Mode::Selftest),
+            "serve" => Ok(Mode::Serve),
+            other => bail!("unknown mode `{other}`; the modes are selftest and serve"),
+        }
+    }
+
+    /// The firmware's binary.
+    pub fn bin(self) -> &'static str {
+        match self {
+            Mode::Selftest => "selftest",
+            Mode::Serve => "serve",
+        }
+    }
+}
+
+/// The ELF files of one build.
+#[derive(Clone, Debug)]
+pub struct Build {
+    dir: PathBuf,
+}
+
+impl Build {
+    /// The ELF of `mode`.
+    pub fn elf(&self, mode: Mode) -> PathBuf {
+        self.dir.join(format!("{}.elf", mode.bin()))
+    }
+}
+
+/// The model the firmware embeds when none is given (what `firmware/build.rs` defaults to).
+pub fn default_model() -> PathBuf {
+    root().join("tests/fixtures/tiny.fnet")
+}
+
+/// Builds both programs for `board` (release), embedding `model` (the default when
+/// `None`), and copies the ELFs to `firmware/target/boards/<board>-<transport>/`, so
+/// builds for several boards can sit side by side in one cargo target folder.
+pub fn build(board: Board, transport: Transport, model: Option<&Path>) -> anyhow::Result<Build> {
+    let firmware = root().join("firmware");
+    let mut cmd = cargo(&firmware);
+    cmd.args(["build", "--release", "--no-default-features", "--features"]);
+    cmd.arg(format!("{},{}", board.name, transport.feature()));
+    if let Some(model) = model {
+        let model = std::path::absolute(model).with_context(|| format!("model {}", model.display()))?;
+        if !model.is_file() {
+            bail!("the model {} does not exist", model.display());
+        }
+        cmd.env("FITNETS_MODEL", model);
+    } else {
+        cmd.env_remove("FITNETS_MODEL");
+    }
+    tools::run(&mut cmd).with_context(|| format!("building the firmware for {}", board.name))?;
+
+    let built = firmware.join("target/thumbv7em-none-eabihf/release");
+    let dir = firmware.join("target/boards").join(format!("{}-{}", board.name, transport.feature()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let build = Build { dir };
+    for mode in [Mode::Selftest, Mode::Serve] {
+        let from = built.join(mode.bin());
+        std::fs::copy(&from, build.elf(mode))
+            .with_context(|| format!("copying {} to {}", from.display(), build.elf(mode).display()))?;
+    }
+    Ok(build)
+}

@@ -1,0 +1,131 @@
+//! `cargo xtask qemu --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve]
+//! [--port N]`: builds the firmware and runs it under QEMU, decoding its defmt logs.
+//!
+//! `selftest` exits with the firmware's verdict. `serve` puts the board's UART on
+//! `127.0.0.1:PORT` (a TCP server, 7878 unless `--port` says otherwise) and runs until
+//! interrupted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::args::Args;
+use crate::boards::{self, Board, Qemu, Transport};
+use crate::firmware::{self, Mode};
+use crate::{logs, tools};
+
+/// Far above the seconds a self-test takes; only a hang reaches it.
+pub const SELFTEST_LIMIT: Duration = Duration::from_secs(300);
+
+/// Where QEMU connects the board's UART.
+#[derive(Clone, Debug)]
+pub enum Serial {
+    /// Nowhere.
+    Null,
+    /// QEMU connects to a TCP server at this address (the xtask's own listener).
+    Connect(std::net::SocketAddr),
+    /// QEMU listens on this loopback port.
+    Listen(u16),
+}
+
+/// The `qemu-system-arm` command that runs `elf` on `qemu`, with semihosting for logs and
+/// the exit code and without any display or monitor, so stdout carries only the logs.
+pub fn command(qemu: Qemu, elf: &Path, serial: &Serial) -> Command {
+    let mut cmd = Command::new("qemu-system-arm");
+    cmd.args(["-machine", qemu.machine]);
+    if let Some(cpu) = qemu.cpu {
+        cmd.args(["-cpu", cpu]);
+    }
+    cmd.args(["-display", "none", "-monitor", "none", "-semihosting-config", "enable=on,target=native"]);
+    let serial = match serial {
+        Serial::Null => "null".to_string(),
+        Serial::Connect(addr) => format!("tcp:{addr},nodelay=on"),
+        Serial::Listen(port) => format!("tcp:127.0.0.1:{port},server=on,wait=off,nodelay=on"),
+    };
+    cmd.args(["-serial", &serial, "-kernel"]).arg(elf);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    cmd
+}
+
+/// A running emulator with its log decoder.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    logs: std::thread::JoinHandle<anyhow::Result<Vec<String>>>,
+    shown: String,
+}
+
+/// Starts `elf` on `board` under QEMU; logs are printed with the board's name in front.
+pub fn start(board: Board, elf: &Path, serial: &Serial) -> anyhow::Result<Running> {
+    tools::ensure_program("qemu-system-arm", "qemu-system-arm")?;
+    let mut cmd = command(board.qemu()?, elf, serial);
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("$ {shown}");
+    let mut child = cmd.spawn().with_context(|| format!("could not start {shown}"))?;
+    let stdout = child.stdout.take().context("QEMU's stdout")?;
+    let logs = logs::spawn_decoder(elf, format!("[{}] ", board.name), stdout)?;
+    Ok(Running { child, logs, shown })
+}
+
+impl Running {
+    /// Waits for the emulator to exit, for at most `limit`, and returns its status and the
+    /// decoded log lines. Past the limit it is killed.
+    pub fn wait(mut self, limit: Duration) -> anyhow::Result<(ExitStatus, Vec<String>)> {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!("{} did not finish within {limit:?}", self.shown);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let lines = self.logs.join().map_err(|_| anyhow::anyhow!("the log decoder panicked"))??;
+        Ok((status, lines))
+    }
+
+    /// Stops the emulator (a `serve` firmware never exits by itself).
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.logs.join().ok().and_then(Result::ok).unwrap_or_default()
+    }
+}
+
+/// Builds and runs the self-test on `board`; fails unless the firmware exits with 0.
+pub fn selftest(board: Board, model: Option<&Path>) -> anyhow::Result<()> {
+    let build = firmware::build(board, Transport::Qemu, model)?;
+    let (status, _) = start(board, &build.elf(Mode::Selftest), &Serial::Null)?.wait(SELFTEST_LIMIT)?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => bail!("the self-test on {} failed (exit code {code})", board.name),
+        None => bail!("the self-test on {} was killed ({status})", board.name),
+    }
+}
+
+/// The subcommand.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut args = Args::new("qemu", args);
+    let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
+    let model = args.value("--model")?.map(PathBuf::from);
+    let mode = Mode::parse(&args.value("--mode")?.unwrap_or_else(|| "selftest".into()))?;
+    let port: u16 = args.parsed("--port", 7878)?;
+    args.finish()?;
+    board.qemu()?;
+
+    match mode {
+        Mode::Selftest => selftest(board, model.as_deref()),
+        Mode::Serve => {
+            let build = firmware::build(board, Transport::Qemu, model.as_deref())?;
+            eprintln!("{} serves on 127.0.0.1:{port}; stop it with Ctrl-C", board.name);
+            let running = start(board, &build.elf(Mode::Serve), &Serial::Listen(port))?;
+            let (status, _) = running.wait(Duration::MAX)?;
+            bail!("QEMU exited ({status})")
+        }
+    }
+}
