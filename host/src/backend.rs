@@ -1,27 +1,51 @@
 //! Choosing where training runs: a CPU backend, or CUDA with the `cuda` feature.
 
+use std::fmt;
 use std::str::FromStr;
 
 use anyhow::bail;
 
-/// A device as the command line names it: `cpu`, `cuda` or `cuda:N`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A device as the command line names it: `cpu`, `cuda`, `cuda:N`, or several GPUs as
+/// `cuda:0,1,3` (data parallel: each batch is split between them).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceSpec {
     Cpu,
-    Cuda(usize),
+    /// CUDA device indices, at least one, no repeats; the model lives on the first.
+    Cuda(Vec<usize>),
 }
 
 impl FromStr for DeviceSpec {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> anyhow::Result<DeviceSpec> {
+        let usage = || anyhow::anyhow!("unknown device `{s}`: use cpu, cuda, cuda:N or cuda:N,M,…");
         match s {
             "cpu" => Ok(DeviceSpec::Cpu),
-            "cuda" => Ok(DeviceSpec::Cuda(0)),
-            _ => match s.strip_prefix("cuda:").map(str::parse) {
-                Some(Ok(n)) => Ok(DeviceSpec::Cuda(n)),
-                _ => bail!("unknown device `{s}`: use cpu, cuda or cuda:N"),
-            },
+            "cuda" => Ok(DeviceSpec::Cuda(vec![0])),
+            _ => {
+                let list = s.strip_prefix("cuda:").ok_or_else(usage)?;
+                let ids = list.split(',').map(|n| n.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>();
+                let ids = ids.map_err(|_| usage())?;
+                let mut unique = ids.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                if unique.len() != ids.len() {
+                    bail!("device `{s}` names a GPU twice");
+                }
+                Ok(DeviceSpec::Cuda(ids))
+            }
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cuda(ids) => {
+                let ids: Vec<String> = ids.iter().map(usize::to_string).collect();
+                write!(f, "cuda:{}", ids.join(","))
+            }
         }
     }
 }
@@ -42,26 +66,34 @@ pub type Flex = burn::backend::Flex;
 pub type Cuda = burn::backend::Cuda<f32>;
 
 /// Runs `$body` with `$B` bound to the autodiff backend for `$device`/`$cpu` and `$dev`
-/// bound to its device.
+/// bound to its (first) device; the three-name form also binds `$all` to every device
+/// the spec names (`Vec`, the first is `$dev`).
 #[macro_export]
 macro_rules! with_backend {
-    ($device:expr, $cpu:expr, |$B:ident, $dev:ident| $body:expr) => {{
+    ($device:expr, $cpu:expr, |$B:ident, $dev:ident| $body:expr) => {
+        $crate::with_backend!($device, $cpu, |$B, $dev, _all| $body)
+    };
+    ($device:expr, $cpu:expr, |$B:ident, $dev:ident, $all:ident| $body:expr) => {{
         use $crate::backend::{CpuBackend, DeviceSpec};
-        match ($device, $cpu) {
+        match (&$device, $cpu) {
             (DeviceSpec::Cpu, CpuBackend::Ndarray) => {
                 type $B = burn::backend::Autodiff<$crate::backend::NdArray>;
-                let $dev = Default::default();
+                let $all: Vec<<$B as burn::tensor::backend::BackendTypes>::Device> = vec![Default::default()];
+                let $dev = $all[0].clone();
                 $body
             }
             (DeviceSpec::Cpu, CpuBackend::Flex) => {
                 type $B = burn::backend::Autodiff<$crate::backend::Flex>;
-                let $dev = Default::default();
+                let $all: Vec<<$B as burn::tensor::backend::BackendTypes>::Device> = vec![Default::default()];
+                let $dev = $all[0].clone();
                 $body
             }
             #[cfg(feature = "cuda")]
-            (DeviceSpec::Cuda(n), _) => {
+            (DeviceSpec::Cuda(ids), _) => {
                 type $B = burn::backend::Autodiff<$crate::backend::Cuda>;
-                let $dev = burn::backend::cuda::CudaDevice::new(n);
+                let $all: Vec<burn::backend::cuda::CudaDevice> =
+                    ids.iter().map(|&n| burn::backend::cuda::CudaDevice::new(n)).collect();
+                let $dev = $all[0].clone();
                 $body
             }
             #[cfg(not(feature = "cuda"))]
@@ -70,4 +102,25 @@ macro_rules! with_backend {
             }
         }
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceSpec;
+
+    #[test]
+    fn device_specs_parse_and_print() {
+        for (text, spec) in [
+            ("cpu", DeviceSpec::Cpu),
+            ("cuda", DeviceSpec::Cuda(vec![0])),
+            ("cuda:3", DeviceSpec::Cuda(vec![3])),
+            ("cuda:0,1,3", DeviceSpec::Cuda(vec![0, 1, 3])),
+        ] {
+            assert_eq!(text.parse::<DeviceSpec>().unwrap(), spec, "{text}");
+        }
+        assert_eq!(DeviceSpec::Cuda(vec![2, 0]).to_string(), "cuda:2,0");
+        for bad in ["gpu", "cuda:", "cuda:x", "cuda:0,0", "cuda:1,", "CPU"] {
+            assert!(bad.parse::<DeviceSpec>().is_err(), "{bad} should be refused");
+        }
+    }
 }

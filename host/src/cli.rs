@@ -114,7 +114,8 @@ impl ScheduleArgs {
 /// Where to run.
 #[derive(Args, Clone, Debug)]
 pub struct DeviceArgs {
-    /// `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
+    /// `cpu`, `cuda`, `cuda:N`, or `cuda:N,M,…` to split each batch over several GPUs
+    /// (CUDA needs the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     pub device: DeviceSpec,
     /// The CPU backend: flex trains these nets 16-34x faster than ndarray (docs/benchmarks.md).
@@ -124,9 +125,9 @@ pub struct DeviceArgs {
 
 impl DeviceArgs {
     pub fn describe(&self) -> String {
-        match self.device {
+        match &self.device {
             DeviceSpec::Cpu => format!("cpu ({:?})", self.backend).to_lowercase(),
-            DeviceSpec::Cuda(n) => format!("cuda:{n}"),
+            cuda => cuda.to_string(),
         }
     }
 }
@@ -215,8 +216,8 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         backend: args.device.describe(),
     };
     let (run, info) = open_run(&args.run, args.resume, fresh)?;
-    crate::with_backend!(args.device.device, args.device.backend, |B, device| {
-        teacher_in::<B>(&run, &info, &splits, &device)
+    crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
+        teacher_in::<B>(&run, &info, &splits, &devices)
     })
 }
 
@@ -224,11 +225,11 @@ fn teacher_in<B: AutodiffBackend>(
     run: &RunDir,
     info: &RunInfo,
     splits: &Splits,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let (net, history) = method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "teacher", device)?;
-    finish::<B>(run, info, splits, net, Vec::new(), history, start, device)
+    let (net, history) = method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "teacher", devices)?;
+    finish::<B>(run, info, splits, net, Vec::new(), history, start, &devices[0])
 }
 
 /// `fitnets train student`.
@@ -256,8 +257,8 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         bail!("--method {} needs --teacher RUN", args.method.name());
     }
     let (run, info) = open_run(&args.run, args.resume, fresh)?;
-    crate::with_backend!(args.device.device, args.device.backend, |B, device| {
-        student_in::<B>(&run, &info, &splits, &device)
+    crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
+        student_in::<B>(&run, &info, &splits, &devices)
     })
 }
 
@@ -265,8 +266,9 @@ fn student_in<B: AutodiffBackend>(
     run: &RunDir,
     info: &RunInfo,
     splits: &Splits,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> anyhow::Result<()> {
+    let device = &devices[0];
     let start = Instant::now();
     let method = info.method.context("a student run names its method")?;
     let (net, hint_history, history) = match &info.teacher {
@@ -288,12 +290,12 @@ fn student_in<B: AutodiffBackend>(
                 info.hint_schedule.as_ref(),
                 info.kd.unwrap_or_default(),
                 run,
-                device,
+                devices,
             )?
         }
         _ => {
             let (net, history) =
-                method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "student", device)?;
+                method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "student", devices)?;
             (net, Vec::new(), history)
         }
     };

@@ -233,20 +233,22 @@ impl RegressorShape {
     }
 }
 
-/// Trains a network on the labels (a teacher, or a student from scratch).
+/// Trains a network on the labels (a teacher, or a student from scratch) on `devices`
+/// (see [`fit`]).
 pub fn train_on_labels<B: AutodiffBackend>(
     config: &NetConfig,
     splits: &Splits,
     schedule: &Schedule,
     run: &RunDir,
     phase: &str,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> anyhow::Result<(Net<B>, Vec<EpochMetrics>)> {
+    let device = devices.first().context("training needs at least one device")?;
     B::seed(device, schedule.seed);
     let model = Trainee { net: Net::<B>::new(config, device)?, regressor: None };
     let batcher = splits.batcher(schedule.augment);
     let phase = splits.phase(phase, schedule, &batcher, run);
-    let (model, history) = fit(&phase, model, &Objective::Labels, device)?;
+    let (model, history) = fit(&phase, model, &Objective::Labels, devices)?;
     Ok((model.net, history))
 }
 
@@ -262,12 +264,13 @@ pub fn train_student<B: AutodiffBackend>(
     hint_schedule: Option<&Schedule>,
     kd: KdSettings,
     run: &RunDir,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> anyhow::Result<(Net<B>, Vec<EpochMetrics>, Vec<EpochMetrics>)> {
     if method == Method::Scratch {
-        let (net, history) = train_on_labels::<B>(config, splits, schedule, run, "student", device)?;
+        let (net, history) = train_on_labels::<B>(config, splits, schedule, run, "student", devices)?;
         return Ok((net, Vec::new(), history));
     }
+    let device = devices.first().context("training needs at least one device")?;
     // Same initial weights as a scratch student with the same seed.
     B::seed(device, schedule.seed);
     let mut net = Net::<B>::new(config, device)?;
@@ -280,7 +283,7 @@ pub fn train_student<B: AutodiffBackend>(
         let phase = splits.phase("hints", hint_schedule, &batcher, run);
         let objective =
             Objective::Hints { teacher: teacher.clone(), hint_layers: shape.hint + 1, guided_layers: shape.guided + 1 };
-        let (trained, history) = fit(&phase, Trainee { net, regressor: Some(regressor) }, &objective, device)?;
+        let (trained, history) = fit(&phase, Trainee { net, regressor: Some(regressor) }, &objective, devices)?;
         // The regressor is dropped; the student keeps its trained lower layers.
         net = trained.net;
         hint_history = history;
@@ -293,7 +296,7 @@ pub fn train_student<B: AutodiffBackend>(
         lambda_start: kd.lambda_start,
         lambda_end: kd.lambda_end,
     };
-    let (trained, history) = fit(&phase, Trainee { net, regressor: None }, &objective, device)?;
+    let (trained, history) = fit(&phase, Trainee { net, regressor: None }, &objective, devices)?;
     Ok((trained.net, hint_history, history))
 }
 

@@ -167,9 +167,15 @@ fn trained() -> &'static Trained {
         let run = TempDir::new("trained");
         let run = RunDir::open(&run.0).unwrap();
         let device = Default::default();
-        let (net, _) =
-            method::train_on_labels::<Autodiff<Flex>>(&config, &splits, &schedule(3), &run, "student", &device)
-                .unwrap();
+        let (net, _) = method::train_on_labels::<Autodiff<Flex>>(
+            &config,
+            &splits,
+            &schedule(3),
+            &run,
+            "student",
+            std::slice::from_ref(&device),
+        )
+        .unwrap();
         let net: Net<Flex> = net.valid();
         let float = float_model(&net, &config).unwrap();
         let burn_test = net_predictions(&net, &splits.test, &splits.info.normalization, &device);

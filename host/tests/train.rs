@@ -159,7 +159,7 @@ fn trained_teacher(splits: &Splits) -> Net<Inner> {
     let config = NetConfig::parse(TEACHER).unwrap();
     let run = temp_run("teacher");
     let (net, _) =
-        method::train_on_labels::<B>(&config, splits, &schedule(4, 7), &run, "teacher", &Default::default()).unwrap();
+        method::train_on_labels::<B>(&config, splits, &schedule(4, 7), &run, "teacher", &[Default::default()]).unwrap();
     std::fs::remove_dir_all(run.path()).unwrap();
     net.valid()
 }
@@ -186,7 +186,7 @@ fn every_method_learns_and_hints_lower_their_loss() {
             Some(&schedule(3, 11)),
             KdSettings::default(),
             &run,
-            &Default::default(),
+            &[Default::default()],
         )
         .unwrap();
         let accuracy = test_accuracy(&net.valid(), &splits);
@@ -240,7 +240,7 @@ fn resumed_training_equals_uninterrupted_training() {
             run,
             stop_after,
         };
-        fit(&phase, model, &Objective::Labels, &device).unwrap()
+        fit(&phase, model, &Objective::Labels, std::slice::from_ref(&device)).unwrap()
     };
     let straight_run = temp_run("straight");
     let (straight, straight_history) = train(&straight_run, None);
@@ -314,6 +314,34 @@ fn paper_configs_have_the_papers_sizes() {
     );
     assert_eq!(teacher.shapes().unwrap()[shape.hint], [48, 3, 3]);
     assert_eq!(fitnet.shapes().unwrap()[shape.guided], [16, 7, 7]);
+
+    // CIFAR-10 (Table 5): parameters within 10% of the paper's. Every FitNet's guided
+    // layer (its middle stage pooled, 8x8) maps onto the teacher's 192x7x7 hint (its
+    // 2nd conv pooled, rounding up) with a 2x2 valid regressor of 2 pieces.
+    let within_10_percent = |net: &NetConfig, paper: f64| {
+        let (params, _) = count::totals(net).unwrap();
+        let ratio = params as f64 / paper;
+        assert!((0.9..=1.1).contains(&ratio), "{}: {params} parameters, the paper's {paper}", net.name);
+    };
+    let teacher = config("configs/cifar-teacher.toml");
+    within_10_percent(&teacher, 9e6);
+    for (path, paper, guided_channels) in [
+        ("configs/cifar-fitnet1.toml", 250e3, 32),
+        ("configs/cifar-fitnet2.toml", 862e3, 80),
+        ("configs/cifar-fitnet3.toml", 1.6e6, 80),
+        ("configs/cifar-fitnet4.toml", 2.5e6, 80),
+    ] {
+        let fitnet = config(path);
+        within_10_percent(&fitnet, paper);
+        let shape = regressor_shape(&fitnet, &teacher).unwrap();
+        assert_eq!(
+            (shape.kernel, shape.padding, shape.units, shape.pieces, shape.in_channels),
+            ([2, 2], [0, 0], 192, 2, guided_channels),
+            "{path}"
+        );
+        assert_eq!(teacher.shapes().unwrap()[shape.hint], [192, 7, 7]);
+        assert_eq!(fitnet.shapes().unwrap()[shape.guided], [guided_channels, 8, 8], "{path}");
+    }
 }
 
 #[test]
@@ -372,7 +400,15 @@ fn batches_are_normalized_nchw() {
 
 #[test]
 fn configs_survive_a_round_trip_through_toml() {
-    for path in ["configs/mnist-teacher.toml", "configs/mnist-fitnet.toml"] {
+    for path in [
+        "configs/mnist-teacher.toml",
+        "configs/mnist-fitnet.toml",
+        "configs/cifar-teacher.toml",
+        "configs/cifar-fitnet1.toml",
+        "configs/cifar-fitnet2.toml",
+        "configs/cifar-fitnet3.toml",
+        "configs/cifar-fitnet4.toml",
+    ] {
         let original = config(path);
         let text = toml::to_string(&original).unwrap();
         assert_eq!(NetConfig::parse(&text).unwrap(), original, "{path}");
@@ -399,4 +435,36 @@ fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
         let diff: f32 = (fresh - cached).abs().max().into_scalar();
         assert!(diff <= 1e-5, "cached outputs of the first {layers} layers differ by {diff}");
     }
+}
+
+#[test]
+fn a_batch_split_over_devices_trains() {
+    // Data parallelism with the same device twice (no GPUs here): each batch is split
+    // in two shards on two copies of the model. Training still learns; that the summed
+    // gradients equal the whole batch's is checked in `fit`'s unit tests (the trained
+    // weights themselves drift apart by rounding, which Adam amplifies).
+    let _rng = rng_lock();
+    let splits = splits();
+    let teacher = trained_teacher(&splits);
+    let config = NetConfig::parse(STUDENT).unwrap();
+    let device: <B as burn::tensor::backend::BackendTypes>::Device = Default::default();
+    let run = temp_run("parallel");
+    let (net, _, history) = method::train_student::<B>(
+        &config,
+        Method::Kd,
+        &teacher,
+        &NetConfig::parse(TEACHER).unwrap(),
+        &splits,
+        &schedule(4, 11),
+        None,
+        KdSettings::default(),
+        &run,
+        &[device, device],
+    )
+    .unwrap();
+    std::fs::remove_dir_all(run.path()).unwrap();
+    assert_eq!(history.len(), 4);
+    use burn::module::AutodiffModule as _;
+    let accuracy = test_accuracy(&net.valid(), &splits);
+    assert!(accuracy > 0.6, "{accuracy}");
 }

@@ -40,6 +40,11 @@ fn checks() -> Vec<(String, Step)> {
     let mut checks = vec![
         ("fmt".to_string(), with(&root, &["fmt", "--all", "--check"])),
         ("clippy".into(), with(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),
+        // The CUDA backend must keep compiling where no GPU (or CUDA toolkit) exists.
+        (
+            "clippy, host with CUDA".into(),
+            with(&root, &["clippy", "-p", "fitnets", "--features", "cuda", "--", "-D", "warnings"]),
+        ),
         ("tests".into(), with(&root, &["test", "--workspace"])),
         ("rustdoc".into(), Step::Command(doc)),
     ];

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, RmsProp, RmsPropConfig};
+use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer, RmsProp, RmsPropConfig};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
@@ -145,15 +145,19 @@ impl<B: AutodiffBackend> Optim<B> {
     }
 }
 
-/// Trains `model` for `phase`, resuming from the phase's checkpoint in the run
-/// directory when there is one. Returns the trained model and every epoch's metrics
-/// (those before a resume are read back from the checkpoint's history).
+/// Trains `model` for `phase` on `devices` (the model lives on the first; with more,
+/// each batch is split between them and their gradients summed on the first), resuming
+/// from the phase's checkpoint in the run directory when there is one. Returns the
+/// trained model and every epoch's metrics (those before a resume are read back from the
+/// checkpoint's history).
 pub fn fit<B: AutodiffBackend>(
     phase: &Phase<'_>,
     mut model: Trainee<B>,
     objective: &Objective<B>,
-    device: &B::Device,
+    devices: &[B::Device],
 ) -> anyhow::Result<(Trainee<B>, Vec<EpochMetrics>)> {
+    anyhow::ensure!(!devices.is_empty(), "training needs at least one device");
+    let device = &devices[0];
     let schedule = phase.schedule;
     let mut optim = Optim::<B>::new(schedule.optimizer);
     let state_file = format!("checkpoint-{}.json", phase.name);
@@ -177,6 +181,8 @@ pub fn fit<B: AutodiffBackend>(
     }
 
     let cache = if start < schedule.epochs { teacher_cache(objective, phase, device) } else { None };
+    // The objective (its teacher) on every device but the first, for data parallelism.
+    let objectives: Vec<Objective<B>> = devices[1..].iter().map(|d| objective.to_device(d)).collect();
     let n = phase.train.len();
     let steps_per_epoch = n.div_ceil(schedule.batch_size);
     let total_steps = steps_per_epoch * schedule.epochs;
@@ -202,20 +208,21 @@ pub fn fit<B: AutodiffBackend>(
         for (b, indices) in order.chunks(schedule.batch_size).enumerate() {
             let step = epoch * steps_per_epoch + b;
             lr = schedule.learning_rate_at(step, total_steps);
-            let inner = phase.batcher.images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device);
-            let labels = phase.batcher.labels::<B>(phase.train, indices, device);
-            let cached = cache.as_ref().map(|cache| cache.gather::<B::InnerBackend>(indices, device));
-            let (loss, logits, used_lambda) =
-                batch_loss(&model, objective, inner, cached, labels.clone(), step, total_steps);
-            lambda = used_lambda;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let batch = Batch {
+                images: phase.batcher.images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device),
+                cached: cache.as_ref().map(|cache| cache.gather::<B::InnerBackend>(indices, device)),
+                labels: phase.batcher.labels::<B>(phase.train, indices, device),
+            };
+            let (grads, outcome) = if devices.len() == 1 {
+                let mut outcome = shard_step(&model, objective, batch, step, total_steps, None);
+                (outcome.grads.take().expect("one shard"), outcome)
+            } else {
+                data_parallel_step(&model, objective, &objectives, devices, batch, step, total_steps)
+            };
             model = optim.step(lr, model, grads);
-
-            let batch_loss: f64 = loss.into_scalar().elem();
-            loss_sum += batch_loss * indices.len() as f64;
-            if let Some(logits) = logits {
-                correct += count_correct(logits.inner(), labels.inner());
-            }
+            lambda = outcome.lambda;
+            loss_sum += outcome.loss_sum;
+            correct += outcome.correct;
             seen += indices.len();
             bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
             bar.inc(1);
@@ -285,6 +292,122 @@ impl<B: AutodiffBackend> Objective<B> {
     fn has_logits(&self) -> bool {
         !matches!(self, Objective::Hints { .. })
     }
+
+    /// The same objective with its teacher on `device`.
+    fn to_device(&self, device: &B::Device) -> Objective<B> {
+        match self {
+            Objective::Labels => Objective::Labels,
+            Objective::Distill { teacher, tau, lambda_start, lambda_end } => Objective::Distill {
+                teacher: teacher.clone().to_device(device),
+                tau: *tau,
+                lambda_start: *lambda_start,
+                lambda_end: *lambda_end,
+            },
+            Objective::Hints { teacher, hint_layers, guided_layers } => Objective::Hints {
+                teacher: teacher.clone().to_device(device),
+                hint_layers: *hint_layers,
+                guided_layers: *guided_layers,
+            },
+        }
+    }
+}
+
+/// One batch: normalized images, the teacher's cached outputs for them, labels.
+struct Batch<B: AutodiffBackend> {
+    images: Tensor<B::InnerBackend, 4>,
+    cached: Option<Tensor<B::InnerBackend, 4>>,
+    labels: Tensor<B, 1, Int>,
+}
+
+impl<B: AutodiffBackend> Batch<B> {
+    /// Images `range` of the batch, on `device`.
+    fn shard(&self, range: std::ops::Range<usize>, device: &B::Device) -> Batch<B> {
+        Batch {
+            images: self.images.clone().slice(range.clone()).to_device(device),
+            cached: self.cached.as_ref().map(|c| c.clone().slice(range.clone()).to_device(device)),
+            labels: self.labels.clone().slice(range).to_device(device),
+        }
+    }
+}
+
+/// What one forward and backward pass over a batch (or a shard of it) yields.
+struct StepOutcome {
+    grads: Option<GradientsParams>,
+    /// The loss times the number of images.
+    loss_sum: f64,
+    correct: usize,
+    lambda: Option<f64>,
+}
+
+/// Forward and backward of `model` on `batch`. With `weight` (a shard's share of the
+/// whole batch) the loss is scaled by it, so the shards' gradients sum to the batch's.
+fn shard_step<B: AutodiffBackend>(
+    model: &Trainee<B>,
+    objective: &Objective<B>,
+    batch: Batch<B>,
+    step: usize,
+    total_steps: usize,
+    weight: Option<f64>,
+) -> StepOutcome {
+    let images = batch.labels.dims()[0];
+    let (loss, logits, lambda) =
+        batch_loss(model, objective, batch.images, batch.cached, batch.labels.clone(), step, total_steps);
+    let scaled = match weight {
+        Some(w) => loss.clone().mul_scalar(w),
+        None => loss.clone(),
+    };
+    let grads = GradientsParams::from_grads(scaled.backward(), model);
+    let loss: f64 = loss.into_scalar().elem();
+    let correct = logits.map_or(0, |logits| count_correct(logits.inner(), batch.labels.inner()));
+    StepOutcome { grads: Some(grads), loss_sum: loss * images as f64, correct, lambda }
+}
+
+/// One step split over `devices`: each takes a near-equal shard of the batch on its own
+/// copy of the model, in its own thread; the gradients are summed on the first device.
+/// `others` is `objective` on each device but the first.
+fn data_parallel_step<B: AutodiffBackend>(
+    model: &Trainee<B>,
+    objective: &Objective<B>,
+    others: &[Objective<B>],
+    devices: &[B::Device],
+    batch: Batch<B>,
+    step: usize,
+    total_steps: usize,
+) -> (GradientsParams, StepOutcome) {
+    let n = batch.labels.dims()[0];
+    let parts = devices.len().min(n);
+    let shards: Vec<(Batch<B>, Trainee<B>)> = (0..parts)
+        .map(|i| {
+            let range = i * n / parts..(i + 1) * n / parts;
+            let device = &devices[i];
+            let replica = if i == 0 { model.clone() } else { model.clone().fork(device) };
+            (batch.shard(range, device), replica)
+        })
+        .collect();
+    let outcomes: Vec<(StepOutcome, Trainee<B>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = shards
+            .into_iter()
+            .enumerate()
+            .map(|(i, (shard, replica))| {
+                let objective = if i == 0 { objective } else { &others[i - 1] };
+                scope.spawn(move || {
+                    let weight = shard.labels.dims()[0] as f64 / n as f64;
+                    (shard_step(&replica, objective, shard, step, total_steps, Some(weight)), replica)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("a training thread panicked")).collect()
+    });
+    let mut accumulator = GradientsAccumulator::<Trainee<B>>::new();
+    let mut total = StepOutcome { grads: None, loss_sum: 0.0, correct: 0, lambda: None };
+    for (mut outcome, replica) in outcomes {
+        let grads = outcome.grads.take().expect("every shard has gradients").to_device(&devices[0], &replica);
+        accumulator.accumulate(model, grads);
+        total.loss_sum += outcome.loss_sum;
+        total.correct += outcome.correct;
+        total.lambda = outcome.lambda;
+    }
+    (accumulator.grads(), total)
 }
 
 /// The teacher's outputs on the whole training set when they can be computed once:
@@ -393,3 +516,92 @@ pub fn count_correct<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>
 }
 
 use burn::tensor::ElementConversion as _;
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Autodiff;
+    use burn::tensor::{Distribution, TensorData};
+
+    use super::*;
+    use crate::backend::Flex;
+    use crate::model::NetConfig;
+    use crate::model::net::Layer;
+
+    type B = Autodiff<Flex>;
+
+    const NET: &str = r#"
+        name = "t"
+        input = [12, 12, 1]
+        classes = 4
+        [[layers]]
+        type = "conv"
+        units = 4
+        pieces = 2
+        kernel = 3
+        padding = 1
+        [[layers]]
+        type = "max_pool"
+        kernel = 2
+        [[layers]]
+        type = "conv"
+        units = 3
+        pieces = 2
+        kernel = 3
+        padding = 1
+        [[layers]]
+        type = "dense"
+        units = 4
+    "#;
+
+    /// Every weight and bias gradient of `net` in `grads`, flattened, in layer order.
+    fn gradients(net: &Net<B>, grads: &GradientsParams) -> Vec<Vec<f32>> {
+        let get1 = |id| grads.get::<Flex, 1>(id).expect("a gradient").into_data().to_vec::<f32>().unwrap();
+        let mut out = Vec::new();
+        for layer in &net.layers {
+            match layer {
+                Layer::Conv(c) => {
+                    let w = grads.get::<Flex, 4>(c.conv.weight.id).expect("a gradient");
+                    out.push(w.into_data().to_vec::<f32>().unwrap());
+                    out.push(get1(c.conv.bias.as_ref().unwrap().id));
+                }
+                Layer::Dense(d) => {
+                    let w = grads.get::<Flex, 2>(d.linear.weight.id).expect("a gradient");
+                    out.push(w.into_data().to_vec::<f32>().unwrap());
+                    out.push(get1(d.linear.bias.as_ref().unwrap().id));
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn gradients_summed_over_shards_equal_the_whole_batchs() {
+        // Data parallelism must compute the gradient of the whole batch: each shard's
+        // loss weighted by its share, the shards' gradients summed. Uneven shards (11
+        // images over 3 devices) and KD with a teacher copy per device included.
+        let config = NetConfig::parse(NET).unwrap();
+        let device = Default::default();
+        let model = Trainee { net: Net::<B>::new(&config, &device).unwrap(), regressor: None };
+        let teacher = Net::<Flex>::new(&config, &device).unwrap();
+        let images = Tensor::<Flex, 4>::random([11, 1, 12, 12], Distribution::Normal(0.0, 1.0), &device);
+        let labels: Vec<i64> = (0..11).map(|i| i % 4).collect();
+        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [11]), &device);
+        let batch = || Batch::<B> { images: images.clone(), cached: None, labels: labels.clone() };
+        let kd = Objective::Distill { teacher, tau: 3.0, lambda_start: 4.0, lambda_end: 1.0 };
+        for objective in [Objective::Labels, kd] {
+            let mut whole = shard_step(&model, &objective, batch(), 3, 10, None);
+            let whole = gradients(&model.net, &whole.grads.take().unwrap());
+            let devices = [device, device, device];
+            let others = [objective.to_device(&device), objective.to_device(&device)];
+            let (sharded, outcome) = data_parallel_step(&model, &objective, &others, &devices, batch(), 3, 10);
+            let sharded = gradients(&model.net, &sharded);
+            assert!(outcome.loss_sum.is_finite());
+            for (a, b) in whole.iter().zip(&sharded) {
+                let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                assert!(diff <= 1e-5 * scale.max(1e-6), "gradients differ by {diff} (scale {scale})");
+            }
+        }
+    }
+}

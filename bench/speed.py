@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Training speed of fitnets (burn) and PyTorch side by side, runs alternated.
+
+For each round and each case (teacher, FitNet from scratch), this runs one fitnets
+epoch on a subset of Fashion-MNIST and then the PyTorch twin of the same network and
+optimizer (bench/pytorch/train_speed.py) on as many images, and prints the images/s of
+both and their ratio. Alternating the two keeps a change in the machine's load from
+favouring one side. Run it on an idle machine:
+
+    cargo build --release -p fitnets
+    python3 bench/speed.py --python ~/torch-venv/bin/python [--rounds 3] [--images 6400]
+
+fitnets' figure is the `images_per_second` of its epoch (batching and normalization
+included, validation excluded); PyTorch's excludes data loading (its tensors are
+prepared once), so the comparison slightly favours PyTorch.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES = {
+    # case: (fitnets arguments, PyTorch case)
+    "teacher": (["train", "teacher", "--config", "configs/mnist-teacher.toml"], "teacher"),
+    "student": (["train", "student", "--config", "configs/mnist-fitnet.toml", "--method", "scratch"], "student"),
+}
+
+
+def fitnets_speed(binary, case, images, threads):
+    args, _ = CASES[case]
+    run = tempfile.mkdtemp(prefix="fitnets-speed-")
+    shutil.rmtree(run)
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    cmd = [binary, *args, "--run", run, "--epochs", "1", "--subset", str(images + 100),
+           "--valid", "100", "--test-subset", "100"]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    shutil.rmtree(run, ignore_errors=True)
+    if out.returncode != 0:
+        sys.exit(f"fitnets failed: {' '.join(cmd)}\n{out.stderr}")
+    match = re.search(r"epoch 1/1: .*?, ([0-9.]+) images/s", out.stderr)
+    if not match:
+        sys.exit(f"no images/s in fitnets' output:\n{out.stderr}")
+    return float(match.group(1))
+
+
+def torch_speed(python, case, images, threads):
+    _, torch_case = CASES[case]
+    cmd = [python, "bench/pytorch/train_speed.py", "--cases", torch_case, "--images", str(images),
+           "--threads", str(threads), "--json"]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"PyTorch failed: {' '.join(cmd)}\n{out.stderr}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return float(result["cases"][torch_case]["images_per_s"])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--python", default=sys.executable, help="a Python with torch and numpy")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "fitnets"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--images", type=int, default=6400, help="timed images per run")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--cases", default="teacher,student")
+    args = ap.parse_args()
+    if not os.path.exists(args.binary):
+        sys.exit(f"{args.binary} is missing: run `cargo build --release -p fitnets` first")
+    cases = args.cases.split(",")
+    runs = {case: {"fitnets": [], "pytorch": []} for case in cases}
+    for r in range(args.rounds):
+        for case in cases:
+            f = fitnets_speed(args.binary, case, args.images, args.threads)
+            t = torch_speed(args.python, case, args.images, args.threads)
+            runs[case]["fitnets"].append(f)
+            runs[case]["pytorch"].append(t)
+            print(f"round {r + 1} {case:8s} fitnets {f:7.1f}  PyTorch {t:7.1f} images/s", file=sys.stderr)
+    load = os.getloadavg()[0]
+    print(f"{args.threads} threads, {args.images} images per run, {args.rounds} rounds, load average now {load:.2f}")
+    print("| case | fitnets images/s (median) | PyTorch images/s (median) | fitnets / PyTorch |")
+    print("|---|---:|---:|---:|")
+    for case in cases:
+        f = statistics.median(runs[case]["fitnets"])
+        t = statistics.median(runs[case]["pytorch"])
+        print(f"| {case} | {f:.1f} | {t:.1f} | {f / t:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()
