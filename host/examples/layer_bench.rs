@@ -1,6 +1,7 @@
-//! Times one training step (forward and backward) of each conv, maxout and pooling
-//! layer of the MNIST teacher and FitNet on a CPU backend: `cargo run --release -p
-//! fitnets --example layer_bench -- [flex|ndarray] [batch]`.
+//! Times one training step (forward and backward) of each maxout conv and pooling layer
+//! of the MNIST teacher and FitNet, through burn's ops and through fitnets' fused
+//! kernels (`fitnets::kernels`, flex only: on ndarray both columns run burn's ops):
+//! `cargo run --release -p fitnets --example layer_bench -- [flex|ndarray] [batch]`.
 
 use std::time::Instant;
 
@@ -9,40 +10,9 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::ops::PadMode;
 use burn::tensor::{Distribution, ElementConversion, Tensor};
 use fitnets::backend::{Flex, NdArray};
-use fitnets::model::net::maxout_map;
-
-/// `conv` applied to `x` as one matrix product: the windows of the padded input,
-/// unfolded into `[N*H'*W', C*kh*kw]` (im2col), times the weights `[C*kh*kw, O]`. Both
-/// passes of training then run as plain matrix products (slower on flex: see
-/// `docs/benchmarks.md`). A conv with groups, dilation or `Same` padding takes
-/// `conv.forward`; `run` prints how far the two agree.
-fn conv2d_im2col<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    let (pt, pl, pb, pr) = match conv.padding {
-        PaddingConfig2d::Explicit(t, l, b, r) => (t, l, b, r),
-        PaddingConfig2d::Valid => (0, 0, 0, 0),
-        _ => return conv.forward(x),
-    };
-    if conv.groups != 1 || conv.dilation != [1, 1] {
-        return conv.forward(x);
-    }
-    let [n, c, _, _] = x.dims();
-    let [o, _, kh, kw] = conv.weight.dims();
-    let [sh, sw] = conv.stride;
-    let x = if pt + pl + pb + pr > 0 { x.pad((pl, pr, pt, pb), PadMode::Constant(0.0)) } else { x };
-    // [N, C, H', W, kh], then [N, C, H', W', kh, kw]: strided views of the input.
-    let windows: Tensor<B, 5> = x.unfold(2, kh, sh);
-    let windows: Tensor<B, 6> = windows.unfold(3, kw, sw);
-    let [_, _, ho, wo, _, _] = windows.dims();
-    let columns = windows.permute([0, 2, 3, 1, 4, 5]).reshape([n * ho * wo, c * kh * kw]);
-    let mut y = columns.matmul(conv.weight.val().reshape([o, c * kh * kw]).transpose());
-    if let Some(bias) = &conv.bias {
-        y = y + bias.val().unsqueeze_dim(0);
-    }
-    y.reshape([n, ho, wo, o]).permute([0, 3, 1, 2])
-}
+use fitnets::model::net::ConvLayer;
 
 /// Milliseconds per call of `step`, after one warm-up call.
 fn time<F: FnMut()>(mut step: F) -> f64 {
@@ -62,28 +32,17 @@ fn relative_diff<B: Backend>(a: Tensor<B, 4>, b: Tensor<B, 4>) -> f32 {
     diff / scale
 }
 
-/// How far `conv2d_im2col` is from `conv.forward` in output and input gradient.
-fn agreement<B: AutodiffBackend>(layer: &Conv2d<B>, x: &Tensor<B, 4>) -> (f32, f32) {
+/// How far the fused kernel is from burn's ops in output and input gradient.
+fn agreement<B: AutodiffBackend>(layer: &ConvLayer<B>, x: &Tensor<B, 4>) -> (f32, f32) {
     let grad = |f: &dyn Fn(Tensor<B, 4>) -> Tensor<B, 4>| {
         let x = x.clone().require_grad();
         let y = f(x.clone());
         let grads = y.clone().sum().backward();
         (y.inner(), x.grad(&grads).expect("x takes part"))
     };
-    let (y0, dx0) = grad(&|x| layer.forward(x));
-    let (y1, dx1) = grad(&|x| conv2d_im2col(layer, x));
+    let (y0, dx0) = grad(&|x| layer.forward_with_burn(x));
+    let (y1, dx1) = grad(&|x| layer.forward(x));
     (relative_diff(y0, y1), relative_diff(dx0, dx1))
-}
-
-/// Maxout over channel groups as an elementwise maximum of the pieces' slices.
-fn maxout_pairwise<B: AutodiffBackend>(x: Tensor<B, 4>, pieces: usize) -> Tensor<B, 4> {
-    let [n, c, h, w] = x.dims();
-    let x = x.reshape([n, c / pieces, pieces, h * w]);
-    let mut y = x.clone().narrow(2, 0, 1);
-    for p in 1..pieces {
-        y = y.max_pair(x.clone().narrow(2, p, 1));
-    }
-    y.reshape([n, c / pieces, h, w])
 }
 
 fn random<B: AutodiffBackend>(shape: [usize; 4], device: &B::Device) -> Tensor<B, 4> {
@@ -119,25 +78,28 @@ fn run<B: AutodiffBackend>(name: &str, batch: usize) {
         ("student conv5", [16, 7, 7], 24, 3, 1),
     ];
     for (label, [c, h, w], o, k, p) in convs {
-        let layer = conv::<B>(c, o, k, p, &device);
+        let layer = ConvLayer { conv: conv::<B>(c, o, k, p, &device), norm: None, pieces: 2, relu: false };
         let x = random::<B>([batch, c, h, w], &device);
+        let burn = time(|| train_step(&x, &|x| layer.forward_with_burn(x)));
+        let fused = time(|| train_step(&x, &|x| layer.forward(x)));
         let fwd = time(|| forward(&x, &|x| layer.forward(x)));
-        let native = time(|| train_step(&x, &|x| layer.forward(x)));
-        let im2col = time(|| train_step(&x, &|x| conv2d_im2col(&layer, x)));
         let (dy, dx) = agreement(&layer, &x);
-        println!("  {label:<14} im2col vs native: output {dy:.1e}, input gradient {dx:.1e} (relative)");
-        println!("  {label:<14} native conv fwd {fwd:8.2} fwd+bwd {native:8.2}   im2col+matmul {im2col:8.2}");
-    }
-    let maps = [("teacher", [96, 21, 21], 4, 2), ("student", [32, 28, 28], 2, 2)];
-    for (label, [c, h, w], kernel, stride) in maps {
-        let x = random::<B>([batch, c, h, w], &device);
-        let maxout = time(|| train_step(&x, &|x| maxout_map(x, 2)));
-        let pairwise = time(|| train_step(&x, &|x| maxout_pairwise(x, 2)));
-        let pool = MaxPool2dConfig::new([kernel, kernel]).with_strides([stride, stride]).init();
-        let half = random::<B>([batch, c / 2, h, w], &device);
-        let pooled = time(|| train_step(&half, &|x| pool.forward(x)));
         println!(
-            "  {label:<14} maxout max_dim {maxout:8.2} max_pair {pairwise:8.2}   max pool {kernel}x{kernel}/{stride} {pooled:8.2}"
+            "  {label:<14} conv+maxout fwd+bwd: burn {burn:8.2}  fused {fused:8.2} ({:.1}x)  fused fwd {fwd:8.2}   \
+             (differ: output {dy:.1e}, input gradient {dx:.1e})",
+            burn / fused
+        );
+    }
+    let maps = [("teacher", [48, 21, 21], 4, 2), ("student", [16, 28, 28], 2, 2)];
+    for (label, [c, h, w], kernel, stride) in maps {
+        let pool = MaxPool2dConfig::new([kernel, kernel]).with_strides([stride, stride]).init();
+        let x = random::<B>([batch, c, h, w], &device);
+        let burn = time(|| train_step(&x, &|x| pool.forward(x)));
+        let fused =
+            time(|| train_step(&x, &|x| fitnets::kernels::max_pool(&pool, x).unwrap_or_else(|x| pool.forward(x))));
+        println!(
+            "  {label:<14} max pool {kernel}x{kernel}/{stride} fwd+bwd: burn {burn:8.2}  ours {fused:8.2} ({:.1}x)",
+            burn / fused
         );
     }
 }
