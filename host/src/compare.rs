@@ -30,6 +30,12 @@ pub struct CompareArgs {
     pub student_epochs: usize,
     #[arg(long, default_value_t = 3)]
     pub hint_epochs: usize,
+    /// Train every student method with this many seeds (`--seed`, `--seed`+1, …), each
+    /// seed's three methods from the same initial weights, and report mean ± standard
+    /// deviation. The first seed's runs are `scratch/`, `kd/`, `hints/`; seed k's are
+    /// `seed-k/scratch/` and so on. One teacher serves all.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: u64,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -38,13 +44,13 @@ pub struct CompareArgs {
     pub device: DeviceArgs,
 }
 
-/// One row of the table.
+/// One row of the table: a network and its test accuracy for each seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Row {
     pub name: String,
     pub params: u64,
     pub macs: u64,
-    pub test_accuracy: f64,
+    pub accuracies: Vec<f64>,
 }
 
 fn finished(dir: &Path) -> Option<RunResult> {
@@ -67,63 +73,185 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
         };
         cli::train_teacher(&teacher).context("training the teacher")?;
     }
-    for method in [Method::Scratch, Method::Kd, Method::Hints] {
-        let dir = args.runs.join(method.name());
-        if finished(&dir).is_some() {
-            continue;
+    for k in 0..args.seeds {
+        for method in METHODS {
+            let dir = student_dir(&args.runs, k, method);
+            if finished(&dir).is_some() {
+                continue;
+            }
+            let mut schedule = args.schedule.clone();
+            schedule.seed = args.schedule.seed + k;
+            let hint_epochs = if method == Method::Hints { args.hint_epochs } else { 0 };
+            schedule.epochs = args.student_epochs - hint_epochs;
+            let student = cli::StudentArgs {
+                config: args.student_config.clone(),
+                method,
+                teacher: Some(teacher_dir.clone()),
+                run: dir.clone(),
+                resume: dir.join("run.json").exists(),
+                hint_epochs,
+                tau: 3.0,
+                lambda_start: 4.0,
+                lambda_end: 1.0,
+                data: args.data.clone(),
+                schedule,
+                device: args.device.clone(),
+            };
+            cli::train_student(&student)
+                .with_context(|| format!("training the {} student (seed {})", method.name(), student.schedule.seed))?;
         }
-        let mut schedule = args.schedule.clone();
-        let hint_epochs = if method == Method::Hints { args.hint_epochs } else { 0 };
-        schedule.epochs = args.student_epochs - hint_epochs;
-        let student = cli::StudentArgs {
-            config: args.student_config.clone(),
-            method,
-            teacher: Some(teacher_dir.clone()),
-            run: dir.clone(),
-            resume: dir.join("run.json").exists(),
-            hint_epochs,
-            tau: 3.0,
-            lambda_start: 4.0,
-            lambda_end: 1.0,
-            data: args.data.clone(),
-            schedule,
-            device: args.device.clone(),
-        };
-        cli::train_student(&student).with_context(|| format!("training the {} student", method.name()))?;
     }
-    let mut rows = Vec::new();
-    for name in ["teacher", "scratch", "kd", "hints"] {
-        let dir = args.runs.join(name);
-        let run = RunDir::open(&dir)?;
-        let info: RunInfo = run.read_json("run.json")?;
-        let result: RunResult = run.read_json("result.json")?;
-        let label =
-            if name == "teacher" { format!("teacher ({})", info.config.name) } else { format!("FitNet {name}") };
-        rows.push(Row { name: label, params: result.params, macs: result.macs, test_accuracy: result.test_accuracy });
+    let mut rows = vec![row(&teacher_dir, "teacher")?];
+    for method in METHODS {
+        let dirs: Vec<PathBuf> = (0..args.seeds).map(|k| student_dir(&args.runs, k, method)).collect();
+        rows.push(seed_row(&dirs, method)?);
     }
-    let table = table(&rows);
+    let mut table = table(&rows);
+    if args.seeds > 1 {
+        table += "\n";
+        table += &differences(&rows, test_images(&teacher_dir)?);
+    }
     print!("{table}");
     RunDir::open(&args.runs)?.write("table.md", table.as_bytes())?;
     Ok(())
 }
 
+const METHODS: [Method; 3] = [Method::Scratch, Method::Kd, Method::Hints];
+
+/// Where the student of `method` trained with the `k`-th seed lives.
+fn student_dir(runs: &Path, k: u64, method: Method) -> PathBuf {
+    match k {
+        0 => runs.join(method.name()),
+        _ => runs.join(format!("seed-{k}")).join(method.name()),
+    }
+}
+
+fn read_run(dir: &Path) -> anyhow::Result<(RunInfo, RunResult)> {
+    let run = RunDir::open(dir)?;
+    Ok((run.read_json("run.json")?, run.read_json("result.json")?))
+}
+
+fn row(dir: &Path, name: &str) -> anyhow::Result<Row> {
+    let (info, result) = read_run(dir)?;
+    let label = if name == "teacher" { format!("teacher ({})", info.config.name) } else { format!("FitNet {name}") };
+    Ok(Row { name: label, params: result.params, macs: result.macs, accuracies: vec![result.test_accuracy] })
+}
+
+fn seed_row(dirs: &[PathBuf], method: Method) -> anyhow::Result<Row> {
+    let mut row = row(&dirs[0], method.name())?;
+    for dir in &dirs[1..] {
+        row.accuracies.push(read_run(dir)?.1.test_accuracy);
+    }
+    Ok(row)
+}
+
+/// The number of test images the runs were evaluated on.
+fn test_images(teacher: &Path) -> anyhow::Result<usize> {
+    Ok(read_run(teacher)?.0.data.test_images)
+}
+
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+/// For each pair of student methods, the difference of their mean test accuracies
+/// against its noise: the seeds' spread (standard error of each mean) and the test set's
+/// sampling error (binomial, `√(p(1−p)/N)` per method), combined as independent. A
+/// difference beyond twice that standard error is called real.
+pub fn differences(rows: &[Row], test_images: usize) -> String {
+    let mut text = String::from("| difference | mean | noise (1 s.e.) | beyond 2 s.e.? |\n|---|---:|---:|---|\n");
+    let students = &rows[1..];
+    for (i, a) in students.iter().enumerate() {
+        for b in &students[i + 1..] {
+            let (ma, sa) = mean_std(&a.accuracies);
+            let (mb, sb) = mean_std(&b.accuracies);
+            let sampling = |p: f64| p * (1.0 - p) / test_images.max(1) as f64;
+            let se = (sa * sa / a.accuracies.len() as f64
+                + sb * sb / b.accuracies.len() as f64
+                + sampling(ma)
+                + sampling(mb))
+            .sqrt();
+            let diff = mb - ma;
+            let _ = writeln!(
+                text,
+                "| {} − {} | {:+.2} pp | {:.2} pp | {} |",
+                b.name,
+                a.name,
+                100.0 * diff,
+                100.0 * se,
+                if diff.abs() > 2.0 * se { "yes" } else { "no" }
+            );
+        }
+    }
+    text
+}
+
 /// The Markdown table; the first row is the teacher, the reference for compression
-/// (parameters) and speed-up (MACs).
+/// (parameters) and speed-up (MACs). With several seeds, accuracy is mean ± standard
+/// deviation followed by each seed's value.
 pub fn table(rows: &[Row]) -> String {
     let mut text = String::from("| network | parameters | MACs | test accuracy | compression | speed-up |\n");
     text += "|---|---:|---:|---:|---:|---:|\n";
     let Some(teacher) = rows.first() else { return text };
     for row in rows {
+        let (mean, std) = mean_std(&row.accuracies);
+        let accuracy = match row.accuracies.len() {
+            1 => format!("{:.2}%", 100.0 * mean),
+            n => {
+                let each: Vec<String> = row.accuracies.iter().map(|a| format!("{:.2}", 100.0 * a)).collect();
+                format!("{:.2} ± {:.2}% ({n} seeds: {})", 100.0 * mean, 100.0 * std, each.join(", "))
+            }
+        };
         let _ = writeln!(
             text,
-            "| {} | {} | {:.2}M | {:.2}% | {:.1}x | {:.1}x |",
+            "| {} | {} | {:.2}M | {accuracy} | {:.1}x | {:.1}x |",
             row.name,
             row.params,
             row.macs as f64 / 1e6,
-            100.0 * row.test_accuracy,
             teacher.params as f64 / row.params as f64,
             teacher.macs as f64 / row.macs as f64
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, accuracies: &[f64]) -> Row {
+        Row { name: name.into(), params: 100, macs: 1_000_000, accuracies: accuracies.to_vec() }
+    }
+
+    #[test]
+    fn mean_and_sample_standard_deviation() {
+        assert_eq!(mean_std(&[0.9]), (0.9, 0.0));
+        let (mean, std) = mean_std(&[0.90, 0.92, 0.94]);
+        assert!((mean - 0.92).abs() < 1e-12);
+        assert!((std - 0.02).abs() < 1e-12, "{std}");
+    }
+
+    #[test]
+    fn several_seeds_show_spread_and_which_differences_are_real() {
+        let rows = [
+            row("teacher", &[0.91]),
+            row("FitNet scratch", &[0.900, 0.901, 0.899]),
+            row("FitNet kd", &[0.901, 0.900, 0.902]),
+            row("FitNet hints", &[0.930, 0.931, 0.929]),
+        ];
+        let table = table(&rows);
+        assert!(table.contains("| 90.00 ± 0.10% (3 seeds: 90.00, 90.10, 89.90) |"), "{table}");
+        // 10,000 test images: about 0.3 pp of sampling error per method at 90%.
+        let diffs = differences(&rows, 10_000);
+        assert!(diffs.contains("| FitNet kd − FitNet scratch | +0.10 pp | 0.43 pp | no |"), "{diffs}");
+        assert!(diffs.contains("| FitNet hints − FitNet scratch | +3.00 pp |"), "{diffs}");
+        assert!(diffs.lines().filter(|l| l.ends_with("| yes |")).count() == 2, "{diffs}");
+    }
 }
