@@ -4,7 +4,7 @@
 //! - [`model`]: networks from TOML configs, as burn modules, and what they cost.
 //! - [`train`]: the losses, the training loop and run directories.
 //! - [`method`]: the paper's procedures: teacher, scratch, KD, hints.
-//! - [`cli`], [`compare`]: the `fitnets` subcommands.
+//! - [`cli`], [`compare`], [`sweep`]: the `fitnets` subcommands.
 //! - [`kernels`]: the fused conv + maxout and max pooling CPU kernels that training on flex runs.
 //! - [`quant`]: folding, calibration and int8 quantization of a run; export to a blob;
 //!   evaluation of blobs with `shared`'s kernels.
@@ -19,4 +19,5 @@ pub mod kernels;
 pub mod method;
 pub mod model;
 pub mod quant;
+pub mod sweep;
 pub mod train;

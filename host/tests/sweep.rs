@@ -76,3 +76,110 @@ fn impossible_students_are_clear_errors() {
     let tiny = StudentSpec { depth: 3, budget_macs: FITNET_MACS, input: [3, 3, 1], classes: 10 };
     assert!(generate::student(&tiny).unwrap_err().to_string().contains("4x4"));
 }
+
+/// An IDX file of `u8` elements.
+fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for &d in dims {
+        bytes.extend((d as u32).to_be_bytes());
+    }
+    bytes.extend(data);
+    bytes
+}
+
+/// `n` 12x12 images of 4 classes: noise with a bright 4x4 square in the class's corner.
+fn write_patterns(dir: &std::path::Path, prefix: &str, n: usize, mut seed: u64) {
+    let mut next = || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as u32
+    };
+    let (mut images, mut labels) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let class = i % 4;
+        let mut image: Vec<u8> = (0..144).map(|_| (next() % 100) as u8).collect();
+        let (top, left) = [(1, 1), (1, 7), (7, 1), (7, 7)][class];
+        for y in top..top + 4 {
+            for x in left..left + 4 {
+                image[y * 12 + x] = 200 + (next() % 55) as u8;
+            }
+        }
+        images.extend(image);
+        labels.push(class as u8);
+    }
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), idx(&[n, 12, 12], &images)).unwrap();
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx(&[n], &labels)).unwrap();
+}
+
+const TINY_TEACHER: &str = r#"
+name = "tiny-teacher"
+input = [12, 12, 1]
+classes = 4
+hint = "pool2"
+[[layers]]
+type = "conv"
+units = 6
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+name = "pool1"
+kernel = 2
+[[layers]]
+type = "conv"
+units = 6
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+name = "pool2"
+kernel = 2
+[[layers]]
+type = "dense"
+units = 4
+"#;
+
+fn fitnets(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitnets")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[test]
+fn a_tiny_sweep_runs_end_to_end_and_resumes() {
+    let dir = std::env::temp_dir().join(format!("fitnets-sweep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    write_patterns(&dir.join("data"), "train", 600, 1);
+    write_patterns(&dir.join("data"), "t10k", 100, 2);
+    std::fs::write(dir.join("teacher.toml"), TINY_TEACHER).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (data, teacher, runs, config) = (path("data"), path("teacher"), path("sweep"), path("teacher.toml"));
+    let common = ["--data", &data, "--valid", "100", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"];
+    let mut train = vec!["train", "teacher", "--config", &config, "--run", &teacher, "--epochs", "2"];
+    train.extend(common);
+    let (ok, _, stderr) = fitnets(&train);
+    assert!(ok, "{stderr}");
+
+    let mut sweep = vec!["sweep", "--teacher", &teacher, "--budget-macs", "40000", "--depths", "3,4"];
+    sweep.extend(["--student-epochs", "2", "--hint-epochs", "1", "--runs", &runs]);
+    sweep.extend(common);
+    let (ok, stdout, stderr) = fitnets(&sweep);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("sweep: depth 4, hints"), "{stderr}");
+    let table = std::fs::read_to_string(dir.join("sweep/table.md")).unwrap();
+    assert!(stdout.ends_with(&table), "{stdout}");
+    assert!(table.contains("| conv layers | units per layer | parameters | MACs | scratch | kd | hints |"), "{table}");
+    for depth in ["| 3 |", "| 4 |"] {
+        let line = table.lines().find(|l| l.starts_with(depth)).unwrap_or_else(|| panic!("no {depth} row in {table}"));
+        assert_eq!(line.matches('%').count(), 3, "{line}");
+    }
+    assert!(dir.join("sweep/depth-3/config.toml").exists());
+
+    // Finished runs are reused: nothing is trained again.
+    let (ok, stdout, stderr) = fitnets(&sweep);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("sweep: depth"), "{stderr}");
+    assert_eq!(stdout, table);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

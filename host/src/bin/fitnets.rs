@@ -36,6 +36,9 @@ enum Command {
     Export(Box<fitnets::quant::command::ExportArgs>),
     /// Train the teacher and the three student methods; print the paper's Table 4.
     Compare(Box<fitnets::compare::CompareArgs>),
+    /// Students of several depths at one multiplication budget, trained with each method:
+    /// the paper's Figure 2.
+    Sweep(Box<fitnets::sweep::SweepArgs>),
     /// Parameters and multiply-accumulates per layer of a run or a config.
     Info {
         /// A run directory or a TOML config.
@@ -72,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(Train::Teacher(args)) => cli::train_teacher(&args),
         Command::Train(Train::Student(args)) => cli::train_student(&args),
         Command::Compare(args) => fitnets::compare::compare(&args),
+        Command::Sweep(args) => fitnets::sweep::sweep(&args),
         Command::Eval { target, float, data, device } if target.is_dir() => {
             anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());
             cli::eval(&target, &data, &device)

@@ -1,0 +1,162 @@
+//! `fitnets sweep`: the paper's Figure 2 for our data. For each depth, a student generated
+//! at a fixed multiplication budget ([`generate`]) is trained with each method from the
+//! same teacher; the table shows where scratch and KD stop training and whether hints
+//! still train there.
+//!
+//! Runs go to `RUNS/depth-D/METHOD/`, each depth's config to `RUNS/depth-D/config.toml`;
+//! finished runs are reused and interrupted ones resumed, so a sweep can be trained in
+//! pieces.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+
+use crate::cli::{self, DataArgs, DeviceArgs, ScheduleArgs};
+use crate::method::{Method, RunInfo, RunResult};
+use crate::model::generate::{self, StudentSpec};
+use crate::model::{NetConfig, count};
+use crate::train::run_dir::RunDir;
+
+/// Arguments of `fitnets sweep`.
+#[derive(Args, Clone, Debug)]
+pub struct SweepArgs {
+    /// The trained teacher's run directory (its hint layer guides the students).
+    #[arg(long, value_name = "DIR")]
+    pub teacher: PathBuf,
+    /// Multiply-accumulates per image of every student [default: those of
+    /// `--reference-config`].
+    #[arg(long, value_name = "M")]
+    pub budget_macs: Option<u64>,
+    /// The student whose cost sets the default budget.
+    #[arg(long, value_name = "TOML", default_value = "configs/mnist-fitnet.toml")]
+    pub reference_config: PathBuf,
+    /// Conv layers of the students.
+    #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11,13")]
+    pub depths: Vec<usize>,
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "scratch,kd,hints")]
+    pub methods: Vec<Method>,
+    #[arg(long, value_name = "DIR", default_value = "runs/sweep")]
+    pub runs: PathBuf,
+    /// Epochs of every student; `hints` spends `--hint-epochs` of them on hint training.
+    #[arg(long, default_value_t = 14)]
+    pub student_epochs: usize,
+    #[arg(long, default_value_t = 3)]
+    pub hint_epochs: usize,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// One depth of the sweep: the student and each method's test accuracy (`None` while
+/// not trained).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DepthRow {
+    pub depth: usize,
+    pub widths: Vec<usize>,
+    pub params: u64,
+    pub macs: u64,
+    pub accuracies: Vec<(Method, Option<f64>)>,
+}
+
+/// Generates, trains what is missing, prints and saves the table.
+pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.hint_epochs < args.student_epochs, "--hint-epochs must leave epochs for the KD stage");
+    let teacher_info: RunInfo =
+        RunDir::open(&args.teacher)?.read_json("run.json").context("reading the teacher run")?;
+    let teacher_config = teacher_info.config;
+    let budget = match args.budget_macs {
+        Some(m) => m,
+        None => count::totals(&NetConfig::load(&args.reference_config)?)?.1,
+    };
+    let mut rows = Vec::new();
+    for &depth in &args.depths {
+        let spec =
+            StudentSpec { depth, budget_macs: budget, input: teacher_config.input, classes: teacher_config.classes };
+        let (config, text) =
+            generate::student(&spec).with_context(|| format!("generating the {depth}-layer student"))?;
+        crate::method::regressor_shape(&config, &teacher_config)?;
+        let depth_dir = RunDir::create(&args.runs.join(format!("depth-{depth}")))?;
+        depth_dir.write("config.toml", text.as_bytes())?;
+        for &method in &args.methods {
+            let dir = depth_dir.join(method.name());
+            if finished(&dir).is_some() {
+                continue;
+            }
+            let mut schedule = args.schedule.clone();
+            let hint_epochs = if method == Method::Hints { args.hint_epochs } else { 0 };
+            schedule.epochs = args.student_epochs - hint_epochs;
+            let student = cli::StudentArgs {
+                config: depth_dir.join("config.toml"),
+                method,
+                teacher: Some(args.teacher.clone()),
+                run: dir.clone(),
+                resume: dir.join("run.json").exists(),
+                hint_epochs,
+                tau: 3.0,
+                lambda_start: 4.0,
+                lambda_end: 1.0,
+                data: args.data.clone(),
+                schedule,
+                device: args.device.clone(),
+            };
+            eprintln!("sweep: depth {depth}, {}", method.name());
+            cli::train_student(&student).with_context(|| format!("training depth {depth} with {}", method.name()))?;
+        }
+        rows.push(row(&config, depth, &depth_dir, &args.methods)?);
+    }
+    let table = table(&rows, budget);
+    print!("{table}");
+    RunDir::create(&args.runs)?.write("table.md", table.as_bytes())?;
+    Ok(())
+}
+
+fn finished(dir: &Path) -> Option<RunResult> {
+    RunDir::open(dir).ok()?.read_json("result.json").ok()
+}
+
+fn row(config: &NetConfig, depth: usize, dir: &RunDir, methods: &[Method]) -> anyhow::Result<DepthRow> {
+    let (params, macs) = count::totals(config)?;
+    let widths = config
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            crate::model::config::LayerConfig::Conv { units, .. } => Some(*units),
+            _ => None,
+        })
+        .collect();
+    let accuracies = methods.iter().map(|&m| (m, finished(&dir.join(m.name())).map(|r| r.test_accuracy))).collect();
+    Ok(DepthRow { depth, widths, params, macs, accuracies })
+}
+
+/// The Markdown table: one row per depth, one accuracy column per method.
+pub fn table(rows: &[DepthRow], budget: u64) -> String {
+    let mut text = format!("Students at a budget of {:.2}M multiply-accumulates per image.\n\n", budget as f64 / 1e6);
+    let Some(first) = rows.first() else { return text };
+    text += "| conv layers | units per layer | parameters | MACs |";
+    for (method, _) in &first.accuracies {
+        let _ = write!(text, " {} |", method.name());
+    }
+    text += "\n|---:|---|---:|---:|";
+    text += &"---:|".repeat(first.accuracies.len());
+    text += "\n";
+    for row in rows {
+        let widths: Vec<String> = row.widths.iter().map(usize::to_string).collect();
+        let _ =
+            write!(text, "| {} | {} | {} | {:.2}M |", row.depth, widths.join("-"), row.params, row.macs as f64 / 1e6);
+        for (_, accuracy) in &row.accuracies {
+            match accuracy {
+                Some(a) => {
+                    let _ = write!(text, " {:.2}% |", 100.0 * a);
+                }
+                None => text += " not trained |",
+            }
+        }
+        text += "\n";
+    }
+    text
+}
