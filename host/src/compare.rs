@@ -25,11 +25,6 @@ pub struct CompareArgs {
     pub runs: PathBuf,
     #[arg(long, default_value_t = 10)]
     pub teacher_epochs: usize,
-    /// Epochs of every student; `hints` spends `--hint-epochs` of them on hint training.
-    #[arg(long, default_value_t = 14)]
-    pub student_epochs: usize,
-    #[arg(long, default_value_t = 3)]
-    pub hint_epochs: usize,
     /// Train every student method with this many seeds (`--seed`, `--seed`+1, …), each
     /// seed's three methods from the same initial weights, and report mean ± standard
     /// deviation. The first seed's runs are `scratch/`, `kd/`, `hints/`; seed k's are
@@ -37,11 +32,64 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: u64,
     #[command(flatten)]
+    pub plan: StudentPlan,
+}
+
+/// How `compare` and `sweep` train each student: one schedule for all, the paper's KD
+/// settings (τ = 3, λ from 4 to 1).
+#[derive(Args, Clone, Debug)]
+pub struct StudentPlan {
+    /// Epochs of every student; `hints` spends `--hint-epochs` of them on hint training.
+    #[arg(long, default_value_t = 14)]
+    pub student_epochs: usize,
+    #[arg(long, default_value_t = 3)]
+    pub hint_epochs: usize,
+    #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+impl StudentPlan {
+    /// Trains the student of `config` with `method` from `teacher` into `run` (seed
+    /// `--seed` + `seed_offset`), unless that run finished already; an interrupted run
+    /// is resumed.
+    pub fn train(
+        &self,
+        config: &Path,
+        method: Method,
+        teacher: &Path,
+        run: &Path,
+        seed_offset: u64,
+    ) -> anyhow::Result<()> {
+        if finished(run).is_some() {
+            return Ok(());
+        }
+        anyhow::ensure!(self.hint_epochs < self.student_epochs, "--hint-epochs must leave epochs for the KD stage");
+        let mut schedule = self.schedule.clone();
+        schedule.seed = self.schedule.seed + seed_offset;
+        let hint_epochs = if method == Method::Hints { self.hint_epochs } else { 0 };
+        schedule.epochs = self.student_epochs - hint_epochs;
+        let student = cli::StudentArgs {
+            config: config.to_path_buf(),
+            method,
+            teacher: Some(teacher.to_path_buf()),
+            run: run.to_path_buf(),
+            resume: run.join("run.json").exists(),
+            hint_epochs,
+            tau: 3.0,
+            lambda_start: 4.0,
+            lambda_end: 1.0,
+            data: self.data.clone(),
+            schedule,
+            device: self.device.clone(),
+        };
+        cli::train_student(&student).with_context(|| {
+            format!("training {} with {} (seed {})", run.display(), method.name(), student.schedule.seed)
+        })
+    }
 }
 
 /// One row of the table: a network and its test accuracy for each seed.
@@ -61,44 +109,21 @@ fn finished(dir: &Path) -> Option<RunResult> {
 pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     let teacher_dir = args.runs.join("teacher");
     if finished(&teacher_dir).is_none() {
-        let mut schedule = args.schedule.clone();
+        let mut schedule = args.plan.schedule.clone();
         schedule.epochs = args.teacher_epochs;
         let teacher = cli::TeacherArgs {
             config: args.teacher_config.clone(),
             run: teacher_dir.clone(),
             resume: teacher_dir.join("run.json").exists(),
-            data: args.data.clone(),
+            data: args.plan.data.clone(),
             schedule,
-            device: args.device.clone(),
+            device: args.plan.device.clone(),
         };
         cli::train_teacher(&teacher).context("training the teacher")?;
     }
     for k in 0..args.seeds {
         for method in METHODS {
-            let dir = student_dir(&args.runs, k, method);
-            if finished(&dir).is_some() {
-                continue;
-            }
-            let mut schedule = args.schedule.clone();
-            schedule.seed = args.schedule.seed + k;
-            let hint_epochs = if method == Method::Hints { args.hint_epochs } else { 0 };
-            schedule.epochs = args.student_epochs - hint_epochs;
-            let student = cli::StudentArgs {
-                config: args.student_config.clone(),
-                method,
-                teacher: Some(teacher_dir.clone()),
-                run: dir.clone(),
-                resume: dir.join("run.json").exists(),
-                hint_epochs,
-                tau: 3.0,
-                lambda_start: 4.0,
-                lambda_end: 1.0,
-                data: args.data.clone(),
-                schedule,
-                device: args.device.clone(),
-            };
-            cli::train_student(&student)
-                .with_context(|| format!("training the {} student (seed {})", method.name(), student.schedule.seed))?;
+            args.plan.train(&args.student_config, method, &teacher_dir, &student_dir(&args.runs, k, method), k)?;
         }
     }
     let mut rows = vec![row(&teacher_dir, "teacher")?];

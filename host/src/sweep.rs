@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::cli::{self, DataArgs, DeviceArgs, ScheduleArgs};
+use crate::compare::StudentPlan;
 use crate::method::{Method, RunInfo, RunResult};
 use crate::model::generate::{self, StudentSpec};
 use crate::model::{NetConfig, count};
@@ -39,17 +39,8 @@ pub struct SweepArgs {
     pub methods: Vec<Method>,
     #[arg(long, value_name = "DIR", default_value = "runs/sweep")]
     pub runs: PathBuf,
-    /// Epochs of every student; `hints` spends `--hint-epochs` of them on hint training.
-    #[arg(long, default_value_t = 14)]
-    pub student_epochs: usize,
-    #[arg(long, default_value_t = 3)]
-    pub hint_epochs: usize,
     #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub schedule: ScheduleArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub plan: StudentPlan,
 }
 
 /// One depth of the sweep: the student and each method's test accuracy (`None` while
@@ -65,7 +56,6 @@ pub struct DepthRow {
 
 /// Generates, trains what is missing, prints and saves the table.
 pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.hint_epochs < args.student_epochs, "--hint-epochs must leave epochs for the KD stage");
     let teacher_info: RunInfo =
         RunDir::open(&args.teacher)?.read_json("run.json").context("reading the teacher run")?;
     let teacher_config = teacher_info.config;
@@ -84,28 +74,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         depth_dir.write("config.toml", text.as_bytes())?;
         for &method in &args.methods {
             let dir = depth_dir.join(method.name());
-            if finished(&dir).is_some() {
-                continue;
+            if finished(&dir).is_none() {
+                eprintln!("sweep: depth {depth}, {}", method.name());
+                args.plan.train(&depth_dir.join("config.toml"), method, &args.teacher, &dir, 0)?;
             }
-            let mut schedule = args.schedule.clone();
-            let hint_epochs = if method == Method::Hints { args.hint_epochs } else { 0 };
-            schedule.epochs = args.student_epochs - hint_epochs;
-            let student = cli::StudentArgs {
-                config: depth_dir.join("config.toml"),
-                method,
-                teacher: Some(args.teacher.clone()),
-                run: dir.clone(),
-                resume: dir.join("run.json").exists(),
-                hint_epochs,
-                tau: 3.0,
-                lambda_start: 4.0,
-                lambda_end: 1.0,
-                data: args.data.clone(),
-                schedule,
-                device: args.device.clone(),
-            };
-            eprintln!("sweep: depth {depth}, {}", method.name());
-            cli::train_student(&student).with_context(|| format!("training depth {depth} with {}", method.name()))?;
         }
         rows.push(row(&config, depth, &depth_dir, &args.methods)?);
     }
