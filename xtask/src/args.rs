@@ -1,5 +1,5 @@
-//! A small command-line parser: `--name value` options, taken one by one, then a check
-//! that nothing is left over.
+//! A small command-line parser: `--name value` options and `--name` flags, taken one by
+//! one, then a check that nothing is left over.
 
 use std::str::FromStr;
 
@@ -30,6 +30,13 @@ impl Args {
         }
         self.rest.remove(i);
         Ok(Some(self.rest.remove(i)))
+    }
+
+    /// Whether the flag `--name` (an option without a value) is there.
+    pub fn flag(&mut self, name: &str) -> bool {
+        let Some(i) = self.rest.iter().position(|a| a == name) else { return false };
+        self.rest.remove(i);
+        true
     }
 
     /// The value after `--name`, parsed, or `default`.

@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::bail;
 
 use crate::boards::{BOARDS, Transport};
-use crate::storm;
 use crate::tools::{self, cargo, root};
+use crate::{classify, storm};
 use crate::{firmware, qemu};
 
 /// The targets `shared` must build for without `std` or `alloc`: Cortex-M4F/M7 and the
@@ -19,6 +19,8 @@ const THUMB_TARGETS: [&str; 2] = ["thumbv7em-none-eabihf", "thumbv6m-none-eabi"]
 const TEST_STORM_FRAMES: usize = 300;
 /// Images classified after it, each compared with the host bit for bit.
 const TEST_STORM_IMAGES: usize = 50;
+/// Images in the test's classify check (the full check compares at least 1000).
+const TEST_CLASSIFY_IMAGES: usize = 300;
 
 /// One check: a command, or a task run inside xtask.
 enum Step {
@@ -86,6 +88,11 @@ fn checks() -> Vec<(String, Step)> {
             Step::Task(Box::new(move || storm::check(&config))),
         ));
     }
+    let board = crate::boards::find("qemu-m4").expect("a listed board");
+    checks.push((
+        format!("classify under QEMU (qemu-m4, {TEST_CLASSIFY_IMAGES} images)"),
+        Step::Task(Box::new(move || classify::test_check(board, TEST_CLASSIFY_IMAGES))),
+    ));
     checks
 }
 

@@ -4,10 +4,15 @@
 mod args;
 mod boards;
 mod check;
+mod classify;
 mod firmware;
 mod flash;
+mod idx;
+mod link;
 mod logs;
 mod qemu;
+mod rng;
+mod serial;
 mod size;
 mod storm;
 mod tools;
@@ -20,7 +25,7 @@ usage: cargo xtask <command>
 commands:
   test    everything CI checks: formatting, clippy (root and firmware), all tests,
           rustdoc, the no_std thumb builds, every board's firmware, the self-test on
-          each emulated board and the serve check
+          each emulated board, the serve check and a classify check (300 images)
   qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve] [--port N]
           runs the firmware under QEMU and decodes its logs; `serve` puts the UART on
           127.0.0.1:N (7878)
@@ -31,6 +36,11 @@ commands:
   storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]
           the serve check: N malformed frames (10000), then Info and N images (100)
           compared with the host bit for bit
+  classify --board B (--qemu | --port PATH [--baud R]) --images IDX [--labels IDX]
+          [--count N] [--model F]
+          classifies IDX images on the `serve` firmware (under QEMU, or a flashed board's
+          serial device) and compares every class and logit with the host's; prints
+          mismatches, accuracy (with labels) and images/s
 ";
 
 fn main() -> ExitCode {
@@ -42,6 +52,7 @@ fn main() -> ExitCode {
         Some("size") => size::run(rest),
         Some("flash") => flash::run(rest),
         Some("storm") => storm::run(rest),
+        Some("classify") => classify::run(rest),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

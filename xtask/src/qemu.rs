@@ -5,6 +5,7 @@
 //! `127.0.0.1:PORT` (a TCP server, 7878 unless `--port` says otherwise) and runs until
 //! interrupted.
 
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -94,6 +95,26 @@ impl Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.logs.join().ok().and_then(Result::ok).unwrap_or_default()
+    }
+}
+
+/// Waits, for at most `limit`, for QEMU to connect the board's UART to `listener`
+/// ([`Serial::Connect`]).
+pub fn accept(listener: &TcpListener, limit: Duration) -> anyhow::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let start = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && start.elapsed() < limit => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e).context("waiting for QEMU to connect the UART"),
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use crate::args::Args;
 use crate::boards::{self, Board, Transport};
 use crate::firmware::{self, Mode};
 use crate::qemu::{self, Serial};
+use crate::rng::Rng;
 
 /// What to send.
 #[derive(Clone, Debug)]
@@ -108,7 +109,7 @@ fn drive(board: Board, elf: &Path, plan: &Storm) -> anyhow::Result<(usize, Durat
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port for the UART")?;
     let running = qemu::start(board, elf, &Serial::Connect(listener.local_addr()?))?;
     let result = (|| {
-        let stream = accept(&listener, Duration::from_secs(30))?;
+        let stream = qemu::accept(&listener, Duration::from_secs(30))?;
         let mut reader = BufReader::new(stream.try_clone()?);
         handshake(&mut reader, &mut stream.try_clone()?)?;
         let start = Instant::now();
@@ -178,25 +179,6 @@ fn handshake(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> anyho
                 }
             }
             Err(e) => return Err(e).context("reading from the UART"),
-        }
-    }
-}
-
-/// Waits for QEMU to connect its UART.
-fn accept(listener: &TcpListener, limit: Duration) -> anyhow::Result<TcpStream> {
-    listener.set_nonblocking(true)?;
-    let start = Instant::now();
-    loop {
-        match listener.accept() {
-            Ok((stream, _)) => {
-                stream.set_nonblocking(false)?;
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && start.elapsed() < limit => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e).context("waiting for QEMU to connect the UART"),
         }
     }
 }
@@ -389,32 +371,6 @@ fn cobs(raw: &[u8]) -> Vec<u8> {
     }
     out[code_at] = (out.len() - code_at) as u8;
     out
-}
-
-/// SplitMix64: small, seeded, the same on every host.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (`n > 0`), up to a negligible bias.
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    fn nonzero(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| 1 + self.below(255) as u8).collect()
-    }
 }
 
 #[cfg(test)]
