@@ -9,6 +9,8 @@
 //! - [`quant`]: folding, calibration and int8 quantization of a run; export to a blob;
 //!   evaluation of blobs with `shared`'s kernels.
 //! - [`inspect`]: describing an int8 model blob with `shared`'s validator.
+//! - [`report`]: `fitnets report`: the stages, the student per layer, the paper's
+//!   figures, the fit on real boards, and charts.
 
 pub mod backend;
 pub mod cli;
@@ -19,5 +21,6 @@ pub mod kernels;
 pub mod method;
 pub mod model;
 pub mod quant;
+pub mod report;
 pub mod sweep;
 pub mod train;

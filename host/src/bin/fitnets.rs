@@ -39,6 +39,9 @@ enum Command {
     /// Students of several depths at one multiplication budget, trained with each method:
     /// the paper's Figure 2.
     Sweep(Box<fitnets::sweep::SweepArgs>),
+    /// A Markdown report with charts: the stages, the int8 student per layer, the paper's
+    /// figures and the fit on real boards.
+    Report(Box<fitnets::report::command::ReportArgs>),
     /// Parameters and multiply-accumulates per layer of a run or a config.
     Info {
         /// A run directory or a TOML config.
@@ -84,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fitnets::quant::command::eval_blob(&target, float.as_deref(), &data, &device)
         }
         Command::Export(args) => fitnets::quant::command::export_command(&args),
+        Command::Report(args) => fitnets::report::command::report_command(&args),
         Command::Info { target } => {
             print!("{}", cli::info(&target)?);
             Ok(())

@@ -64,7 +64,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
         args.run.display(),
         model.input()
     );
-    let labels = labels(args, model.classes())?;
+    let labels = class_labels(args.labels.as_deref(), &args.data, model.classes())?;
     let options =
         ExportOptions { calibration: args.calibration, images: args.calibration_images, seed: info.data.split_seed };
     let exported = export(&model, &info.data.normalization, &labels, train, &options)
@@ -74,19 +74,21 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The class names of the blob.
-fn labels(args: &ExportArgs, classes: usize) -> anyhow::Result<Vec<String>> {
-    if let Some(labels) = &args.labels {
+/// The class names of a blob: `explicit` if given, else those of the data set `data`
+/// names (Fashion-MNIST's for the default data, CIFAR-10's with `--cifar`), else the
+/// class numbers.
+pub fn class_labels(explicit: Option<&[String]>, data: &DataArgs, classes: usize) -> anyhow::Result<Vec<String>> {
+    if let Some(labels) = explicit {
         ensure!(labels.len() == classes, "{} labels given for {classes} classes", labels.len());
-        return Ok(labels.clone());
+        return Ok(labels.to_vec());
     }
-    if let Some(dir) = &args.data.cifar {
+    if let Some(dir) = &data.cifar {
         let names = cifar::class_names(dir)?;
         if names.len() == classes {
             return Ok(names);
         }
     }
-    if args.data.data.is_none() && args.data.cifar.is_none() && classes == FASHION_MNIST_LABELS.len() {
+    if data.data.is_none() && data.cifar.is_none() && classes == FASHION_MNIST_LABELS.len() {
         return Ok(FASHION_MNIST_LABELS.iter().map(|&s| s.to_string()).collect());
     }
     Ok((0..classes).map(|c| c.to_string()).collect())

@@ -1,0 +1,117 @@
+//! The figures per stage: the teacher and each student in float32, the student as an
+//! int8 blob; parameters, MACs, bytes, accuracy, and what each saves against the teacher.
+
+use anyhow::Context as _;
+use fitnets_shared::Model;
+
+use super::runs::Run;
+use crate::inspect;
+
+/// Bytes of one float32 parameter.
+pub const FLOAT32_BYTES: u64 = 4;
+
+/// How a stage stores its weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    Float32,
+    Int8,
+}
+
+/// The int8 student the report describes.
+#[derive(Clone, Debug)]
+pub struct Int8Student {
+    /// The blob, as written by `fitnets export`.
+    pub blob: Vec<u8>,
+    /// Where it came from, in words.
+    pub source: String,
+    /// The run it was exported from, when known: its float accuracy is the reference
+    /// for the quantization drop.
+    pub run: Option<String>,
+    /// Test accuracy with `shared`'s kernels, and on how many images.
+    pub accuracy: Option<(f64, usize)>,
+}
+
+/// One row of the stage table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stage {
+    pub label: String,
+    /// The run (`teacher`, `kd`, …) or, for the int8 row, the run it came from if known.
+    pub run: Option<String>,
+    pub precision: Precision,
+    pub params: u64,
+    pub macs: u64,
+    /// Float32: [`FLOAT32_BYTES`] per parameter; int8: the whole blob (weights, biases,
+    /// requantization, header, labels and checksum).
+    pub model_bytes: u64,
+    /// Test accuracy, `None` while a run has not finished.
+    pub accuracy: Option<f64>,
+    /// Test images behind `accuracy`.
+    pub test_images: Option<usize>,
+}
+
+/// A stage against the teacher: how many times smaller and cheaper.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Savings {
+    /// Teacher parameters / stage parameters.
+    pub params: f64,
+    /// Teacher float32 bytes / stage model bytes.
+    pub bytes: f64,
+    /// Teacher MACs / stage MACs.
+    pub speed_up: f64,
+}
+
+impl Stage {
+    /// What this stage saves against `teacher`.
+    pub fn savings(&self, teacher: &Stage) -> Savings {
+        let ratio = |a: u64, b: u64| if b == 0 { f64::INFINITY } else { a as f64 / b as f64 };
+        Savings {
+            params: ratio(teacher.params, self.params),
+            bytes: ratio(teacher.model_bytes, self.model_bytes),
+            speed_up: ratio(teacher.macs, self.macs),
+        }
+    }
+}
+
+/// The rows: every run in float32 (teacher first), then the int8 student.
+pub fn stages(runs: &[Run], int8: &Int8Student) -> anyhow::Result<Vec<Stage>> {
+    let mut rows = Vec::with_capacity(runs.len() + 1);
+    for run in runs {
+        let (params, macs) = run.cost().with_context(|| format!("counting the network of {}", run.dir.display()))?;
+        rows.push(Stage {
+            label: run.label(),
+            run: Some(run.name.clone()),
+            precision: Precision::Float32,
+            params,
+            macs,
+            model_bytes: params * FLOAT32_BYTES,
+            accuracy: run.result.as_ref().map(|r| r.test_accuracy),
+            test_images: run.result.as_ref().map(|_| run.info.data.test_images),
+        });
+    }
+    let model = Model::from_bytes(&int8.blob).context("the int8 blob is not a valid model")?;
+    let layers = inspect::layers(&model)?;
+    rows.push(Stage {
+        label: "FitNet int8".into(),
+        run: int8.run.clone(),
+        precision: Precision::Int8,
+        params: layers.iter().map(|l| l.params).sum(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        model_bytes: int8.blob.len() as u64,
+        accuracy: int8.accuracy.map(|(a, _)| a),
+        test_images: int8.accuracy.map(|(_, n)| n),
+    });
+    Ok(rows)
+}
+
+/// The teacher's row, if the runs include a teacher.
+pub fn teacher(rows: &[Stage]) -> Option<&Stage> {
+    rows.iter().find(|r| r.run.as_deref() == Some("teacher") && r.precision == Precision::Float32)
+}
+
+/// The int8 accuracy less the float accuracy of the run it was exported from, in
+/// percentage points, when both are known.
+pub fn quantization_drop(rows: &[Stage]) -> Option<f64> {
+    let int8 = rows.iter().find(|r| r.precision == Precision::Int8)?;
+    let float = rows.iter().find(|r| r.precision == Precision::Float32 && r.run.is_some() && r.run == int8.run)?;
+    Some(100.0 * (int8.accuracy? - float.accuracy?))
+}

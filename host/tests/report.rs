@@ -1,0 +1,549 @@
+//! `fitnets report`, hermetically. A report built from runs made up in memory and the
+//! repository's tiny blob is compared with a snapshot; every figure is checked to follow
+//! its input (change the input, the figure changes); the board fit, the metrics parser
+//! and the paper's table choice are table-driven; and the command line trains a tiny
+//! student on generated images, exports it on the fly and writes every file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use fitnets::data::{Augment, Dataset, Normalization};
+use fitnets::method::{DataInfo, Method, RunInfo, RunResult};
+use fitnets::model::{NetConfig, count};
+use fitnets::quant::eval::evaluate_int8;
+use fitnets::report::boards::{BOARDS, Board, Firmware, Needs, fits};
+use fitnets::report::command::write;
+use fitnets::report::markdown::{SECTIONS, render, thousands};
+use fitnets::report::runs::{MetricRow, Run, best_student, parse_metrics};
+use fitnets::report::stages::{Int8Student, Precision};
+use fitnets::report::{Report, data_set_name, paper};
+use fitnets::train::schedule::{OptimizerKind, Schedule};
+use fitnets_shared::{Model, plan};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("fitnets-report-{}-{name}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const TEACHER: &str = r#"
+name = "tiny-teacher"
+input = [12, 12, 1]
+classes = 4
+[[layers]]
+type = "conv"
+units = 12
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+kernel = 2
+[[layers]]
+type = "dense"
+units = 4
+"#;
+
+const STUDENT: &str = r#"
+name = "tiny-fitnet"
+input = [12, 12, 1]
+classes = 4
+[[layers]]
+type = "conv"
+name = "conv1"
+units = 4
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+kernel = 2
+[[layers]]
+type = "conv"
+name = "conv2"
+units = 6
+kernel = 3
+padding = 1
+activation = "relu"
+[[layers]]
+type = "max_pool"
+kernel = 2
+[[layers]]
+type = "dense"
+name = "logits"
+units = 4
+"#;
+
+fn schedule(epochs: usize) -> Schedule {
+    Schedule {
+        epochs,
+        batch_size: 32,
+        optimizer: OptimizerKind::Adam,
+        learning_rate: 3e-3,
+        final_learning_rate: 3e-4,
+        seed: 11,
+        augment: Augment::default(),
+    }
+}
+
+fn info(method: Option<Method>, config: &str) -> RunInfo {
+    RunInfo {
+        role: if method.is_some() { "student" } else { "teacher" }.into(),
+        method,
+        config: NetConfig::parse(config).unwrap(),
+        schedule: schedule(3),
+        hint_schedule: (method == Some(Method::Hints)).then(|| schedule(2)),
+        kd: None,
+        teacher: None,
+        data: DataInfo {
+            name: "fashion-mnist-train-train".into(),
+            train_images: 55_000,
+            valid_images: 5_000,
+            test_images: 10_000,
+            split_seed: 1,
+            normalization: Normalization { mean: vec![0.286], std: vec![0.353] },
+        },
+        backend: "cpu (flex)".into(),
+    }
+}
+
+/// `epochs` rows of `phase`, accuracy rising by a point an epoch from `start`.
+fn metrics(phase: &str, epochs: usize, start: f64) -> Vec<MetricRow> {
+    (1..=epochs)
+        .map(|epoch| {
+            let accuracy = (phase != "hints").then_some(start + 0.01 * epoch as f64);
+            MetricRow {
+                phase: phase.into(),
+                epoch,
+                train_loss: 1.0 / epoch as f64,
+                train_accuracy: accuracy.map(|a| a - 0.005),
+                valid_loss: 1.1 / epoch as f64,
+                valid_accuracy: accuracy,
+            }
+        })
+        .collect()
+}
+
+fn result(config: &str, valid: f64, test: f64) -> RunResult {
+    let (params, macs) = count::totals(&NetConfig::parse(config).unwrap()).unwrap();
+    RunResult {
+        params,
+        macs,
+        valid_accuracy: valid,
+        test_accuracy: test,
+        confusion: Vec::new(),
+        hint_history: Vec::new(),
+        history: Vec::new(),
+        train_seconds: 754.0,
+    }
+}
+
+/// A made-up comparison: a finished teacher, scratch and kd, an unfinished hints run.
+fn made_up_runs() -> Vec<Run> {
+    let run = |name: &str, method, config, result, metrics| Run {
+        name: name.into(),
+        dir: PathBuf::from("runs/compare").join(name),
+        info: info(method, config),
+        result,
+        metrics,
+    };
+    let mut hints = metrics("hints", 2, 0.0);
+    hints.extend(metrics("student", 1, 0.84));
+    vec![
+        run("teacher", None, TEACHER, Some(result(TEACHER, 0.905, 0.9)), metrics("teacher", 3, 0.86)),
+        run("scratch", Some(Method::Scratch), STUDENT, Some(result(STUDENT, 0.88, 0.875)), metrics("student", 3, 0.85)),
+        run("kd", Some(Method::Kd), STUDENT, Some(result(STUDENT, 0.891, 0.885)), metrics("student", 3, 0.86)),
+        run("hints", Some(Method::Hints), STUDENT, None, hints),
+    ]
+}
+
+fn tiny_blob() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny.fnet")).unwrap()
+}
+
+fn made_up_report(runs: Vec<Run>, blob: Vec<u8>, firmware: Firmware) -> Report {
+    let int8 = Int8Student {
+        blob,
+        source: "`tests/fixtures/tiny.fnet`".into(),
+        run: Some("kd".into()),
+        accuracy: Some((0.8825, 10_000)),
+    };
+    Report::build(runs, int8, firmware, &BOARDS).unwrap()
+}
+
+/// Compares `text` with `tests/snapshots/NAME`; `UPDATE_SNAPSHOTS=1` rewrites it.
+fn check_snapshot(name: &str, text: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("no snapshot {}: run with UPDATE_SNAPSHOTS=1", path.display()));
+    assert!(expected == text, "{name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it):\n{text}");
+}
+
+/// The row of the Markdown table whose first cell is `first`, as cells.
+fn row<'a>(markdown: &'a str, first: &str) -> Vec<&'a str> {
+    let line = markdown
+        .lines()
+        .find(|l| l.starts_with(&format!("| {first} |")))
+        .unwrap_or_else(|| panic!("no row `{first}` in\n{markdown}"));
+    line.trim_matches('|').split('|').map(str::trim).collect()
+}
+
+#[test]
+fn report_of_made_up_runs_matches_its_snapshot() {
+    let report = made_up_report(made_up_runs(), tiny_blob(), Firmware::default());
+    let markdown = render(&report, "runs/compare");
+    for section in SECTIONS {
+        assert!(markdown.contains(section), "{section} missing");
+    }
+    check_snapshot("report.md", &markdown);
+}
+
+#[test]
+fn every_figure_follows_its_input() {
+    let base = made_up_report(made_up_runs(), tiny_blob(), Firmware::default());
+    let markdown = render(&base, "runs/compare");
+    let (teacher_params, teacher_macs) = count::totals(&NetConfig::parse(TEACHER).unwrap()).unwrap();
+    let (student_params, student_macs) = count::totals(&NetConfig::parse(STUDENT).unwrap()).unwrap();
+    let teacher = row(&markdown, "teacher (tiny-teacher) float32");
+    assert_eq!(teacher[1], thousands(teacher_params));
+    assert_eq!(
+        teacher[3],
+        format!("{} B ({:.1} KB)", thousands(4 * teacher_params), (4 * teacher_params) as f64 / 1024.0)
+    );
+    assert_eq!(teacher[7], "90.00%");
+    let kd = row(&markdown, "FitNet kd float32");
+    assert_eq!(kd[4], format!("{:.1}x", teacher_params as f64 / student_params as f64));
+    assert_eq!(kd[6], format!("{:.1}x", teacher_macs as f64 / student_macs as f64));
+    assert_eq!(kd[7], "88.50%");
+    // The int8 row comes from the blob: its bytes, its parameters.
+    let blob = tiny_blob();
+    let model = Model::from_bytes(&blob).unwrap();
+    let int8 = row(&markdown, "FitNet int8 (from kd)");
+    let int8_params: u64 = fitnets::inspect::layers(&model).unwrap().iter().map(|l| l.params).sum();
+    assert_eq!(int8[1], thousands(int8_params));
+    assert!(int8[3].starts_with(&format!("{} B", thousands(blob.len() as u64))), "{int8:?}");
+    assert!(markdown.contains("int8 - float32 (kd): **-0.25 pp**"), "{markdown}");
+    // The unfinished run says so, with its progress.
+    assert!(markdown.contains("FitNet hints (runs/compare/hints) has not finished: 3 of 5 epochs"));
+
+    // A better teacher: its accuracy and only its accuracy changes.
+    let mut runs = made_up_runs();
+    runs[0].result.as_mut().unwrap().test_accuracy = 0.95;
+    let changed = render(&made_up_report(runs, tiny_blob(), Firmware::default()), "runs/compare");
+    assert_eq!(row(&changed, "teacher (tiny-teacher) float32")[7], "95.00%");
+    assert_eq!(row(&changed, "FitNet kd float32"), kd);
+
+    // A wider teacher: parameters, bytes and every saving change.
+    let mut runs = made_up_runs();
+    runs[0].info.config = NetConfig::parse(&TEACHER.replace("units = 12", "units = 24")).unwrap();
+    let wider = render(&made_up_report(runs, tiny_blob(), Firmware::default()), "runs/compare");
+    let (wider_params, wider_macs) = runs_totals(&TEACHER.replace("units = 12", "units = 24"));
+    assert!(wider_params > teacher_params && wider_macs > teacher_macs);
+    assert_eq!(row(&wider, "teacher (tiny-teacher) float32")[1], thousands(wider_params));
+    assert_eq!(row(&wider, "FitNet kd float32")[4], format!("{:.1}x", wider_params as f64 / student_params as f64));
+    assert_eq!(row(&wider, "FitNet kd float32")[6], format!("{:.1}x", wider_macs as f64 / student_macs as f64));
+
+    // The best student is chosen by validation accuracy, not test accuracy.
+    let mut runs = made_up_runs();
+    assert_eq!(best_student(&runs).unwrap().name, "kd");
+    runs[1].result.as_mut().unwrap().valid_accuracy = 0.95;
+    assert_eq!(best_student(&runs).unwrap().name, "scratch");
+
+    // A larger code allowance moves flash, not RAM.
+    let big = made_up_report(made_up_runs(), tiny_blob(), Firmware { code_bytes: 100 * 1024, ..Firmware::default() });
+    assert_eq!(big.needs.flash(), base.needs.flash() + 100 * 1024 - base.firmware.code_bytes);
+    assert_eq!(big.needs.ram(), base.needs.ram());
+    let share = |r: &Report, board: &str| r.fits.iter().find(|f| f.board.name == board).unwrap().flash_share;
+    assert!(share(&big, "STM32G071RB") > share(&base, "STM32G071RB"));
+}
+
+fn runs_totals(config: &str) -> (u64, u64) {
+    count::totals(&NetConfig::parse(config).unwrap()).unwrap()
+}
+
+#[test]
+fn needs_add_up_and_boards_fit_or_not() {
+    let blob = tiny_blob();
+    let model = Model::from_bytes(&blob).unwrap();
+    let firmware = Firmware { code_bytes: 30_000, stack_bytes: 4096 };
+    let needs = Needs::of(&model, blob.len() as u64, firmware).unwrap();
+    assert_eq!(needs.arena_bytes, u64::from(plan::arena_bytes(&model)));
+    assert_eq!(needs.unfused_arena_bytes, u64::from(plan::unfused_arena_bytes(&model)));
+    assert_eq!(needs.flash(), blob.len() as u64 + 30_000);
+    // One image, and two frames each a little longer than one image.
+    let image = model.input_shape().len() as u64;
+    assert!(needs.io_bytes > 2 * image && needs.io_bytes < 3 * image + 200, "{needs:?}");
+    assert_eq!(needs.ram(), needs.arena_bytes + needs.io_bytes + 4096);
+
+    let board = |flash_bytes, ram_bytes| Board { name: "b", core: "c", flash_bytes, ram_bytes, note: "" };
+    let check = |board: Board, fits_expected: bool| {
+        let fit = fits(&needs, &[board])[0];
+        assert_eq!(fit.fits(), fits_expected, "{board:?} for {needs:?}");
+        assert_eq!(fit.flash_share, needs.flash() as f64 / board.flash_bytes as f64);
+        assert_eq!(fit.ram_share, needs.ram() as f64 / board.ram_bytes as f64);
+    };
+    check(board(needs.flash(), needs.ram()), true);
+    check(board(needs.flash() - 1, needs.ram()), false);
+    check(board(needs.flash(), needs.ram() - 1), false);
+    check(board(1 << 20, 1 << 18), true);
+    // The named boards: a Cortex-M0+ part among them, the STM32F405 without its CCM.
+    assert!(BOARDS.iter().any(|b| b.core.contains("M0+")));
+    let f405 = BOARDS.iter().find(|b| b.name == "STM32F405").unwrap();
+    assert_eq!((f405.flash_bytes, f405.ram_bytes), (1024 * 1024, 128 * 1024));
+}
+
+/// `(phase, epoch, validation accuracy)` of each parsed row.
+type Parsed<'a> = Vec<(&'a str, usize, Option<f64>)>;
+
+#[test]
+fn metrics_csv_parses_by_column_name() {
+    let check = |text: &str, expected: Result<Parsed<'_>, &str>| match (parse_metrics(text), expected) {
+        (Ok(rows), Ok(want)) => {
+            let got: Parsed<'_> = rows.iter().map(|r| (r.phase.as_str(), r.epoch, r.valid_accuracy)).collect();
+            assert_eq!(got, want, "{text}");
+        }
+        (Err(e), Err(needle)) => assert!(format!("{e:#}").contains(needle), "{text}: {e:#}"),
+        (got, want) => panic!("{text}: got {got:?}, expected {want:?}"),
+    };
+    let header = "phase,epoch,train_loss,train_accuracy,valid_loss,valid_accuracy,learning_rate,lambda,seconds,images_per_second";
+    check("", Ok(vec![]));
+    check(&format!("{header}\n"), Ok(vec![]));
+    check(
+        &format!("{header}\nhints,1,0.5,,0.6,,1e-3,,2.0,100\nstudent,1,0.7,0.8,0.6,0.81,1e-3,4,2.0,100\n"),
+        Ok(vec![("hints", 1, None), ("student", 1, Some(0.81))]),
+    );
+    // Columns found by name, in any order.
+    check(
+        "valid_accuracy,phase,epoch,train_loss,train_accuracy,valid_loss\n0.5,teacher,3,1,0.4,1\n",
+        Ok(vec![("teacher", 3, Some(0.5))]),
+    );
+    check("phase,epoch\nteacher,1\n", Err("no `train_loss` column"));
+    check(&format!("{header}\nteacher,1,0.5\n"), Err("line 2: 3 fields"));
+    check(
+        &format!("{header}\nteacher,1,x,0.1,0.6,0.2,1e-3,,2.0,100\n"),
+        Err("line 2: `x` is not a number (train_loss)"),
+    );
+}
+
+#[test]
+fn the_paper_table_matches_the_data_set() {
+    let check = |name: &str, expected: &str, title: &str| {
+        assert_eq!(data_set_name(name), expected);
+        assert_eq!(paper::for_data(&data_set_name(name)).title, title, "{name}");
+    };
+    check("fashion-mnist-train-train", "fashion-mnist", "Table 4");
+    check("mnist-train-valid", "mnist", "Table 4");
+    check("cifar10-train-train", "cifar10", "Table 5");
+    // Table 5's own figures, and the ratios the report derives from them.
+    let teacher = paper::TABLE_5.rows[0];
+    assert_eq!((teacher.params, teacher.mults, teacher.value), (9_000_000, Some(725_000_000), 90.18));
+    let mut runs = made_up_runs();
+    for run in &mut runs {
+        run.info.data.name = "cifar10-train-train".into();
+    }
+    let markdown = render(&made_up_report(runs, tiny_blob(), Firmware::default()), "runs/compare");
+    assert!(markdown.contains("## The paper's figures (Table 5, CIFAR-10): the paper's, not ours"));
+    // FitNet 1: 9M / 250K parameters, 725M / 30M multiplications.
+    assert_eq!(row(&markdown, "FitNet 1")[3..5], ["36.0x", "24.2x"]);
+    assert_eq!(row(&markdown, "Teacher")[5], "90.18%");
+    assert_eq!(row(&markdown, "Teacher")[7], "90.00%");
+}
+
+#[test]
+fn charts_are_written_and_carry_the_figures() {
+    let dir = TempDir::new("charts");
+    let report = made_up_report(made_up_runs(), tiny_blob(), Firmware::default());
+    let paths = write(&report, Path::new("runs/compare"), &dir.0).unwrap();
+    let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["report.md", "accuracy.svg", "layers.svg", "training.svg"]);
+    let svg = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap();
+    let accuracy = svg("accuracy.svg");
+    assert!(accuracy.starts_with("<svg"), "{}", &accuracy[..80.min(accuracy.len())]);
+    for needle in ["Test accuracy against parameters", "FitNet kd float32: 88.50%", "FitNet int8 (from kd): 88.25%"] {
+        assert!(accuracy.contains(needle), "{needle:?} not in accuracy.svg");
+    }
+    let layers = svg("layers.svg");
+    assert!(layers.contains("multiply-accumulates per image") && layers.contains("arena while the step runs"));
+    let training = svg("training.svg");
+    for needle in ["Training curves", "accuracy", "hint loss", "teacher", "hints"] {
+        assert!(training.contains(needle), "{needle:?} not in training.svg");
+    }
+    // Without any metrics, the curves say so rather than drawing empty axes.
+    let mut runs = made_up_runs();
+    runs.iter_mut().for_each(|r| r.metrics.clear());
+    let empty = fitnets::report::charts::curves::draw(&runs).unwrap();
+    assert!(empty.contains("No run has a metrics.csv row yet."));
+}
+
+// ---- The command line, end to end ----
+
+/// A small xorshift generator: repeatable values, not statistical quality.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// 12x12 grey images of 4 classes: a bright vertical, horizontal or diagonal bar, or a
+/// block, at a random place on noise.
+fn pattern_dataset(n: usize, seed: u64) -> Dataset {
+    let (h, w) = (12usize, 12usize);
+    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut images = vec![0u8; n * h * w];
+    let mut labels = vec![0u8; n];
+    for i in 0..n {
+        let label = rng.below(4) as u8;
+        labels[i] = label;
+        let image = &mut images[i * h * w..(i + 1) * h * w];
+        image.iter_mut().for_each(|p| *p = rng.below(60) as u8);
+        let (y0, x0) = (2 + rng.below(4) as usize, 2 + rng.below(4) as usize);
+        for k in 0..6 {
+            let (y, x) = match label {
+                0 => (y0 + k, x0),
+                1 => (y0, x0 + k),
+                2 => (y0 + k, x0 + k),
+                _ => (y0 + k / 3, x0 + k % 3),
+            };
+            image[y * w + x] = 200 + rng.below(55) as u8;
+        }
+    }
+    Dataset { images, labels, height: h, width: w, channels: 1, classes: 4, name: "patterns".into() }
+}
+
+/// Writes `train` and `test` as MNIST-named IDX files into `dir`.
+fn write_idx_set(dir: &Path, train: &Dataset, test: &Dataset) {
+    let idx = |dims: &[usize], data: &[u8]| {
+        let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+        dims.iter().for_each(|&d| bytes.extend((d as u32).to_be_bytes()));
+        bytes.extend(data);
+        bytes
+    };
+    for (prefix, set) in [("train", train), ("t10k", test)] {
+        let images = idx(&[set.len(), set.height, set.width], &set.images);
+        std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx(&[set.len()], &set.labels)).unwrap();
+    }
+}
+
+fn fitnets(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fitnets")).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// Rewrites a JSON file of a run through `edit`.
+fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut value);
+    std::fs::write(path, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+}
+
+#[test]
+fn cli_exports_the_best_student_and_writes_the_report() {
+    let dir = TempDir::new("cli");
+    let path = |name: &str| dir.0.join(name).to_str().unwrap().to_string();
+    std::fs::create_dir_all(dir.0.join("data")).unwrap();
+    let test_set = pattern_dataset(150, 5);
+    write_idx_set(&dir.0.join("data"), &pattern_dataset(700, 4), &test_set);
+    std::fs::write(dir.0.join("student.toml"), STUDENT).unwrap();
+    let (data, runs, out, config) = (path("data"), path("runs"), path("out"), path("student.toml"));
+    let data_args = ["--data", &data, "--valid", "200"];
+
+    // One real student; the teacher and the other methods are its files, edited.
+    let scratch = path("runs/scratch");
+    let mut train = vec!["train", "student", "--method", "scratch", "--config", &config, "--run", &scratch];
+    train.extend(["--epochs", "2", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"]);
+    train.extend(data_args);
+    let (ok, _, stderr) = fitnets(&train);
+    assert!(ok, "{stderr}");
+    for (name, valid) in [("teacher", 0.5), ("kd", 0.99)] {
+        let sub = dir.0.join("runs").join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        for file in ["run.json", "result.json", "metrics.csv", "model.bin"] {
+            std::fs::copy(dir.0.join("runs/scratch").join(file), sub.join(file)).unwrap();
+        }
+        edit_json(&sub.join("result.json"), |v| v["valid_accuracy"] = valid.into());
+        edit_json(&sub.join("run.json"), |v| {
+            if name == "teacher" {
+                v["role"] = "teacher".into();
+                v["method"] = serde_json::Value::Null;
+                v["config"] = serde_json::to_value(NetConfig::parse(TEACHER).unwrap()).unwrap();
+            } else {
+                v["method"] = name.into();
+            }
+        });
+    }
+
+    let (ok, stdout, stderr) = fitnets(&[&["report", "--runs", &runs, "-o", &out][..], &data_args].concat());
+    assert!(ok, "{stderr}");
+    for file in ["report.md", "student.fnet", "accuracy.svg", "layers.svg", "training.svg"] {
+        assert!(dir.0.join("out").join(file).is_file(), "{file} missing; stdout:\n{stdout}");
+        assert!(stdout.contains(file) || file == "student.fnet", "{file} not announced:\n{stdout}");
+    }
+    let markdown = std::fs::read_to_string(dir.0.join("out/report.md")).unwrap();
+    for section in SECTIONS {
+        assert!(markdown.contains(section), "{section} missing from\n{markdown}");
+    }
+    // kd has the best validation accuracy: exported from it, compared with it.
+    assert!(markdown.contains("exported here from") && markdown.contains("kd` (best validation accuracy)"));
+    let blob = std::fs::read(dir.0.join("out/student.fnet")).unwrap();
+    let model = Model::from_bytes(&blob).unwrap();
+    let int8 = evaluate_int8(&model, &test_set).unwrap();
+    let int8_row = row(&markdown, "FitNet int8 (from kd)");
+    assert_eq!(int8_row[7], format!("{:.2}%", 100.0 * int8.accuracy));
+    assert!(int8_row[3].starts_with(&format!("{} B", thousands(blob.len() as u64))));
+    assert!(markdown.contains(&format!("Arena: **{} B", thousands(u64::from(plan::arena_bytes(&model))))));
+    let teacher_params = count::totals(&NetConfig::parse(TEACHER).unwrap()).unwrap().0;
+    assert_eq!(row(&markdown, "teacher (tiny-teacher) float32")[1], thousands(teacher_params));
+    assert!(row(&markdown, "FitNet int8 (from kd)")[0].contains("int8"));
+    assert_eq!(
+        markdown.lines().filter(|l| l.starts_with("| FitNet ") && l.contains(" float32 |")).count(),
+        2,
+        "scratch and kd in float32"
+    );
+
+    // A given blob with --student checks its origin; a wrong origin is refused.
+    let given = path("out/student.fnet");
+    let args = ["report", "--runs", &runs, "--blob", &given, "--student", "scratch", "-o", &path("out2")];
+    let (ok, _, stderr) = fitnets(&[&args[..], &data_args].concat());
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = fitnets(&["report", "--runs", &path("nowhere"), "-o", &out, "--data", &data]);
+    assert!(!ok && stderr.contains("nowhere is not a directory of runs"), "{stderr}");
+    let (ok, _, stderr) = fitnets(&["report", "--runs", &runs, "--student", "hints", "-o", &out, "--data", &data]);
+    assert!(!ok && stderr.contains("has no hints run"), "{stderr}");
+}
+
+#[test]
+fn int8_row_and_drop_need_their_run() {
+    let mut report = made_up_report(made_up_runs(), tiny_blob(), Firmware::default());
+    assert_eq!(report.stages.iter().filter(|s| s.precision == Precision::Int8).count(), 1);
+    report.int8.run = None;
+    report.stages.last_mut().unwrap().run = None;
+    let markdown = render(&report, "runs/compare");
+    assert!(!markdown.contains("int8 - float32"), "{markdown}");
+    assert!(markdown.contains("| FitNet int8 |"));
+}
