@@ -73,6 +73,8 @@ pub struct RunInfo {
     /// `teacher` or `student`.
     pub role: String,
     pub method: Option<Method>,
+    /// Kept as its TOML text (see [`config_text`]).
+    #[serde(with = "config_text")]
     pub config: NetConfig,
     pub schedule: Schedule,
     /// Hint training (stage 1) of the `hints` method.
@@ -81,6 +83,38 @@ pub struct RunInfo {
     pub teacher: Option<PathBuf>,
     pub data: DataInfo,
     pub backend: String,
+}
+
+/// A config inside `run.json` is stored as its TOML text, the format it was written in.
+///
+/// Its layers are an internally tagged enum, and serde reads those through a buffer in
+/// which serde_json, once any crate of a build enables its `arbitrary_precision` feature
+/// (xtask's defmt decoder does, and cargo unifies features across a workspace build),
+/// hands over numbers as maps: a dropout's `p` then fails to parse. TOML has no such
+/// mode. Runs written before this change, with the config as a JSON object, still read.
+pub mod config_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::model::NetConfig;
+
+    pub fn serialize<S: Serializer>(config: &NetConfig, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = toml::to_string(config).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(&text)
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Text(String),
+        Object(NetConfig),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NetConfig, D::Error> {
+        match Stored::deserialize(deserializer)? {
+            Stored::Text(text) => NetConfig::parse(&text).map_err(serde::de::Error::custom),
+            Stored::Object(config) => Ok(config),
+        }
+    }
 }
 
 /// The outcome of a run: saved as `result.json`.
