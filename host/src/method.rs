@@ -102,18 +102,34 @@ pub mod config_text {
         serializer.serialize_str(&text)
     }
 
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Stored {
-        Text(String),
-        Object(NetConfig),
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NetConfig, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::String(text) => NetConfig::parse(&text).map_err(serde::de::Error::custom),
+            // An older run: the config as a JSON object, converted value by value (no
+            // tagged-enum buffering of JSON numbers on the way).
+            object => toml_value(object)
+                .ok_or_else(|| serde::de::Error::custom("a config must be a TOML string or an object"))?
+                .try_into()
+                .map_err(serde::de::Error::custom),
+        }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NetConfig, D::Error> {
-        match Stored::deserialize(deserializer)? {
-            Stored::Text(text) => NetConfig::parse(&text).map_err(serde::de::Error::custom),
-            Stored::Object(config) => Ok(config),
-        }
+    /// `value` as TOML; `None` for `null` (an absent optional field).
+    fn toml_value(value: serde_json::Value) -> Option<toml::Value> {
+        use serde_json::Value as J;
+        Some(match value {
+            J::Null => return None,
+            J::Bool(b) => toml::Value::Boolean(b),
+            J::Number(n) => match n.as_i64() {
+                Some(i) => toml::Value::Integer(i),
+                None => toml::Value::Float(n.as_f64()?),
+            },
+            J::String(s) => toml::Value::String(s),
+            J::Array(items) => toml::Value::Array(items.into_iter().filter_map(toml_value).collect()),
+            J::Object(map) => {
+                toml::Value::Table(map.into_iter().filter_map(|(k, v)| Some((k, toml_value(v)?))).collect())
+            }
+        })
     }
 }
 
@@ -370,4 +386,53 @@ pub fn check_pair(student: &NetConfig, teacher: &NetConfig) -> anyhow::Result<()
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use crate::model::NetConfig;
+
+    #[derive(Serialize, Deserialize)]
+    struct Holder {
+        #[serde(with = "super::config_text")]
+        config: NetConfig,
+    }
+
+    const CONFIG: &str = r#"
+        name = "d"
+        input = [8, 8, 1]
+        classes = 2
+        [[layers]]
+        type = "dropout"
+        p = 0.25
+        [[layers]]
+        type = "conv"
+        units = 2
+        pieces = 2
+        kernel = 3
+        padding = "same"
+        [[layers]]
+        type = "dense"
+        units = 2
+    "#;
+
+    #[test]
+    fn configs_in_run_json_read_back_in_both_formats() {
+        // A dropout's `p` inside the tagged layers is what broke under serde_json's
+        // arbitrary_precision (enabled in workspace builds); `cargo test --workspace`
+        // runs this with it.
+        let config = NetConfig::parse(CONFIG).unwrap();
+        let text = serde_json::to_string(&Holder { config: config.clone() }).unwrap();
+        assert!(text.starts_with(r#"{"config":"name = "#), "{text}");
+        assert_eq!(serde_json::from_str::<Holder>(&text).unwrap().config, config);
+        // Runs written before: the config as a JSON object.
+        let old = r#"{"config": {"name": "d", "input": [8, 8, 1], "classes": 2, "hint": null, "guided": null,
+            "regressor": null, "notes": "", "layers": [{"type": "dropout", "name": null, "p": 0.25},
+            {"type": "conv", "name": null, "units": 2, "pieces": 2, "kernel": 3, "stride": 1,
+             "padding": "same", "activation": "none", "batch_norm": false},
+            {"type": "dense", "name": null, "units": 2, "pieces": 1, "activation": "none"}]}}"#;
+        assert_eq!(serde_json::from_str::<Holder>(old).unwrap().config, config);
+    }
 }
