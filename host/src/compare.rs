@@ -101,7 +101,8 @@ pub struct Row {
     pub accuracies: Vec<f64>,
 }
 
-fn finished(dir: &Path) -> Option<RunResult> {
+/// The result of the run in `dir` if it finished.
+pub(crate) fn finished(dir: &Path) -> Option<RunResult> {
     RunDir::open(dir).ok()?.read_json("result.json").ok()
 }
 

@@ -8,13 +8,13 @@
 //! pieces.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::compare::StudentPlan;
-use crate::method::{Method, RunInfo, RunResult};
+use crate::compare::{StudentPlan, finished};
+use crate::method::{Method, RunInfo};
 use crate::model::generate::{self, StudentSpec};
 use crate::model::{NetConfig, count};
 use crate::train::run_dir::RunDir;
@@ -85,10 +85,6 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
     print!("{table}");
     RunDir::create(&args.runs)?.write("table.md", table.as_bytes())?;
     Ok(())
-}
-
-fn finished(dir: &Path) -> Option<RunResult> {
-    RunDir::open(dir).ok()?.read_json("result.json").ok()
 }
 
 fn row(config: &NetConfig, depth: usize, dir: &RunDir, methods: &[Method]) -> anyhow::Result<DepthRow> {
