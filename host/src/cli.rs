@@ -1,7 +1,6 @@
 //! The `fitnets` subcommands behind the thin binary: argument types and what each does.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use anyhow::{Context as _, bail, ensure};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -227,9 +226,8 @@ fn teacher_in<B: AutodiffBackend>(
     splits: &Splits,
     devices: &[B::Device],
 ) -> anyhow::Result<()> {
-    let start = Instant::now();
     let (net, history) = method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "teacher", devices)?;
-    finish::<B>(run, info, splits, net, Vec::new(), history, start, &devices[0])
+    finish::<B>(run, info, splits, net, Vec::new(), history, &devices[0])
 }
 
 /// `fitnets train student`.
@@ -269,7 +267,6 @@ fn student_in<B: AutodiffBackend>(
     devices: &[B::Device],
 ) -> anyhow::Result<()> {
     let device = &devices[0];
-    let start = Instant::now();
     let method = info.method.context("a student run names its method")?;
     let (net, hint_history, history) = match &info.teacher {
         Some(teacher_dir) if method != Method::Scratch => {
@@ -299,7 +296,7 @@ fn student_in<B: AutodiffBackend>(
             (net, Vec::new(), history)
         }
     };
-    finish::<B>(run, info, splits, net, hint_history, history, start, device)
+    finish::<B>(run, info, splits, net, hint_history, history, device)
 }
 
 /// Evaluates the final model, saves it and `result.json`, prints the outcome.
@@ -311,7 +308,6 @@ fn finish<B: AutodiffBackend>(
     net: crate::model::Net<B>,
     hint_history: Vec<crate::train::fit::EpochMetrics>,
     history: Vec<crate::train::fit::EpochMetrics>,
-    start: Instant,
     device: &B::Device,
 ) -> anyhow::Result<()> {
     use burn::module::AutodiffModule as _;
@@ -321,7 +317,7 @@ fn finish<B: AutodiffBackend>(
     let (test_accuracy, confusion) = evaluate(&net, &splits.test, &batcher, device);
     save_net(net, run)?;
     let (params, macs) = count::totals(&info.config)?;
-    let train_seconds = start.elapsed().as_secs_f64();
+    let train_seconds = hint_history.iter().chain(&history).map(|e| e.seconds).sum();
     let result =
         RunResult { params, macs, valid_accuracy, test_accuracy, confusion, hint_history, history, train_seconds };
     run.write_json("result.json", &result)?;

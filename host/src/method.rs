@@ -144,6 +144,8 @@ pub struct RunResult {
     pub confusion: Vec<Vec<u64>>,
     pub hint_history: Vec<EpochMetrics>,
     pub history: Vec<EpochMetrics>,
+    /// Training time summed over every epoch of both phases, resumed runs included
+    /// (loading and evaluation left out).
     pub train_seconds: f64,
 }
 

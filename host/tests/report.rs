@@ -134,6 +134,7 @@ fn metrics(phase: &str, epochs: usize, start: f64) -> Vec<MetricRow> {
                 train_accuracy: accuracy.map(|a| a - 0.005),
                 valid_loss: 1.1 / epoch as f64,
                 valid_accuracy: accuracy,
+                seconds: 30.0 + epoch as f64,
             }
         })
         .collect()
@@ -334,7 +335,7 @@ fn metrics_csv_parses_by_column_name() {
     );
     // Columns found by name, in any order.
     check(
-        "valid_accuracy,phase,epoch,train_loss,train_accuracy,valid_loss\n0.5,teacher,3,1,0.4,1\n",
+        "valid_accuracy,phase,seconds,epoch,train_loss,train_accuracy,valid_loss\n0.5,teacher,9,3,1,0.4,1\n",
         Ok(vec![("teacher", 3, Some(0.5))]),
     );
     check("phase,epoch\nteacher,1\n", Err("no `train_loss` column"));

@@ -280,7 +280,7 @@ fn training_section(md: &mut String, runs: &[Run]) {
     let _ = writeln!(md, "{}\n", SECTIONS[5]);
     let _ = writeln!(
         md,
-        "| run | phases (epochs) | last train loss | last valid loss | last valid accuracy | test accuracy | time |"
+        "| run | phases (epochs) | last train loss | last valid loss | last valid accuracy | test accuracy | training time |"
     );
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|");
     for run in runs {
@@ -302,13 +302,15 @@ fn training_section(md: &mut String, runs: &[Run]) {
             last.map_or("-".into(), |m| format!("{:.4}", m.valid_loss)),
             last.and_then(|m| m.valid_accuracy).map_or("-".into(), |a| format!("{:.2}%", 100.0 * a)),
             run.result.as_ref().map_or("not finished".into(), |r| format!("{:.2}%", 100.0 * r.test_accuracy)),
-            run.result.as_ref().map_or("-".into(), |r| minutes(r.train_seconds)),
+            minutes(run.metrics.iter().map(|m| m.seconds).sum()),
         );
     }
     let _ = writeln!(
         md,
         "\nTrain loss is each phase's own objective (KD adds the softened teacher term); valid \
-         loss is the cross-entropy on the labels for every classifying phase."
+         loss is the cross-entropy on the labels for every classifying phase. Training time \
+         is the sum of the epochs' training passes in `metrics.csv`, across resumes; \
+         loading data and evaluating are left out."
     );
 }
 

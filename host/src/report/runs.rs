@@ -101,6 +101,8 @@ pub struct MetricRow {
     /// training objective), the hint loss for hint training.
     pub valid_loss: f64,
     pub valid_accuracy: Option<f64>,
+    /// Seconds of the epoch's training pass (evaluation left out).
+    pub seconds: f64,
 }
 
 /// Parses `metrics.csv` by its header's column names; empty cells are `None`.
@@ -117,6 +119,7 @@ pub fn parse_metrics(text: &str) -> anyhow::Result<Vec<MetricRow>> {
     let train_accuracy = column("train_accuracy")?;
     let valid_loss = column("valid_loss")?;
     let valid_accuracy = column("valid_accuracy")?;
+    let seconds = column("seconds")?;
     let mut rows = Vec::new();
     for (i, line) in lines {
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -140,6 +143,7 @@ pub fn parse_metrics(text: &str) -> anyhow::Result<Vec<MetricRow>> {
             train_accuracy: optional(train_accuracy)?,
             valid_loss: number(valid_loss)?,
             valid_accuracy: optional(valid_accuracy)?,
+            seconds: number(seconds)?,
         });
     }
     Ok(rows)
