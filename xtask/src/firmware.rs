@@ -50,7 +50,7 @@ impl Build {
 
 /// The model the firmware embeds when none is given (what `firmware/build.rs` defaults to).
 pub fn default_model() -> PathBuf {
-    root().join("tests/fixtures/tiny.fnet")
+    root().join("firmware/models/fashion-fitnet.fnet")
 }
 
 /// Builds both programs for `board` (release), embedding `model` (the default when
