@@ -3,8 +3,8 @@
 use core::fmt;
 
 use crate::format::{DecodeError, Model};
-use crate::ops::Layer;
 use crate::ops::reference as kernels;
+use crate::ops::{Layer, fast};
 use crate::plan::{self, Step, StepOp};
 
 /// The result of one inference, borrowing the logits from the arena.
@@ -77,15 +77,17 @@ pub fn run<'a>(model: &Model<'_>, pixels: &[u8], arena: &'a mut [u8]) -> Result<
             continue;
         }
         let out_len = step.output.len();
-        let (input, output) = if at_front {
+        // Input at one end, output at the other, the step's scratch in between.
+        let (input, scratch, output) = if at_front {
             let (lo, hi) = arena.split_at_mut(len);
-            let at = hi.len() - out_len;
-            (&*lo, &mut hi[at..])
+            let (mid, out) = hi.split_at_mut(hi.len() - out_len);
+            (&*lo, mid, out)
         } else {
             let (lo, hi) = arena.split_at_mut(total - len);
-            (&*hi, &mut lo[..out_len])
+            let (out, mid) = lo.split_at_mut(out_len);
+            (&*hi, mid, out)
         };
-        execute(&step, input, output);
+        execute(&step, input, output, bytemuck::pod_align_to_mut::<i8, u32>(scratch).1);
         at_front = !at_front;
         len = out_len;
     }
@@ -93,12 +95,18 @@ pub fn run<'a>(model: &Model<'_>, pixels: &[u8], arena: &'a mut [u8]) -> Result<
     Ok(Prediction { class: kernels::argmax(logits) as u16, logits })
 }
 
-/// Runs one step with the reference kernels.
-pub(crate) fn execute(step: &Step<'_>, input: &[i8], output: &mut [i8]) {
+/// Runs one step: every conv with the fused kernel of [`fast`], the rest with the
+/// reference kernels. `scratch` holds at least the step's scratch words
+/// ([`Step::scratch_bytes`] less the alignment slack).
+pub(crate) fn execute(step: &Step<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32]) {
+    if let Some(fused) = step.fused() {
+        return fast::conv_maxout_pool(&fused, input, output, scratch);
+    }
     let (in_shape, out_shape) = (step.input, step.output);
     match step.op {
         StepOp::Single(op) => kernels::layer(&Layer { op, input: in_shape, output: out_shape }, input, output),
         StepOp::ConvMaxout(conv, pieces) => kernels::conv2d_maxout(&conv, pieces, input, in_shape, output, out_shape),
         StepOp::FullyConnectedMaxout(fc, pieces) => kernels::fully_connected_maxout(&fc, pieces, input, output),
+        StepOp::ConvMaxoutPool(..) => unreachable!("every conv step has a fused view"),
     }
 }

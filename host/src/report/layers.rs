@@ -35,9 +35,8 @@ pub fn steps(model: &Model<'_>) -> anyhow::Result<Vec<StepRow>> {
     let mut rows = Vec::new();
     for step in plan::steps(model) {
         let step = step?;
-        let fused = usize::from(!matches!(step.op, StepOp::Single(_)));
-        let covered = &summaries[layer..=layer + fused];
-        layer += 1 + fused;
+        let covered = &summaries[layer..layer + step.layers()];
+        layer += step.layers();
         rows.push(StepRow {
             op: describe(&step.op),
             input: step.input,
@@ -67,7 +66,9 @@ fn dense_bytes(fc: &FullyConnected<'_>) -> u64 {
 
 fn weight_bytes(op: &StepOp<'_>) -> u64 {
     match op {
-        StepOp::ConvMaxout(conv, _) | StepOp::Single(Op::Conv2d(conv)) => conv_bytes(conv),
+        StepOp::ConvMaxout(conv, _) | StepOp::ConvMaxoutPool(conv, ..) | StepOp::Single(Op::Conv2d(conv)) => {
+            conv_bytes(conv)
+        }
         StepOp::FullyConnectedMaxout(fc, _) | StepOp::Single(Op::FullyConnected(fc)) => dense_bytes(fc),
         StepOp::Single(_) => 0,
     }
@@ -87,6 +88,10 @@ fn window(w: &Window) -> String {
 fn describe(op: &StepOp<'_>) -> String {
     match op {
         StepOp::ConvMaxout(conv, pieces) => format!("conv {} + maxout {pieces}", window(&conv.window)),
+        StepOp::ConvMaxoutPool(conv, 1, pool) => format!("conv {} + max pool {}", window(&conv.window), window(pool)),
+        StepOp::ConvMaxoutPool(conv, pieces, pool) => {
+            format!("conv {} + maxout {pieces} + max pool {}", window(&conv.window), window(pool))
+        }
         StepOp::FullyConnectedMaxout(_, pieces) => format!("dense + maxout {pieces}"),
         StepOp::Single(Op::Conv2d(conv)) => format!("conv {}", window(&conv.window)),
         StepOp::Single(Op::FullyConnected(_)) => "dense".into(),

@@ -151,9 +151,10 @@ fn layer_section(md: &mut String, report: &Report) {
     );
     let _ = writeln!(
         md,
-        "\nA conv or dense layer and the maxout after it run as one step, so the pre-maxout tensor \
-         never exists; each step reads its input from one end of the arena and writes its output \
-         at the other. Arena: **{}** ({} without that fusion). Blob: {}, of which {} constants \
+        "\nA conv, the maxout after it and a max pooling whose windows tile the image run as one \
+         step, so neither the pre-maxout nor the unpooled tensor exists (a dense layer and its \
+         maxout likewise); each step reads its input from one end of the arena, keeps the conv's \
+         packed input columns in the middle and writes its output at the other end. Arena: **{}** ({} without that fusion). Blob: {}, of which {} constants \
          and {} header, labels, pixel table and checksum.\n",
         bytes(report.needs.arena_bytes),
         bytes(report.needs.unfused_arena_bytes),

@@ -4,6 +4,7 @@
 //! kernel may rely on the preconditions documented on each field without checking them
 //! in its loops. Tests build them directly from the same parts.
 
+pub mod fast;
 pub mod reference;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,269 @@
+//! Conv2d + maxout (+ max pooling) in one pass, with two output channels and two pixels
+//! per inner loop and 16-bit packed arithmetic ([`super::packed`]).
+//!
+//! For each output cell the kernel first copies the input windows it needs into
+//! *columns* in the scratch buffer: `x - input_zero_point` as 16-bit values, padding as
+//! 0 (which adds nothing, exactly as the reference skips it), in the order of the
+//! weights' inner axes `(ky, kx, i)`. Each run of 4 values `v0 v1 v2 v3` is stored as two
+//! words `(v0, v2)` and `(v1, v3)`, the lanes that `SXTB16` and `SXTB16 ROR #8` make of 4
+//! weight bytes, so one weight word and two column words feed two `SMLAD`s. The last
+//! `K % 4` values get one word each (lane 0).
+//!
+//! Then, per pair of conv channels, it accumulates `bias + dot(column, weights)` for the
+//! pixels, and:
+//! - **with pooling** takes the largest accumulator over the pool window and requantizes
+//!   only that. Requantization is non-decreasing in the accumulator (multipliers are
+//!   `>= 0`, every rounding step is monotonic, the clamp too), so the requantized maximum
+//!   equals the maximum of the requantized values that the reference pools, bit for bit;
+//! - **without pooling** requantizes each pixel's accumulator.
+//!
+//! Maxout then keeps the largest requantized piece of each unit, as the reference does,
+//! after requantization (pieces have their own multipliers). The pre-maxout tensor and
+//! the pre-pooling tensor never exist: only the columns and the final output.
+//!
+//! Integer sums are exact in any order: the accumulator bound checked on decode
+//! ([`Conv2d`]) holds for every partial sum.
+
+use super::packed::{smlad, splat, ssub16, sxtb16, sxtb16_ror8};
+use crate::ops::{Conv2d, Window};
+use crate::tensor::Shape;
+
+/// The step [`conv_maxout_pool`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fused<'a> {
+    pub conv: Conv2d<'a>,
+    /// Maxout pieces (1: no maxout).
+    pub pieces: u16,
+    /// Max pooling after maxout, as `(kernel_h, kernel_w)`, windows not overlapping
+    /// (stride equal to the kernel) and without padding.
+    pub pool: Option<(u16, u16)>,
+    /// The conv's input.
+    pub input: Shape,
+    /// The conv's output (before maxout and pooling).
+    pub conv_output: Shape,
+    /// What the step writes (after maxout and pooling).
+    pub output: Shape,
+}
+
+impl Fused<'_> {
+    /// Values in one window: `kernel_h * kernel_w * in_channels`.
+    fn window_len(&self) -> usize {
+        usize::from(self.conv.window.kernel_h)
+            * usize::from(self.conv.window.kernel_w)
+            * usize::from(self.input.channels)
+    }
+
+    /// Words of one packed column.
+    fn column_words(&self) -> usize {
+        let k = self.window_len();
+        k / 4 * 2 + k % 4
+    }
+
+    /// Conv pixels whose columns exist at once: the pool window, or two neighbours.
+    fn pixels(&self) -> usize {
+        self.pool.map_or(2, |(h, w)| usize::from(h) * usize::from(w))
+    }
+
+    /// Scratch words the kernel needs (columns).
+    pub fn scratch_words(&self) -> usize {
+        self.pixels() * self.column_words()
+    }
+}
+
+/// Runs `step` from `input` into `output`, using `scratch` (at least
+/// [`Fused::scratch_words`] words) for the columns.
+pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32]) {
+    let words = step.column_words();
+    let pixels = step.pixels();
+    let scratch = &mut scratch[..pixels * words];
+    let out = step.output;
+    match step.pool {
+        Some((ph, pw)) => {
+            let (ph, pw) = (usize::from(ph), usize::from(pw));
+            for oy in 0..usize::from(out.height) {
+                for ox in 0..usize::from(out.width) {
+                    for (p, column) in scratch.chunks_exact_mut(words).enumerate() {
+                        fill_column(step, input, oy * ph + p / pw, ox * pw + p % pw, column);
+                    }
+                    let cell = out.index(oy, ox, 0);
+                    channels(step, scratch, words, &mut output[cell..cell + usize::from(out.channels)], None);
+                }
+            }
+        }
+        None => {
+            let width = usize::from(out.width);
+            for oy in 0..usize::from(out.height) {
+                let mut ox = 0;
+                while ox < width {
+                    let pair = width - ox >= 2;
+                    let used = if pair { 2 } else { 1 };
+                    for (p, column) in scratch.chunks_exact_mut(words).take(used).enumerate() {
+                        fill_column(step, input, oy, ox + p, column);
+                    }
+                    let units = usize::from(out.channels);
+                    let cell = out.index(oy, ox, 0);
+                    let (first, rest) = output[cell..].split_at_mut(units);
+                    let second = if pair { Some(&mut rest[..units]) } else { None };
+                    channels(step, &scratch[..used * words], words, first, second);
+                    ox += used;
+                }
+            }
+        }
+    }
+}
+
+/// Packs conv pixel `(y, x)`'s window into `column`. Not inlined: one copy serves
+/// both loops, which keeps the firmware's flash down at the cost of a call per pixel.
+#[inline(never)]
+fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, column: &mut [u32]) {
+    let Window { kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, .. } = step.conv.window;
+    let shape = step.input;
+    let channels = usize::from(shape.channels);
+    let zero_point = step.conv.input_zero_point;
+    let y0 = (y * usize::from(stride_h)) as isize - pad_top as isize;
+    let x0 = (x * usize::from(stride_w)) as isize - pad_left as isize;
+    let inside = |y: isize, x: isize| y >= 0 && x >= 0 && y < shape.height as isize && x < shape.width as isize;
+    if channels.is_multiple_of(4) {
+        // Every cell is a whole number of 4-value runs: two words per input word.
+        let zp = splat(zero_point as i16);
+        let mut words = column.chunks_exact_mut(2);
+        for ky in 0..kernel_h as isize {
+            for kx in 0..kernel_w as isize {
+                let (yy, xx) = (y0 + ky, x0 + kx);
+                if inside(yy, xx) {
+                    let at = shape.index(yy as usize, xx as usize, 0);
+                    for (four, pair) in input[at..at + channels].chunks_exact(4).zip(&mut words) {
+                        let w = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
+                        pair[0] = ssub16(sxtb16(w), zp);
+                        pair[1] = ssub16(sxtb16_ror8(w), zp);
+                    }
+                } else {
+                    for pair in (&mut words).take(channels / 4) {
+                        pair.fill(0);
+                    }
+                }
+            }
+        }
+    } else {
+        // Runs of 4 straddle cells (few input channels, as a first layer): value by value.
+        let blocks = step.window_len() / 4;
+        column.fill(0);
+        let mut k = 0;
+        for ky in 0..kernel_h as isize {
+            for kx in 0..kernel_w as isize {
+                let (yy, xx) = (y0 + ky, x0 + kx);
+                let at = inside(yy, xx).then(|| shape.index(yy as usize, xx as usize, 0));
+                for i in 0..channels {
+                    let v = at.map_or(0, |at| i32::from(input[at + i]) - zero_point);
+                    let lane = u32::from(v as i16 as u16);
+                    if k / 4 < blocks {
+                        // (v0, v2) then (v1, v3): position 0 and 2 in the first word.
+                        let word = k / 4 * 2 + (k % 2);
+                        column[word] |= lane << (16 * ((k % 4) / 2));
+                    } else {
+                        column[blocks * 2 + (k - blocks * 4)] = lane;
+                    }
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Every conv channel of the pixels whose columns are in `columns` (`words` each):
+/// reduced over them by max (pooling, `second` is `None`, all columns are one output
+/// cell) or one output cell per column (`first`, and `second` when there are two).
+/// Not inlined, like [`fill_column`].
+#[inline(never)]
+fn channels(step: &Fused<'_>, columns: &[u32], words: usize, first: &mut [i8], mut second: Option<&mut [i8]>) {
+    let conv = &step.conv;
+    let k = step.window_len();
+    let weights = conv.weights.0;
+    let conv_channels = usize::from(step.conv_output.channels);
+    let pieces = usize::from(step.pieces);
+    let pooled = step.pool.is_some();
+    let mut best = [i8::MIN; 2];
+    let mut unit = 0;
+    let mut push = |o: usize, q: [i8; 2], first: &mut [i8], second: &mut Option<&mut [i8]>| {
+        best = [best[0].max(q[0]), best[1].max(q[1])];
+        if (o + 1).is_multiple_of(pieces) {
+            first[unit] = best[0];
+            if let Some(second) = second.as_deref_mut() {
+                second[unit] = best[1];
+            }
+            best = [i8::MIN; 2];
+            unit += 1;
+        }
+    };
+    let requant = |o: usize, acc: i32| conv.output.finish(conv.requant.apply(o, acc));
+    let mut o = 0;
+    while o < conv_channels {
+        let pair = conv_channels - o >= 2;
+        let w0 = &weights[o * k..(o + 1) * k];
+        let w1 = if pair { &weights[(o + 1) * k..(o + 2) * k] } else { w0 };
+        let bias = [conv.bias.get(o), if pair { conv.bias.get(o + 1) } else { 0 }];
+        // acc[pixel][channel] for up to two pixels at a time; `top` is the pooled max.
+        let mut top = [i32::MIN; 2];
+        let mut accs = [[0i32; 2]; 2];
+        let mut columns_left = columns.chunks_exact(words);
+        while let Some(c0) = columns_left.next() {
+            let c1 = columns_left.next();
+            accs = match c1 {
+                Some(c1) => dot::<2>([c0, c1], [w0, w1], k, bias),
+                None => {
+                    let [a] = dot::<1>([c0], [w0, w1], k, bias);
+                    [a, [i32::MIN; 2]]
+                }
+            };
+            if pooled {
+                top = [top[0].max(accs[0][0]).max(accs[1][0]), top[1].max(accs[0][1]).max(accs[1][1])];
+            }
+        }
+        // Only what exists is requantized: a missing second pixel holds no accumulator.
+        let two = second.is_some();
+        let q = |c: usize| -> [i8; 2] {
+            match (pooled, two) {
+                (true, _) => [requant(o + c, top[c]), 0],
+                (false, true) => [requant(o + c, accs[0][c]), requant(o + c, accs[1][c])],
+                (false, false) => [requant(o + c, accs[0][c]), 0],
+            }
+        };
+        push(o, q(0), first, &mut second);
+        if pair {
+            push(o + 1, q(1), first, &mut second);
+        }
+        o += if pair { 2 } else { 1 };
+    }
+}
+
+/// `bias[c] + dot(columns[p], weights[c])` for `P` pixels and two channels (the second
+/// may repeat the first; its result is then ignored). `k` values per window.
+#[inline(always)]
+fn dot<const P: usize>(columns: [&[u32]; P], weights: [&[u8]; 2], k: usize, bias: [i32; 2]) -> [[i32; 2]; P] {
+    let blocks = k / 4;
+    let tail = k % 4;
+    let columns = columns.map(|c| &c[..blocks * 2 + tail]);
+    let weights = weights.map(|w| &w[..k]);
+    let mut acc = [bias; P];
+    for b in 0..blocks {
+        let word = |c: usize| {
+            let w = &weights[c][4 * b..4 * b + 4];
+            u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+        };
+        let (wa, wb) = (word(0), word(1));
+        let (a02, a13, b02, b13) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));
+        for p in 0..P {
+            let (even, odd) = (columns[p][2 * b], columns[p][2 * b + 1]);
+            acc[p][0] = smlad(odd, a13, smlad(even, a02, acc[p][0]));
+            acc[p][1] = smlad(odd, b13, smlad(even, b02, acc[p][1]));
+        }
+    }
+    for t in 0..tail {
+        for p in 0..P {
+            let v = i32::from(columns[p][blocks * 2 + t] as i16);
+            acc[p][0] += v * i32::from(weights[0][blocks * 4 + t] as i8);
+            acc[p][1] += v * i32::from(weights[1][blocks * 4 + t] as i8);
+        }
+    }
+    acc
+}
