@@ -87,6 +87,7 @@ fn work(model: &Model<'_>) -> u64 {
             let cells = u64::from(step.output.height) * u64::from(step.output.width);
             let inner = match step.op {
                 StepOp::Single(Op::Conv2d(conv)) | StepOp::ConvMaxout(conv, _) => cells * conv.weights.len() as u64,
+                StepOp::ConvMaxoutPool(conv, _, pool) => cells * u64::from(pool.area()) * conv.weights.len() as u64,
                 StepOp::Single(Op::FullyConnected(fc)) | StepOp::FullyConnectedMaxout(fc, _) => fc.weights.len() as u64,
                 StepOp::Single(Op::MaxPool2d(window) | Op::AvgPool2d(window)) => output * u64::from(window.area()),
                 StepOp::Single(Op::Maxout { .. } | Op::GlobalAvgPool(_) | Op::Flatten) => input,
