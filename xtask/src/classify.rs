@@ -27,6 +27,7 @@ use crate::firmware::{self, Mode};
 use crate::link::{Info, Link};
 use crate::qemu::{self, Serial};
 use crate::rng::Rng;
+use crate::tools::FASHION_MNIST;
 use crate::{idx, serial};
 
 /// What to classify, where.
@@ -123,20 +124,20 @@ impl Outcome {
         Ok(())
     }
 
-    fn print(&self) {
-        eprintln!(
+    /// What was compared and found, one fact a line.
+    pub fn summary(&self) -> String {
+        let mut lines = vec![format!(
             "compared {} of {} images with the host: {} mismatches, {} protocol errors",
             self.compared, self.images, self.mismatches, self.protocol_errors
-        );
-        for detail in &self.details {
-            eprintln!("  {detail}");
-        }
+        )];
+        lines.extend(self.details.iter().map(|detail| format!("  {detail}")));
         if let Some((device, host)) = self.correct {
             let percent = |n: usize| 100.0 * n as f64 / self.images.max(1) as f64;
-            eprintln!("accuracy (device) {:.2}%, accuracy (host) {:.2}%", percent(device), percent(host));
+            lines.push(format!("accuracy (device) {:.2}%, accuracy (host) {:.2}%", percent(device), percent(host)));
         }
         let rate = self.images as f64 / self.elapsed.as_secs_f64().max(1e-9);
-        eprintln!("{} images in {:.1?} over the link: {rate:.1} images/s", self.images, self.elapsed);
+        lines.push(format!("{} images in {:.1?} over the link: {rate:.1} images/s", self.images, self.elapsed));
+        lines.join("\n")
     }
 }
 
@@ -178,7 +179,7 @@ pub fn classify(config: &Config) -> anyhow::Result<Outcome> {
             compare(&mut link, &model, &path, &images, 1, Some(config.board))?
         }
     };
-    outcome.print();
+    eprintln!("{}", outcome.summary());
     Ok(outcome)
 }
 
@@ -340,10 +341,6 @@ fn shape(s: Shape) -> String {
     format!("{}x{}x{}", s.height, s.width, s.channels)
 }
 
-/// Debian's `dataset-fashion-mnist` test set, used by the test when the model takes it.
-const FASHION_IMAGES: &str = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
-const FASHION_LABELS: &str = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz";
-
 /// `cargo xtask test`'s check: the first `count` Fashion-MNIST test images if the
 /// firmware's default model takes 28x28x1 images and the data set is installed, else
 /// `count` seeded random images of the model's input shape (written to a temporary IDX
@@ -356,13 +353,13 @@ pub fn test_check(board: Board, count: usize) -> anyhow::Result<()> {
     let mut config = Config {
         board,
         device: Device::Qemu,
-        images: FASHION_IMAGES.into(),
+        images: Path::new(FASHION_MNIST).join("t10k-images-idx3-ubyte.gz"),
         labels: None,
         count: Some(count),
         model: None,
     };
-    if input == Shape::new(28, 28, 1) && Path::new(FASHION_IMAGES).is_file() {
-        config.labels = Some(FASHION_LABELS.into());
+    if input == Shape::new(28, 28, 1) && config.images.is_file() {
+        config.labels = Some(Path::new(FASHION_MNIST).join("t10k-labels-idx1-ubyte.gz"));
         return classify(&config)?.verdict();
     }
     let dir = std::env::temp_dir().join(format!("fitnets-classify-{}", std::process::id()));

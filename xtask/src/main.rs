@@ -5,6 +5,7 @@ mod args;
 mod boards;
 mod check;
 mod classify;
+mod demo;
 mod firmware;
 mod flash;
 mod idx;
@@ -23,6 +24,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
+  demo    [--runs DIR] [--images N]
+          the main job: trains the teacher and the FitNet (scratch, KD, hints) on
+          Fashion-MNIST with a short schedule, exports the best student to int8, runs it
+          on an emulated Cortex-M4 against the host (N test images, 200) and prints what
+          distillation bought: parameters, MACs, flash, RAM, accuracy at each stage
   test    everything CI checks: formatting, clippy (root and firmware), all tests,
           rustdoc, the no_std thumb builds, every board's firmware, the self-test on
           each emulated board, the serve check and a classify check (300 images)
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => demo::run(rest),
         Some("test") => check::run(rest),
         Some("qemu") => qemu::run(rest),
         Some("size") => size::run(rest),

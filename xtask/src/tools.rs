@@ -67,28 +67,41 @@ pub fn ensure_rust_targets() -> anyhow::Result<()> {
     run(&mut cmd)
 }
 
+/// Where Debian's `dataset-fashion-mnist` puts the Fashion-MNIST IDX files.
+pub const FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
 /// Makes sure `program` is on the PATH, installing Debian's `package` when running as
 /// root, or fails with one line naming the package.
 pub fn ensure_program(program: &str, package: &str) -> anyhow::Result<()> {
-    let found = |p: &str| {
-        Command::new("sh").args(["-c", &format!("command -v {p}")]).output().is_ok_and(|o| o.status.success())
-    };
-    if found(program) {
+    let found =
+        || Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success());
+    ensure(&format!("`{program}`"), found, package)
+}
+
+/// Makes sure the file `path` exists, installing Debian's `package` when running as
+/// root, or fails with one line naming the package.
+pub fn ensure_file(path: &Path, package: &str) -> anyhow::Result<()> {
+    ensure(&path.display().to_string(), || path.is_file(), package)
+}
+
+/// Installs `package` unless `present`, then checks again.
+fn ensure(what: &str, present: impl Fn() -> bool, package: &str) -> anyhow::Result<()> {
+    if present() {
         return Ok(());
     }
     let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !is_root {
-        bail!("`{program}` is missing: install the Debian package `{package}` (apt-get install {package})");
+        bail!("{what} is missing: install the Debian package `{package}` (apt-get install {package})");
     }
-    eprintln!("installing the Debian package {package} (for `{program}`)");
+    eprintln!("installing the Debian package {package} (for {what})");
     let mut update = Command::new("apt-get");
     update.arg("update").stdout(std::process::Stdio::null());
     run(&mut update)?;
     let mut install = Command::new("apt-get");
     install.args(["install", "-y", "--no-install-recommends", package]).env("DEBIAN_FRONTEND", "noninteractive");
     run(&mut install)?;
-    if !found(program) {
-        bail!("installed `{package}` but `{program}` is still missing");
+    if !present() {
+        bail!("installed `{package}` but {what} is still missing");
     }
     Ok(())
 }

@@ -1,0 +1,160 @@
+//! `cargo xtask demo`: the main job in one command, for someone who just cloned the
+//! repository. It trains the teacher and the FitNet (scratch, KD and hints) on
+//! Fashion-MNIST with a short schedule, exports the best student to int8, runs that blob
+//! on an emulated Cortex-M4 against the host bit for bit, measures flash and RAM on the
+//! boards, and prints what distillation bought.
+//!
+//! Every step is an existing command (`fitnets compare`, `fitnets report`, the
+//! firmware's self-test, `classify`, `size`), so the demo shows nothing those cannot.
+//! Finished runs are kept in `--runs` and reused: a second demo only redoes the device
+//! steps.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::args::Args;
+use crate::boards;
+use crate::classify::{self, Device};
+use crate::firmware::{self, Mode};
+use crate::tools::{self, FASHION_MNIST, root};
+use crate::{qemu, size};
+
+/// The demo's schedule: short enough for 2 cores, long enough that the students learn.
+/// A seeded sample of training images, the paper's optimizer and batch otherwise.
+const SCHEDULE: [&str; 8] =
+    ["--subset", "20000", "--teacher-epochs", "2", "--student-epochs", "4", "--hint-epochs", "1"];
+/// The data options `fitnets report` needs to calibrate on the runs' training images.
+const DATA: [&str; 2] = ["--subset", "20000"];
+/// The boards whose flash and RAM the demo measures: the emulated one it runs on, and
+/// two real ones.
+const SIZE_BOARDS: [&str; 3] = ["qemu-m4", "stm32f4", "nrf52840dk"];
+/// The goals the device must meet with the Fashion-MNIST FitNet.
+const FLASH_GOAL: u64 = 64 * 1024;
+const RAM_GOAL: u64 = 32 * 1024;
+
+const USAGE: &str = "cargo xtask demo [--runs DIR (runs/demo)] [--images N (200)]";
+
+/// The subcommand.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut args = Args::new("demo", args);
+    let runs = root().join(args.value("--runs")?.unwrap_or_else(|| "runs/demo".into()));
+    let images: usize = args.parsed("--images", 200)?;
+    args.finish().with_context(|| format!("usage: {USAGE}"))?;
+    if images == 0 {
+        bail!("--images must be at least 1");
+    }
+    let mut demo = Demo { started: Instant::now(), steps: Vec::new() };
+
+    demo.step("checking the toolchain, QEMU and Fashion-MNIST", || {
+        tools::ensure_rust_targets()?;
+        tools::ensure_program("qemu-system-arm", "qemu-system-arm")?;
+        tools::ensure_file(&Path::new(FASHION_MNIST).join("train-images-idx3-ubyte.gz"), "dataset-fashion-mnist")
+    })?;
+    demo.step("building fitnets (release)", || {
+        tools::run(tools::cargo(&root()).args(["build", "--release", "-p", "fitnets"]))
+    })?;
+    let fitnets = root().join("target/release/fitnets");
+    if runs.join("table.md").is_file() {
+        eprintln!("reusing the finished runs in {} (delete it to train again)", runs.display());
+    }
+    demo.step("training the teacher and the FitNet three ways (fitnets compare)", || {
+        tools::run(Command::new(&fitnets).arg("compare").arg("--runs").arg(&runs).args(SCHEDULE))
+    })?;
+    let report = runs.join("report");
+    demo.step("exporting the best student to int8 and writing the report (fitnets report)", || {
+        tools::run(Command::new(&fitnets).arg("report").arg("--runs").arg(&runs).arg("-o").arg(&report).args(DATA))
+    })?;
+    let blob = report.join("student.fnet");
+    let board = boards::find("qemu-m4")?;
+    demo.step("self-test on the emulated Cortex-M4 (qemu-m4)", || qemu::selftest(board, Some(&blob)))?;
+    let outcome = demo.step(&format!("classifying {images} test images on the emulated Cortex-M4"), || {
+        let config = classify::Config {
+            board,
+            device: Device::Qemu,
+            images: Path::new(FASHION_MNIST).join("t10k-images-idx3-ubyte.gz"),
+            labels: Some(Path::new(FASHION_MNIST).join("t10k-labels-idx1-ubyte.gz")),
+            count: Some(images),
+            model: Some(blob.clone()),
+        };
+        let outcome = classify::classify(&config)?;
+        outcome.verdict()?;
+        Ok(outcome)
+    })?;
+    let sizes = demo.step("measuring flash and RAM on the boards (cargo xtask size)", || {
+        SIZE_BOARDS
+            .iter()
+            .map(|name| {
+                let board = boards::find(name)?;
+                let build = firmware::build(board, board.default_transport(), Some(&blob))?;
+                Ok((board, Mode::Serve, size::usage(&build.elf(Mode::Serve))?, size::budget(board)?))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+
+    let text = std::fs::read_to_string(report.join("report.md"))
+        .with_context(|| format!("reading {}", report.join("report.md").display()))?;
+    println!("\n== What distillation bought ({})\n", report.join("report.md").display());
+    println!("{}", section(&text, "## Stages"));
+    println!("== On the device: the int8 student on the emulated Cortex-M4\n");
+    println!("{}", outcome.summary());
+    println!("\n== Flash and RAM of the serve firmware with this student\n");
+    println!("{}", size::table(&sizes));
+    let worst_flash = sizes.iter().map(|(_, _, u, _)| u.flash).max().unwrap_or(0);
+    let worst_ram = sizes.iter().map(|(_, _, u, _)| u.ram).max().unwrap_or(0);
+    println!(
+        "goal: flash <= {} KiB ({}), RAM <= {} KiB ({})",
+        FLASH_GOAL / 1024,
+        if worst_flash <= FLASH_GOAL { "met" } else { "missed" },
+        RAM_GOAL / 1024,
+        if worst_ram <= RAM_GOAL { "met" } else { "missed" },
+    );
+    println!("\n== Time\n");
+    for (name, took) in &demo.steps {
+        println!("{:>8.1?}  {name}", took);
+    }
+    println!("{:>8.1?}  in all", demo.started.elapsed());
+    println!("\nRuns: {}; report with charts: {}", runs.display(), report.join("report.md").display());
+    println!("Flash a board: cargo xtask flash --board stm32f4 --model {}", blob.display());
+    Ok(())
+}
+
+/// Steps done so far, with their wall time.
+struct Demo {
+    started: Instant,
+    steps: Vec<(String, Duration)>,
+}
+
+impl Demo {
+    /// Runs one step under a banner with the time so far.
+    fn step<T>(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        eprintln!("\n== [{:>5.0?} s] {name}", self.started.elapsed().as_secs_f64());
+        let start = Instant::now();
+        let value = f().with_context(|| format!("demo step failed: {name}"))?;
+        self.steps.push((name.to_string(), start.elapsed()));
+        Ok(value)
+    }
+}
+
+/// The part of a Markdown `text` from the heading `title` up to the next `## ` heading.
+fn section<'a>(text: &'a str, title: &str) -> &'a str {
+    let Some(start) = text.find(title) else { return "" };
+    let body = &text[start..];
+    let end = body[title.len()..].find("\n## ").map_or(body.len(), |i| i + title.len() + 1);
+    body[..end].trim_end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::section;
+
+    #[test]
+    fn section_stops_at_the_next_heading() {
+        let text = "# R\n\n## Stages\n\n| a |\n\nnote\n\n## Layers\n\n| b |\n";
+        assert_eq!(section(text, "## Stages"), "## Stages\n\n| a |\n\nnote");
+        assert_eq!(section(text, "## Layers"), "## Layers\n\n| b |");
+        assert_eq!(section(text, "## Missing"), "");
+    }
+}
