@@ -26,5 +26,5 @@ pub mod wire;
 
 pub use format::{DecodeError, Model};
 pub use plan::arena_bytes;
-pub use run::{Prediction, RunError, run};
+pub use run::{Prediction, RunError, Stage, run, run_traced};
 pub use tensor::Shape;

@@ -50,6 +50,29 @@ impl std::error::Error for RunError {}
 /// Uses the first [`plan::arena_bytes`] bytes of `arena` and nothing else: no heap, no
 /// static state. The same model, pixels and code give the same logits on every target.
 pub fn run<'a>(model: &Model<'_>, pixels: &[u8], arena: &'a mut [u8]) -> Result<Prediction<'a>, RunError> {
+    run_traced(model, pixels, arena, |_, _| {})
+}
+
+/// A part of one inference, for [`run_traced`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Raw pixels to `i8` through the model's pixel table.
+    Input,
+    /// Step `n` of [`plan::steps`] (a flatten, which moves nothing, is not reported).
+    Step(usize),
+    /// The class: the first largest logit.
+    Argmax,
+}
+
+/// [`run()`], calling `mark(stage, true)` just before and `mark(stage, false)` just after
+/// each stage: a benchmark puts its instruction counter's markers there. With a `mark`
+/// that does nothing it is `run` itself.
+pub fn run_traced<'a>(
+    model: &Model<'_>,
+    pixels: &[u8],
+    arena: &'a mut [u8],
+    mut mark: impl FnMut(Stage, bool),
+) -> Result<Prediction<'a>, RunError> {
     let needed = plan::arena_bytes(model);
     let found = u32::try_from(arena.len()).unwrap_or(u32::MAX);
     if found < needed {
@@ -63,15 +86,17 @@ pub fn run<'a>(model: &Model<'_>, pixels: &[u8], arena: &'a mut [u8]) -> Result<
     let arena: &mut [i8] = bytemuck::cast_slice_mut(&mut arena[..needed as usize]);
     let total = arena.len();
 
+    mark(Stage::Input, true);
     let table = model.pixel_table();
     let channels = usize::from(model.input_shape().channels);
     for (i, (q, &pixel)) in arena.iter_mut().zip(pixels).enumerate() {
         *q = table.get((i % channels) * 256 + usize::from(pixel));
     }
+    mark(Stage::Input, false);
 
     // The current tensor is `len` bytes at the front (or the back) of the arena.
     let (mut at_front, mut len) = (true, input_len);
-    for step in plan::steps(model) {
+    for (n, step) in plan::steps(model).enumerate() {
         let step = step.map_err(RunError::Model)?;
         if step.is_alias() {
             continue;
@@ -87,12 +112,17 @@ pub fn run<'a>(model: &Model<'_>, pixels: &[u8], arena: &'a mut [u8]) -> Result<
             let (out, mid) = lo.split_at_mut(out_len);
             (&*hi, mid, out)
         };
+        mark(Stage::Step(n), true);
         execute(&step, input, output, bytemuck::pod_align_to_mut::<i8, u32>(scratch).1);
+        mark(Stage::Step(n), false);
         at_front = !at_front;
         len = out_len;
     }
     let logits: &[i8] = if at_front { &arena[..len] } else { &arena[total - len..] };
-    Ok(Prediction { class: kernels::argmax(logits) as u16, logits })
+    mark(Stage::Argmax, true);
+    let class = kernels::argmax(logits) as u16;
+    mark(Stage::Argmax, false);
+    Ok(Prediction { class, logits })
 }
 
 /// Runs one step: every conv with the fused kernel of [`fast`], the rest with the

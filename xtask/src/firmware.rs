@@ -7,13 +7,15 @@ use anyhow::{Context as _, bail};
 use crate::boards::{Board, Transport};
 use crate::tools::{self, cargo, root};
 
-/// The firmware's two programs.
+/// The firmware's programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Checks the embedded model against the host's results and exits with the verdict.
     Selftest,
     /// Answers wire frames on the UART, forever.
     Serve,
+    /// One inference between instruction-count markers (`cargo xtask bench`).
+    Bench,
 }
 
 impl Mode {
@@ -22,7 +24,8 @@ impl Mode {
         match text {
             "selftest" => Ok(Mode::Selftest),
             "serve" => Ok(Mode::Serve),
-            other => bail!("unknown mode `{other}`; the modes are selftest and serve"),
+            "bench" => Ok(Mode::Bench),
+            other => bail!("unknown mode `{other}`; the modes are selftest, serve and bench"),
         }
     }
 
@@ -31,6 +34,7 @@ impl Mode {
         match self {
             Mode::Selftest => "selftest",
             Mode::Serve => "serve",
+            Mode::Bench => "bench",
         }
     }
 }
@@ -76,7 +80,7 @@ pub fn build(board: Board, transport: Transport, model: Option<&Path>) -> anyhow
     let dir = firmware.join("target/boards").join(format!("{}-{}", board.name, transport.feature()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let build = Build { dir };
-    for mode in [Mode::Selftest, Mode::Serve] {
+    for mode in [Mode::Selftest, Mode::Serve, Mode::Bench] {
         let from = built.join(mode.bin());
         std::fs::copy(&from, build.elf(mode))
             .with_context(|| format!("copying {} to {}", from.display(), build.elf(mode).display()))?;

@@ -2,6 +2,7 @@
 //! `cargo test`. One module per subcommand; CI calls the same commands a person does.
 
 mod args;
+mod bench;
 mod boards;
 mod check;
 mod classify;
@@ -42,6 +43,10 @@ commands:
   storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]
           the serve check: N malformed frames (10000), then Info and N images (100)
           compared with the host bit for bit
+  bench   [--board qemu-m4|qemu-m7|stm32f4] [--model F]
+          exact instructions per step of one inference under QEMU (an instruction-count
+          plugin built with gcc), per MAC, against CMSIS-NN's kernels for the same layers,
+          with the arena fused and layer by layer
   classify --board B (--qemu | --port PATH [--baud R]) --images IDX [--labels IDX]
           [--count N] [--model F]
           classifies IDX images on the `serve` firmware (under QEMU, or a flashed board's
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
         Some("flash") => flash::run(rest),
         Some("storm") => storm::run(rest),
         Some("classify") => classify::run(rest),
+        Some("bench") => bench::run(rest),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -60,8 +60,14 @@ pub struct Running {
 
 /// Starts `elf` on `board` under QEMU; logs are printed with the board's name in front.
 pub fn start(board: Board, elf: &Path, serial: &Serial) -> anyhow::Result<Running> {
+    start_with(board, elf, serial, &[])
+}
+
+/// [`start`], with more QEMU options before the kernel (a plugin, say).
+pub fn start_with(board: Board, elf: &Path, serial: &Serial, extra: &[std::ffi::OsString]) -> anyhow::Result<Running> {
     tools::ensure_program("qemu-system-arm", "qemu-system-arm")?;
     let mut cmd = command(board.qemu()?, elf, serial);
+    cmd.args(extra);
     let shown = format!("{cmd:?}").replace('"', "");
     eprintln!("$ {shown}");
     let mut child = cmd.spawn().with_context(|| format!("could not start {shown}"))?;
@@ -148,5 +154,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let (status, _) = running.wait(Duration::MAX)?;
             bail!("QEMU exited ({status})")
         }
+        Mode::Bench => crate::bench::run(&["--board".into(), board.name.into()]),
     }
 }

@@ -7,7 +7,10 @@
 //! weights' inner axes `(ky, kx, i)`. Each run of 4 values `v0 v1 v2 v3` is stored as two
 //! words `(v0, v2)` and `(v1, v3)`, the lanes that `SXTB16` and `SXTB16 ROR #8` make of 4
 //! weight bytes, so one weight word and two column words feed two `SMLAD`s. The last
-//! `K % 4` values get one word each (lane 0).
+//! `K % 4` values get one word each (lane 0). Pixels are paired and a pair's columns are
+//! interleaved run by run (`x` even, `x` odd, `y` even, `y` odd; then the tails as
+//! `x`, `y`), so the inner loop walks both with one pointer and keeps its four
+//! accumulators, two pointers into the weights and the loaded words in registers.
 //!
 //! Then, per pair of conv channels, it accumulates `bias + dot(column, weights)` for the
 //! pixels, and:
@@ -82,9 +85,7 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
             let (ph, pw) = (usize::from(ph), usize::from(pw));
             for oy in 0..usize::from(out.height) {
                 for ox in 0..usize::from(out.width) {
-                    for (p, column) in scratch.chunks_exact_mut(words).enumerate() {
-                        fill_column(step, input, oy * ph + p / pw, ox * pw + p % pw, column);
-                    }
+                    fill_group(step, input, scratch, |p| (oy * ph + p / pw, ox * pw + p % pw));
                     let cell = out.index(oy, ox, 0);
                     channels(step, scratch, words, &mut output[cell..cell + usize::from(out.channels)], None);
                 }
@@ -97,9 +98,7 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
                 while ox < width {
                     let pair = width - ox >= 2;
                     let used = if pair { 2 } else { 1 };
-                    for (p, column) in scratch.chunks_exact_mut(words).take(used).enumerate() {
-                        fill_column(step, input, oy, ox + p, column);
-                    }
+                    fill_group(step, input, &mut scratch[..used * words], |p| (oy, ox + p));
                     let units = usize::from(out.channels);
                     let cell = out.index(oy, ox, 0);
                     let (first, rest) = output[cell..].split_at_mut(units);
@@ -112,10 +111,35 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
     }
 }
 
-/// Packs conv pixel `(y, x)`'s window into `column`. Not inlined: one copy serves
+/// Packs the windows of the conv pixels `at(0)`, `at(1)`, … into `scratch` (one column
+/// each, `scratch.len() / column_words` pixels): pairs interleaved, an odd last pixel
+/// alone.
+#[inline(always)]
+fn fill_group(step: &Fused<'_>, input: &[i8], scratch: &mut [u32], at: impl Fn(usize) -> (usize, usize)) {
+    let words = step.column_words();
+    let pixels = scratch.len() / words;
+    if !usize::from(step.input.channels).is_multiple_of(4) {
+        // The value-by-value path ORs lanes in.
+        scratch.fill(0);
+    }
+    let (pairs, single) = scratch.split_at_mut(pixels / 2 * 2 * words);
+    for (i, region) in pairs.chunks_exact_mut(2 * words).enumerate() {
+        for slot in 0..2 {
+            let (y, x) = at(2 * i + slot);
+            fill_column(step, input, y, x, region, slot, 2);
+        }
+    }
+    if !single.is_empty() {
+        let (y, x) = at(pixels - 1);
+        fill_column(step, input, y, x, single, 0, 1);
+    }
+}
+
+/// Packs conv pixel `(y, x)`'s window into `column`, which holds `lanes` (1 or 2)
+/// pixels' columns interleaved; this one is number `slot`. Not inlined: one copy serves
 /// both loops, which keeps the firmware's flash down at the cost of a call per pixel.
 #[inline(never)]
-fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, column: &mut [u32]) {
+fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, column: &mut [u32], slot: usize, lanes: usize) {
     let Window { kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, .. } = step.conv.window;
     let shape = step.input;
     let channels = usize::from(shape.channels);
@@ -126,28 +150,29 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, column: &mut 
     if channels.is_multiple_of(4) {
         // Every cell is a whole number of 4-value runs: two words per input word.
         let zp = splat(zero_point as i16);
-        let mut words = column.chunks_exact_mut(2);
+        let mut words = column.chunks_exact_mut(2 * lanes);
         for ky in 0..kernel_h as isize {
             for kx in 0..kernel_w as isize {
                 let (yy, xx) = (y0 + ky, x0 + kx);
                 if inside(yy, xx) {
                     let at = shape.index(yy as usize, xx as usize, 0);
-                    for (four, pair) in input[at..at + channels].chunks_exact(4).zip(&mut words) {
+                    for (four, run) in input[at..at + channels].chunks_exact(4).zip(&mut words) {
                         let w = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
-                        pair[0] = ssub16(sxtb16(w), zp);
-                        pair[1] = ssub16(sxtb16_ror8(w), zp);
+                        run[2 * slot] = ssub16(sxtb16(w), zp);
+                        run[2 * slot + 1] = ssub16(sxtb16_ror8(w), zp);
                     }
                 } else {
-                    for pair in (&mut words).take(channels / 4) {
-                        pair.fill(0);
+                    for run in (&mut words).take(channels / 4) {
+                        run[2 * slot] = 0;
+                        run[2 * slot + 1] = 0;
                     }
                 }
             }
         }
     } else {
-        // Runs of 4 straddle cells (few input channels, as a first layer): value by value.
+        // Runs of 4 straddle cells (few input channels, as a first layer): value by value,
+        // into words the caller zeroed.
         let blocks = step.window_len() / 4;
-        column.fill(0);
         let mut k = 0;
         for ky in 0..kernel_h as isize {
             for kx in 0..kernel_w as isize {
@@ -158,10 +183,10 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, column: &mut 
                     let lane = u32::from(v as i16 as u16);
                     if k / 4 < blocks {
                         // (v0, v2) then (v1, v3): position 0 and 2 in the first word.
-                        let word = k / 4 * 2 + (k % 2);
+                        let word = k / 4 * 2 * lanes + 2 * slot + (k % 2);
                         column[word] |= lane << (16 * ((k % 4) / 2));
                     } else {
-                        column[blocks * 2 + (k - blocks * 4)] = lane;
+                        column[blocks * 2 * lanes + (k - blocks * 4) * lanes + slot] = lane;
                     }
                     k += 1;
                 }
@@ -205,15 +230,12 @@ fn channels(step: &Fused<'_>, columns: &[u32], words: usize, first: &mut [i8], m
         // acc[pixel][channel] for up to two pixels at a time; `top` is the pooled max.
         let mut top = [i32::MIN; 2];
         let mut accs = [[0i32; 2]; 2];
-        let mut columns_left = columns.chunks_exact(words);
-        while let Some(c0) = columns_left.next() {
-            let c1 = columns_left.next();
-            accs = match c1 {
-                Some(c1) => dot::<2>([c0, c1], [w0, w1], k, bias),
-                None => {
-                    let [a] = dot::<1>([c0], [w0, w1], k, bias);
-                    [a, [i32::MIN; 2]]
-                }
+        let (pairs, single) = columns.split_at(columns.len() / (2 * words) * 2 * words);
+        let groups = pairs.chunks_exact(2 * words).map(Some).chain((!single.is_empty()).then_some(None));
+        for group in groups {
+            accs = match group {
+                Some(pair) => dot_2x2(pair, [w0, w1], k, bias),
+                None => [dot_1x2(single, [w0, w1], k, bias), [i32::MIN; 2]],
             };
             if pooled {
                 top = [top[0].max(accs[0][0]).max(accs[1][0]), top[1].max(accs[0][1]).max(accs[1][1])];
@@ -236,34 +258,59 @@ fn channels(step: &Fused<'_>, columns: &[u32], words: usize, first: &mut [i8], m
     }
 }
 
-/// `bias[c] + dot(columns[p], weights[c])` for `P` pixels and two channels (the second
-/// may repeat the first; its result is then ignored). `k` values per window.
-#[inline(always)]
-fn dot<const P: usize>(columns: [&[u32]; P], weights: [&[u8]; 2], k: usize, bias: [i32; 2]) -> [[i32; 2]; P] {
+/// `bias[c] + dot(column, weights[c])` for two pixels and two channels (the second
+/// channel may repeat the first; its result is then ignored). `k` values per window.
+/// Zipped iterators, so the loop has no bounds checks and keeps its pointers in
+/// registers: per 4 values, 2 weight words, 2 + 2 column words, 4 `SXTB16`, 8 `SMLAD`.
+/// Not inlined, so that the caller's live values do not crowd the loop's registers.
+#[inline(never)]
+fn dot_2x2(pair: &[u32], weights: [&[u8]; 2], k: usize, bias: [i32; 2]) -> [[i32; 2]; 2] {
     let blocks = k / 4;
-    let tail = k % 4;
-    let columns = columns.map(|c| &c[..blocks * 2 + tail]);
-    let weights = weights.map(|w| &w[..k]);
-    let mut acc = [bias; P];
-    for b in 0..blocks {
-        let word = |c: usize| {
-            let w = &weights[c][4 * b..4 * b + 4];
-            u32::from_le_bytes([w[0], w[1], w[2], w[3]])
-        };
-        let (wa, wb) = (word(0), word(1));
-        let (a02, a13, b02, b13) = (sxtb16(wa), sxtb16_ror8(wa), sxtb16(wb), sxtb16_ror8(wb));
-        for p in 0..P {
-            let (even, odd) = (columns[p][2 * b], columns[p][2 * b + 1]);
-            acc[p][0] = smlad(odd, a13, smlad(even, a02, acc[p][0]));
-            acc[p][1] = smlad(odd, b13, smlad(even, b02, acc[p][1]));
-        }
+    let (runs, tails) = pair[..2 * (blocks * 2 + k % 4)].split_at(blocks * 4);
+    let (wa, ta) = weights[0][..k].split_at(blocks * 4);
+    let (wb, tb) = weights[1][..k].split_at(blocks * 4);
+    let [mut a00, mut a01] = bias;
+    let [mut a10, mut a11] = bias;
+    for (c, (u, v)) in runs.chunks_exact(4).zip(wa.chunks_exact(4).zip(wb.chunks_exact(4))) {
+        let (x0, x1, y0, y1) = (c[0], c[1], c[2], c[3]);
+        let u = u32::from_le_bytes([u[0], u[1], u[2], u[3]]);
+        let (u02, u13) = (sxtb16(u), sxtb16_ror8(u));
+        a00 = smlad(x1, u13, smlad(x0, u02, a00));
+        a10 = smlad(y1, u13, smlad(y0, u02, a10));
+        let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+        let (v02, v13) = (sxtb16(v), sxtb16_ror8(v));
+        a01 = smlad(x1, v13, smlad(x0, v02, a01));
+        a11 = smlad(y1, v13, smlad(y0, v02, a11));
     }
-    for t in 0..tail {
-        for p in 0..P {
-            let v = i32::from(columns[p][blocks * 2 + t] as i16);
-            acc[p][0] += v * i32::from(weights[0][blocks * 4 + t] as i8);
-            acc[p][1] += v * i32::from(weights[1][blocks * 4 + t] as i8);
-        }
+    for ((xy, &u), &v) in tails.chunks_exact(2).zip(ta).zip(tb) {
+        let (x, y) = (i32::from(xy[0] as i16), i32::from(xy[1] as i16));
+        let (u, v) = (i32::from(u as i8), i32::from(v as i8));
+        a00 += x * u;
+        a01 += x * v;
+        a10 += y * u;
+        a11 += y * v;
     }
-    acc
+    [[a00, a01], [a10, a11]]
+}
+
+/// [`dot_2x2`] for one pixel.
+#[inline(never)]
+fn dot_1x2(c0: &[u32], weights: [&[u8]; 2], k: usize, bias: [i32; 2]) -> [i32; 2] {
+    let blocks = k / 4;
+    let (c0, t0) = c0[..blocks * 2 + k % 4].split_at(blocks * 2);
+    let (wa, ta) = weights[0][..k].split_at(blocks * 4);
+    let (wb, tb) = weights[1][..k].split_at(blocks * 4);
+    let [mut a0, mut a1] = bias;
+    for (x, (u, v)) in c0.chunks_exact(2).zip(wa.chunks_exact(4).zip(wb.chunks_exact(4))) {
+        let u = u32::from_le_bytes([u[0], u[1], u[2], u[3]]);
+        let v = u32::from_le_bytes([v[0], v[1], v[2], v[3]]);
+        a0 = smlad(x[1], sxtb16_ror8(u), smlad(x[0], sxtb16(u), a0));
+        a1 = smlad(x[1], sxtb16_ror8(v), smlad(x[0], sxtb16(v), a1));
+    }
+    for ((&x, &u), &v) in t0.iter().zip(ta).zip(tb) {
+        let x = i32::from(x as i16);
+        a0 += x * i32::from(u as i8);
+        a1 += x * i32::from(v as i8);
+    }
+    [a0, a1]
 }

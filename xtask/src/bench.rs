@@ -1,0 +1,336 @@
+//! `cargo xtask bench [--board qemu-m4] [--model F]`: exact instructions per step of one
+//! inference on an emulated Cortex-M, against CMSIS-NN's kernels for the same layers.
+//!
+//! The firmware's `bench` program runs one inference with markers around each stage
+//! (`fitnets_shared::run_traced`) and one inside a single pair of markers. A QEMU plugin
+//! of ours (`xtask/insn/region.c`, built here with `gcc`) counts the instructions between
+//! the markers, exactly and identically on every run. The marker overhead (an empty
+//! region) is subtracted.
+//!
+//! CMSIS-NN's figures are instructions per MAC (or per output value) measured the same
+//! way on `mps2-an386` for CMSIS-NN v7's int8 kernels (arm-none-eabi-gcc 12.2, `-O3
+//! -mcpu=cortex-m4`, DSP path). For a step of ours that fuses conv, maxout and pooling,
+//! CMSIS-NN runs three kernels: the conv over all pieces, `arm_maximum_s8` for maxout and
+//! `arm_max_pool_s8`; its figure is their sum.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use fitnets_shared::ops::Op;
+use fitnets_shared::plan::{self, Step, StepOp};
+use fitnets_shared::{Model, Shape};
+
+use crate::args::Args;
+use crate::boards::{self, Board, Transport};
+use crate::firmware::{self, Mode};
+use crate::tools::{self, root};
+use crate::{qemu, qemu::Serial, size};
+
+/// CMSIS-NN's conv kernels, instructions per MAC, by layer shape: input `h x w x c` to
+/// `out` channels, 3x3 kernel padded 1, stride 1.
+const CMSIS_CONV_3X3: [((u16, u16, u16), u16, f64); 6] = [
+    ((28, 28, 1), 32, 8.75),
+    ((28, 28, 16), 32, 2.14),
+    ((14, 14, 16), 32, 2.14),
+    ((14, 14, 16), 24, 2.20),
+    ((7, 7, 16), 24, 2.23),
+    ((7, 7, 12), 24, 2.39),
+];
+/// `arm_fully_connected_s8`, instructions per MAC, 588 inputs to 10 outputs.
+const CMSIS_DENSE_588_10: f64 = 1.98;
+/// `arm_max_pool_s8` 2x2/2, instructions per output value, by input `h x w x c`.
+const CMSIS_MAX_POOL_2X2: [((u16, u16, u16), f64); 2] = [((28, 28, 16), 43.4), ((14, 14, 16), 43.7)];
+/// `arm_maximum_s8` (elementwise max of two tensors: maxout over 2 pieces), per output
+/// value, measured on 28x28x16 and used for every size.
+const CMSIS_MAXIMUM: f64 = 8.0;
+
+const USAGE: &str = "cargo xtask bench [--board qemu-m4|qemu-m7|stm32f4] [--model F]";
+
+/// The subcommand.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut args = Args::new("bench", args);
+    let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
+    let model_path = args.value("--model")?.map(PathBuf::from);
+    args.finish().with_context(|| format!("usage: {USAGE}"))?;
+    let qemu_machine = board.qemu()?;
+    tools::ensure_program("gcc", "gcc")?;
+
+    let path = model_path.clone().unwrap_or_else(firmware::default_model);
+    let blob = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+
+    let build = firmware::build(board, Transport::Qemu, model_path.as_deref())?;
+    let elf = build.elf(Mode::Bench);
+    let plugin = plugin()?;
+    let elf_bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
+    let marker =
+        |name: &str| symbol(&elf_bytes, name).with_context(|| format!("{} has no symbol `{name}`", elf.display()));
+    let (start, end) = (marker("bench_region_start")?, marker("bench_region_end")?);
+    let log = build_dir().join(format!("bench-{}.log", board.name));
+    let _ = std::fs::remove_file(&log);
+    let extra: Vec<OsString> = vec![
+        "-icount".into(),
+        "shift=0".into(),
+        "-plugin".into(),
+        format!("{},start={start:#x},end={end:#x}", plugin.display()).into(),
+        "-d".into(),
+        "plugin".into(),
+        "-D".into(),
+        log.clone().into(),
+    ];
+    let (status, lines) = qemu::start_with(board, &elf, &Serial::Null, &extra)?.wait(qemu::SELFTEST_LIMIT)?;
+    if !status.success() {
+        bail!("the bench firmware failed on {} ({status})", board.name);
+    }
+    let counts = regions(&std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?)?;
+    let stack = lines.iter().find_map(|l| l.split("stack: ").nth(1)).map(|s| s.trim().to_string());
+
+    let usage = size::usage(&elf)?;
+    let table = report(&model, &counts, board, qemu_machine.machine, usage, stack.as_deref())?;
+    print!("{table}");
+    Ok(())
+}
+
+/// Where the plugin and the logs go.
+fn build_dir() -> PathBuf {
+    root().join("firmware/target/insn")
+}
+
+/// Builds the plugin (when its source is newer than the library) and returns its path.
+fn plugin() -> anyhow::Result<PathBuf> {
+    let source = root().join("xtask/insn/region.c");
+    let dir = build_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let library = dir.join("libregion.so");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if modified(&library) < modified(&source) || !library.is_file() {
+        tools::run(
+            std::process::Command::new("gcc")
+                .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
+                .arg(&library)
+                .arg(&source),
+        )
+        .context("building the instruction-count plugin")?;
+    }
+    Ok(library)
+}
+
+/// The value of the symbol `name` in a 32-bit little-endian ELF (its `.symtab`).
+fn symbol(elf: &[u8], name: &str) -> Option<u32> {
+    const SHT_SYMTAB: u32 = 2;
+    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
+    if elf.get(..6)? != b"\x7fELF\x01\x01" {
+        return None;
+    }
+    let (offset, entry, count) = (u32_at(0x20)? as usize, u16_at(0x2E)? as usize, u16_at(0x30)? as usize);
+    let section = |i: usize| offset + i * entry;
+    let symtab = (0..count).map(section).find(|&h| u32_at(h + 4) == Some(SHT_SYMTAB))?;
+    let strtab = section(u32_at(symtab + 24)? as usize);
+    let (sym_at, sym_size) = (u32_at(symtab + 16)? as usize, u32_at(symtab + 20)? as usize);
+    let str_at = u32_at(strtab + 16)? as usize;
+    (0..sym_size / 16).map(|i| sym_at + 16 * i).find_map(|s| {
+        let start = str_at + u32_at(s)? as usize;
+        let end = start + elf.get(start..)?.iter().position(|&b| b == 0)?;
+        (elf.get(start..end)? == name.as_bytes()).then(|| u32_at(s + 4))?
+    })
+}
+
+/// The plugin's `region N: COUNT insns` lines, in order.
+fn regions(log: &str) -> anyhow::Result<Vec<u64>> {
+    log.lines()
+        .filter_map(|l| l.strip_prefix("region "))
+        .map(|rest| {
+            let count = rest.split(": ").nth(1).and_then(|c| c.strip_suffix(" insns"));
+            count.and_then(|c| c.parse().ok()).with_context(|| format!("unreadable plugin line `region {rest}`"))
+        })
+        .collect()
+}
+
+/// One step's figures.
+struct Row {
+    name: String,
+    macs: u64,
+    ours: u64,
+    /// CMSIS-NN's instructions for the same layers, if it has figures for their shapes.
+    cmsis: Option<f64>,
+}
+
+/// The table: one row per stage, totals, RAM.
+fn report(
+    model: &Model<'_>,
+    counts: &[u64],
+    board: Board,
+    machine: &str,
+    usage: size::Usage,
+    stack: Option<&str>,
+) -> anyhow::Result<String> {
+    let steps: Vec<(usize, Step<'_>)> = plan::steps(model)
+        .enumerate()
+        .map(|(n, s)| s.map(|s| (n, s)))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let counted: Vec<&(usize, Step<'_>)> = steps.iter().filter(|(_, s)| !s.is_alias()).collect();
+    // Regions: empty, input, each step that moves data, argmax, whole inference.
+    let expected = 1 + 1 + counted.len() + 1 + 1;
+    if counts.len() != expected {
+        bail!("the plugin reported {} regions, the model has {expected}", counts.len());
+    }
+    let overhead = counts[0];
+    let net = |i: usize| counts[i].saturating_sub(overhead);
+    let mut rows = vec![Row { name: "input (pixel table)".into(), macs: 0, ours: net(1), cmsis: None }];
+    for (i, (n, step)) in counted.iter().enumerate() {
+        rows.push(Row {
+            name: format!("{n}: {}", describe(step)),
+            macs: macs(step),
+            ours: net(2 + i),
+            cmsis: cmsis(step),
+        });
+    }
+    rows.push(Row { name: "argmax".into(), macs: 0, ours: net(2 + counted.len()), cmsis: None });
+    let whole = net(expected - 1);
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "instructions of one inference of `{}` on {} (QEMU {machine}), exact\n",
+        model.name(),
+        board.name
+    );
+    let _ = writeln!(
+        out,
+        "{:<44} {:>10} {:>12} {:>8} {:>14} {:>8} {:>7}",
+        "step", "MACs", "ours", "per MAC", "CMSIS-NN", "per MAC", "ratio"
+    );
+    let per_mac = |n: f64, macs: u64| if macs > 0 { format!("{:.2}", n / macs as f64) } else { "-".into() };
+    for row in &rows {
+        let (cmsis, cmsis_mac, ratio) = match row.cmsis {
+            Some(c) => (format!("{c:.0}"), per_mac(c, row.macs), format!("{:.2}x", row.ours as f64 / c)),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        let _ = writeln!(
+            out,
+            "{:<44} {:>10} {:>12} {:>8} {:>14} {:>8} {:>7}",
+            row.name,
+            row.macs,
+            row.ours,
+            per_mac(row.ours as f64, row.macs),
+            cmsis,
+            cmsis_mac,
+            ratio
+        );
+    }
+    let compared: Vec<&Row> = rows.iter().filter(|r| r.cmsis.is_some()).collect();
+    let ours: u64 = compared.iter().map(|r| r.ours).sum();
+    let theirs: f64 = compared.iter().filter_map(|r| r.cmsis).sum();
+    let macs: u64 = rows.iter().map(|r| r.macs).sum();
+    let _ = writeln!(out);
+    if compared.len() + 2 == rows.len() && !compared.is_empty() {
+        let _ = writeln!(
+            out,
+            "layers with CMSIS-NN figures (all): ours {ours} instructions, CMSIS-NN {theirs:.0}: {:.2}x (goal <= 0.80x)",
+            ours as f64 / theirs
+        );
+    } else if !compared.is_empty() {
+        let _ = writeln!(
+            out,
+            "the {} steps with CMSIS-NN figures: ours {ours}, CMSIS-NN {theirs:.0}: {:.2}x; the others have no \
+             CMSIS-NN figure for their shape",
+            compared.len(),
+            ours as f64 / theirs
+        );
+    } else {
+        let _ = writeln!(out, "CMSIS-NN has no figures for these layer shapes");
+    }
+    let _ = writeln!(
+        out,
+        "whole inference: {whole} instructions, {:.2} per MAC ({macs} MACs; marker overhead {overhead} subtracted)",
+        whole as f64 / macs.max(1) as f64
+    );
+    let _ = writeln!(
+        out,
+        "RAM: arena {} bytes fused ({} layer by layer); static RAM of the bench firmware {} bytes; stack {}",
+        plan::arena_bytes(model),
+        plan::unfused_arena_bytes(model),
+        usage.ram,
+        stack.unwrap_or("not reported")
+    );
+    Ok(out)
+}
+
+fn describe(step: &Step<'_>) -> String {
+    let shape = |s: Shape| format!("{}x{}x{}", s.height, s.width, s.channels);
+    let what = match step.op {
+        StepOp::Single(Op::Conv2d(_)) => "conv",
+        StepOp::ConvMaxout(..) => "conv + maxout",
+        StepOp::ConvMaxoutPool(_, 1, _) => "conv + max pool",
+        StepOp::ConvMaxoutPool(..) => "conv + maxout + max pool",
+        StepOp::FullyConnectedMaxout(..) => "dense + maxout",
+        StepOp::Single(Op::FullyConnected(_)) => "dense",
+        StepOp::Single(Op::MaxPool2d(_)) => "max pool",
+        StepOp::Single(Op::AvgPool2d(_)) => "avg pool",
+        StepOp::Single(Op::Maxout { .. }) => "maxout",
+        StepOp::Single(Op::GlobalAvgPool(_)) => "global avg pool",
+        StepOp::Single(Op::Flatten) => "flatten",
+    };
+    format!("{what} {} -> {}", shape(step.input), shape(step.output))
+}
+
+/// Multiply-accumulates of a step (conv and dense over every piece).
+fn macs(step: &Step<'_>) -> u64 {
+    let conv_macs = |conv: &fitnets_shared::ops::Conv2d<'_>| {
+        let (h, w) = conv.window.output_size(step.input.height, step.input.width).unwrap_or((0, 0));
+        u64::from(h) * u64::from(w) * conv.weights.len() as u64
+    };
+    match step.op {
+        StepOp::Single(Op::Conv2d(conv)) | StepOp::ConvMaxout(conv, _) | StepOp::ConvMaxoutPool(conv, ..) => {
+            conv_macs(&conv)
+        }
+        StepOp::Single(Op::FullyConnected(fc)) | StepOp::FullyConnectedMaxout(fc, _) => fc.weights.len() as u64,
+        StepOp::Single(_) => 0,
+    }
+}
+
+/// CMSIS-NN's instructions for the layers of `step`, when it has figures for all of them.
+fn cmsis(step: &Step<'_>) -> Option<f64> {
+    let input = (step.input.height, step.input.width, step.input.channels);
+    let conv = |conv: &fitnets_shared::ops::Conv2d<'_>| {
+        let w = conv.window;
+        let three = (w.kernel_h, w.kernel_w, w.stride_h, w.stride_w, w.pad_top, w.pad_left) == (3, 3, 1, 1, 1, 1);
+        let outputs = conv.bias.len() as u16;
+        let per_mac = CMSIS_CONV_3X3.iter().find(|(i, o, _)| three && *i == input && *o == outputs)?.2;
+        Some(per_mac * macs(step) as f64)
+    };
+    // Maxout over 2 pieces is one elementwise max per output value.
+    let maxout = |pieces: u16, values: usize| (pieces == 2).then_some(CMSIS_MAXIMUM * values as f64);
+    match step.op {
+        StepOp::ConvMaxout(c, pieces) => Some(conv(&c)? + maxout(pieces, step.output.len())?),
+        StepOp::ConvMaxoutPool(c, pieces, pool) => {
+            let (h, w) = c.window.output_size(step.input.height, step.input.width)?;
+            let units = step.output.channels;
+            let pooled = (pool.kernel_h, pool.kernel_w) == (2, 2);
+            let per_output = CMSIS_MAX_POOL_2X2.iter().find(|(i, _)| pooled && *i == (h, w, units))?.1;
+            let maxout_cost =
+                if pieces == 1 { 0.0 } else { maxout(pieces, usize::from(h) * usize::from(w) * usize::from(units))? };
+            Some(conv(&c)? + maxout_cost + per_output * step.output.len() as f64)
+        }
+        StepOp::Single(Op::FullyConnected(fc)) if (fc.weights.len(), step.output.channels) == (5880, 10) => {
+            Some(CMSIS_DENSE_588_10 * 5880.0)
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::regions;
+
+    #[test]
+    fn plugin_lines_parse_in_order() {
+        let log = "region 0: 7 insns\nsomething else\nregion 1: 1234 insns\ntotal: 99999 insns\n";
+        assert_eq!(regions(log).unwrap(), vec![7, 1234]);
+        assert!(regions("region 0: many insns\n").is_err());
+    }
+}
