@@ -246,7 +246,7 @@ fn board_section(md: &mut String, report: &Report) {
     let _ = writeln!(
         md,
         "The code allowance is a parameter (`--code-kb`, default {} KB: `cargo xtask size` \
-         measured 25-30 KB for the firmware's own code); this report used {}.\n",
+         measured 32-36 KB for the firmware's own code); this report used {}.\n",
         CODE_BYTES / 1024,
         bytes(report.firmware.code_bytes)
     );
