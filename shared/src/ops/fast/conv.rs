@@ -269,8 +269,12 @@ fn dot_2x2(pair: &[u32], weights: [&[u8]; 2], k: usize, bias: [i32; 2]) -> [[i32
     let (runs, tails) = pair[..2 * (blocks * 2 + k % 4)].split_at(blocks * 4);
     let (wa, ta) = weights[0][..k].split_at(blocks * 4);
     let (wb, tb) = weights[1][..k].split_at(blocks * 4);
-    let [mut a00, mut a01] = bias;
-    let [mut a10, mut a11] = bias;
+    #[cfg(fitnets_dsp)]
+    let ((mut a00, mut a10), (mut a01, mut a11)) =
+        (runs_2x1(runs, wa, bias[0], bias[0]), runs_2x1(runs, wb, bias[1], bias[1]));
+    #[cfg(not(fitnets_dsp))]
+    let [[mut a00, mut a01], [mut a10, mut a11]] = [bias, bias];
+    #[cfg(not(fitnets_dsp))]
     for (c, (u, v)) in runs.chunks_exact(4).zip(wa.chunks_exact(4).zip(wb.chunks_exact(4))) {
         let (x0, x1, y0, y1) = (c[0], c[1], c[2], c[3]);
         let u = u32::from_le_bytes([u[0], u[1], u[2], u[3]]);
@@ -291,6 +295,60 @@ fn dot_2x2(pair: &[u32], weights: [&[u8]; 2], k: usize, bias: [i32; 2]) -> [[i32
         a11 += y * v;
     }
     [[a00, a01], [a10, a11]]
+}
+
+/// The runs of [`dot_2x2`] for one channel, as one `asm!` loop: the compiler's version
+/// of the two-channel loop spills accumulators (r6 and r7 are not available to it), this
+/// one keeps all 11 values in registers. Per 4 values of both pixels: one weight word,
+/// two `LDRD`s of the interleaved columns, 2 `SXTB16`, 4 `SMLAD`, and the loop test:
+/// 11 instructions for 8 MACs. Returns `(acc0, acc1)` for the pair's two pixels.
+#[cfg(fitnets_dsp)]
+#[inline(always)]
+fn runs_2x1(runs: &[u32], weights: &[u8], acc0: i32, acc1: i32) -> (i32, i32) {
+    let blocks = weights.len() / 4;
+    // The loop reads 4 words of `runs` and 4 bytes of `weights` per block.
+    assert!(runs.len() >= 4 * blocks);
+    let (mut a0, mut a1) = (acc0, acc1);
+    if blocks == 0 {
+        return (a0, a1);
+    }
+    let columns = runs.as_ptr();
+    let start = weights.as_ptr();
+    // SAFETY: `start + 4 * blocks` is the end of `weights`, one past its last byte.
+    let end = unsafe { start.add(4 * blocks) };
+    // SAFETY: the loop reads `weights[..4 * blocks]` (LDR, any alignment on a Cortex-M4/M7)
+    // and `runs[..4 * blocks]` (LDRD, word-aligned since `runs` is a `u32` slice), both
+    // in bounds by the assert above; it writes no memory and no stack, only the
+    // registers declared and the flags.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {u}, [{q}], #4",
+            "ldrd {x0}, {x1}, [{p}], #8",
+            "ldrd {y0}, {y1}, [{p}], #8",
+            "sxtb16 {t}, {u}",
+            "sxtb16 {u}, {u}, ror #8",
+            "smlad {a0}, {x0}, {t}, {a0}",
+            "smlad {a1}, {y0}, {t}, {a1}",
+            "smlad {a0}, {x1}, {u}, {a0}",
+            "smlad {a1}, {y1}, {u}, {a1}",
+            "cmp {q}, {end}",
+            "bne 2b",
+            p = inout(reg) columns => _,
+            q = inout(reg) start => _,
+            end = in(reg) end,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            u = out(reg) _,
+            t = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            y0 = out(reg) _,
+            y1 = out(reg) _,
+            options(nostack, readonly),
+        );
+    }
+    (a0, a1)
 }
 
 /// [`dot_2x2`] for one pixel.
