@@ -24,6 +24,7 @@ use fitnets_shared::{Model, Shape};
 
 use crate::args::Args;
 use crate::boards::{self, Board, Transport};
+use crate::elf;
 use crate::firmware::{self, Mode};
 use crate::tools::{self, root};
 use crate::{qemu, qemu::Serial, size};
@@ -66,7 +67,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let plugin = plugin()?;
     let elf_bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
     let marker =
-        |name: &str| symbol(&elf_bytes, name).with_context(|| format!("{} has no symbol `{name}`", elf.display()));
+        |name: &str| elf::symbol(&elf_bytes, name).with_context(|| format!("{} has no symbol `{name}`", elf.display()));
     let (start, end) = (marker("bench_region_start")?, marker("bench_region_end")?);
     let log = build_dir().join(format!("bench-{}.log", board.name));
     let _ = std::fs::remove_file(&log);
@@ -115,27 +116,6 @@ fn plugin() -> anyhow::Result<PathBuf> {
         .context("building the instruction-count plugin")?;
     }
     Ok(library)
-}
-
-/// The value of the symbol `name` in a 32-bit little-endian ELF (its `.symtab`).
-fn symbol(elf: &[u8], name: &str) -> Option<u32> {
-    const SHT_SYMTAB: u32 = 2;
-    let u16_at = |at: usize| Some(u16::from_le_bytes(elf.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(elf.get(at..at + 4)?.try_into().ok()?));
-    if elf.get(..6)? != b"\x7fELF\x01\x01" {
-        return None;
-    }
-    let (offset, entry, count) = (u32_at(0x20)? as usize, u16_at(0x2E)? as usize, u16_at(0x30)? as usize);
-    let section = |i: usize| offset + i * entry;
-    let symtab = (0..count).map(section).find(|&h| u32_at(h + 4) == Some(SHT_SYMTAB))?;
-    let strtab = section(u32_at(symtab + 24)? as usize);
-    let (sym_at, sym_size) = (u32_at(symtab + 16)? as usize, u32_at(symtab + 20)? as usize);
-    let str_at = u32_at(strtab + 16)? as usize;
-    (0..sym_size / 16).map(|i| sym_at + 16 * i).find_map(|s| {
-        let start = str_at + u32_at(s)? as usize;
-        let end = start + elf.get(start..)?.iter().position(|&b| b == 0)?;
-        (elf.get(start..end)? == name.as_bytes()).then(|| u32_at(s + 4))?
-    })
 }
 
 /// The plugin's `region N: COUNT insns` lines, in order.

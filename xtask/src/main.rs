@@ -7,6 +7,7 @@ mod boards;
 mod check;
 mod classify;
 mod demo;
+mod elf;
 mod firmware;
 mod flash;
 mod idx;

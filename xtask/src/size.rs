@@ -11,6 +11,7 @@ use anyhow::Context as _;
 
 use crate::args::Args;
 use crate::boards::{BOARDS, Board};
+use crate::elf;
 use crate::firmware::{self, Mode};
 use crate::tools::root;
 
@@ -108,27 +109,13 @@ pub fn usage(elf: &Path) -> anyhow::Result<Usage> {
 }
 
 fn usage_of(bytes: &[u8]) -> Option<Usage> {
-    const SHT_NOBITS: u32 = 8;
-    const SHF_WRITE: u32 = 1;
-    const SHF_ALLOC: u32 = 2;
-    if bytes.get(..6)? != b"\x7fELF\x01\x01" {
-        return None;
-    }
-    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
-    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
-    let (offset, entry, count) = (u32_at(0x20)? as usize, u16_at(0x2E)? as usize, u16_at(0x30)? as usize);
     let mut usage = Usage { flash: 0, ram: 0 };
-    for i in 0..count {
-        let header = offset + i * entry;
-        let (kind, flags, size) = (u32_at(header + 4)?, u32_at(header + 8)?, u64::from(u32_at(header + 20)?));
-        if flags & SHF_ALLOC == 0 {
-            continue;
+    for section in elf::sections(bytes)?.iter().filter(|s| s.flags & elf::SHF_ALLOC != 0) {
+        if section.kind != elf::SHT_NOBITS {
+            usage.flash += section.size as u64;
         }
-        if kind != SHT_NOBITS {
-            usage.flash += size;
-        }
-        if flags & SHF_WRITE != 0 {
-            usage.ram += size;
+        if section.flags & elf::SHF_WRITE != 0 {
+            usage.ram += section.size as u64;
         }
     }
     Some(usage)
