@@ -2,6 +2,8 @@
 //! activation bytes and arena bytes below, grouped per step.
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordu32};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -63,33 +65,52 @@ fn step_label(steps: &[StepRow], segment: &SegmentValue<u32>) -> String {
 }
 
 /// One segment per step: plotters' integer ranges include their end.
-fn categories(steps: u32) -> plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordu32> {
+fn categories(steps: u32) -> SegmentedCoord<RangedCoordu32> {
     (0..steps.saturating_sub(1)).into_segmented()
+}
+
+/// A panel with one segment per step on x and `0..top` on y, its mesh and labels drawn;
+/// `text` is the caption, the y axis's name and the x axis's, if any.
+fn step_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    steps: &[StepRow],
+    top: f64,
+    text: (&str, &str, Option<&str>),
+) -> anyhow::Result<ChartContext<'a, DB, Cartesian2d<SegmentedCoord<RangedCoordu32>, RangedCoordf64>>>
+where
+    DB::ErrorType: 'static,
+{
+    let (caption, y_desc, x_desc) = text;
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, LABEL)
+        .margin(15)
+        .x_label_area_size(if x_desc.is_some() { 50 } else { 35 })
+        .y_label_area_size(70)
+        .build_cartesian_2d(categories(steps.len() as u32), 0.0..top)?;
+    let x_label = |v: &SegmentValue<u32>| step_label(steps, v);
+    let y_label = |v: &f64| short_count(*v);
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_x_mesh()
+        .x_labels(steps.len())
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .y_desc(y_desc)
+        .light_line_style(BLACK.mix(0.03))
+        .axis_desc_style(LABEL)
+        .label_style(LABEL);
+    if let Some(x_desc) = x_desc {
+        mesh.x_desc(x_desc);
+    }
+    mesh.draw()?;
+    Ok(chart)
 }
 
 fn macs_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, steps: &[StepRow]) -> anyhow::Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let n = steps.len() as u32;
     let top = steps.iter().map(|s| s.macs).max().unwrap_or(0).max(1) as f64 * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption("multiply-accumulates per image", LABEL)
-        .margin(15)
-        .x_label_area_size(35)
-        .y_label_area_size(70)
-        .build_cartesian_2d(categories(n), 0.0..top)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(steps.len())
-        .x_label_formatter(&|v| step_label(steps, v))
-        .y_label_formatter(&|v| short_count(*v))
-        .y_desc("MACs")
-        .light_line_style(BLACK.mix(0.03))
-        .axis_desc_style(LABEL)
-        .label_style(LABEL)
-        .draw()?;
+    let mut chart = step_chart(area, steps, top, ("multiply-accumulates per image", "MACs", None))?;
     chart.draw_series(steps.iter().enumerate().map(|(i, s)| {
         let i = i as u32;
         let mut bar =
@@ -115,24 +136,7 @@ where
     let values = |s: &StepRow| [s.weight_bytes, s.activation_bytes, s.arena_bytes];
     // In KB, so that the axis's round numbers are round numbers of KB.
     let top = steps.iter().flat_map(values).max().unwrap_or(0).max(1) as f64 / 1024.0 * 1.15;
-    let mut chart = ChartBuilder::on(area)
-        .caption("bytes per step", LABEL)
-        .margin(15)
-        .x_label_area_size(50)
-        .y_label_area_size(70)
-        .build_cartesian_2d(categories(n), 0.0..top)?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(steps.len())
-        .x_label_formatter(&|v| step_label(steps, v))
-        .y_label_formatter(&|v| short_count(*v))
-        .y_desc("KB")
-        .light_line_style(BLACK.mix(0.03))
-        .x_desc("step (see the layer table)")
-        .axis_desc_style(LABEL)
-        .label_style(LABEL)
-        .draw()?;
+    let mut chart = step_chart(area, steps, top, ("bytes per step", "KB", Some("step (see the layer table)")))?;
     // Three bars side by side in each step's segment, placed by pixel margins.
     let segment = (chart.plotting_area().dim_in_pixel().0 / n.max(1)).max(9);
     let inner = segment.saturating_sub(8);
