@@ -1,5 +1,6 @@
-//! `cargo xtask bench [--board qemu-m4] [--model F]`: exact instructions per step of one
-//! inference on an emulated Cortex-M, against CMSIS-NN's kernels for the same layers.
+//! `cargo xtask bench [--board qemu-m4] [--model F] [--profile]`: exact instructions per
+//! step of one inference on an emulated Cortex-M, against CMSIS-NN's kernels for the same
+//! layers; with `--profile`, also per function of the firmware ([`crate::profile`]).
 //!
 //! The firmware's `bench` program runs one inference with markers around each stage
 //! (`fitnets_shared::run_traced`) and one inside a single pair of markers. A QEMU plugin
@@ -27,7 +28,7 @@ use crate::boards::{self, Board, Transport};
 use crate::elf;
 use crate::firmware::{self, Mode};
 use crate::tools::{self, root};
-use crate::{qemu, qemu::Serial, size};
+use crate::{profile, qemu, qemu::Serial, size};
 
 /// CMSIS-NN's conv kernels, instructions per MAC, by layer shape: input `h x w x c` to
 /// `out` channels, 3x3 kernel padded 1, stride 1.
@@ -47,13 +48,17 @@ const CMSIS_MAX_POOL_2X2: [((u16, u16, u16), f64); 2] = [((28, 28, 16), 43.4), (
 /// value, measured on 28x28x16 and used for every size.
 const CMSIS_MAXIMUM: f64 = 8.0;
 
-const USAGE: &str = "cargo xtask bench [--board qemu-m4|qemu-m7|stm32f4] [--model F]";
+const USAGE: &str = "cargo xtask bench [--board qemu-m4|qemu-m7|stm32f4] [--model F] [--profile]";
+
+/// Functions listed by `--profile`.
+const PROFILE_ROWS: usize = 16;
 
 /// The subcommand.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut args = Args::new("bench", args);
     let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
     let model_path = args.value("--model")?.map(PathBuf::from);
+    let profiled = args.flag("--profile");
     args.finish().with_context(|| format!("usage: {USAGE}"))?;
     let qemu_machine = board.qemu()?;
     tools::ensure_program("gcc", "gcc")?;
@@ -70,12 +75,20 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         |name: &str| elf::symbol(&elf_bytes, name).with_context(|| format!("{} has no symbol `{name}`", elf.display()));
     let (start, end) = (marker("bench_region_start")?, marker("bench_region_end")?);
     let log = build_dir().join(format!("bench-{}.log", board.name));
+    let profile_path = build_dir().join(format!("profile-{}.txt", board.name));
     let _ = std::fs::remove_file(&log);
+    let _ = std::fs::remove_file(&profile_path);
+    let mut plugin_args = format!("{},start={start:#x},end={end:#x}", plugin.display());
+    if profiled {
+        // The plugin splits its arguments at commas: the path must not hold one.
+        let path = profile_path.to_str().filter(|p| !p.contains(',')).context("the profile path holds a comma")?;
+        plugin_args.push_str(&format!(",profile={path}"));
+    }
     let extra: Vec<OsString> = vec![
         "-icount".into(),
         "shift=0".into(),
         "-plugin".into(),
-        format!("{},start={start:#x},end={end:#x}", plugin.display()).into(),
+        plugin_args.into(),
         "-d".into(),
         "plugin".into(),
         "-D".into(),
@@ -91,6 +104,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let usage = size::usage(&elf)?;
     let table = report(&model, &counts, board, qemu_machine.machine, usage, stack.as_deref())?;
     print!("{table}");
+    if profiled {
+        let text = std::fs::read_to_string(&profile_path)
+            .with_context(|| format!("reading {} (written by the plugin)", profile_path.display()))?;
+        let hot = profile::by_function(&elf_bytes, &profile::parse(&text)?)?;
+        let total = counts.last().copied().unwrap_or(0);
+        println!("\nwhere the whole inference's {total} instructions go (markers included), by function:\n");
+        print!("{}", profile::table(&hot, total, PROFILE_ROWS));
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! Just enough of a 32-bit little-endian ELF file for `size` (section sizes) and `bench`
-//! (a symbol's address): its section headers and its symbol table.
+//! (a symbol's address, the functions a profile is summed over): its section headers and
+//! its symbol table.
 
 /// One section header.
 #[derive(Clone, Copy, Debug)]
@@ -39,16 +40,52 @@ pub fn sections(elf: &[u8]) -> Option<Vec<Section>> {
         .collect()
 }
 
-/// The value of the symbol `name` in the symbol table.
-pub fn symbol(elf: &[u8], name: &str) -> Option<u32> {
+/// One entry of the symbol table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol<'a> {
+    pub name: &'a str,
+    /// For a Thumb function, the low bit is set; [`Symbol::start`] clears it.
+    pub value: u32,
+    pub size: u32,
+    /// `STT_*`: the low 4 bits of `st_info`.
+    pub kind: u8,
+}
+
+pub const STT_FUNC: u8 = 2;
+
+impl Symbol<'_> {
+    /// The address of the symbol's first byte.
+    pub fn start(&self) -> u32 {
+        if self.kind == STT_FUNC { self.value & !1 } else { self.value }
+    }
+}
+
+/// Every symbol with a readable name, or `None` if `elf` is not a 32-bit little-endian
+/// ELF file or has no symbol table.
+pub fn symbols(elf: &[u8]) -> Option<Vec<Symbol<'_>>> {
     let sections = sections(elf)?;
     let symtab = sections.iter().find(|s| s.kind == SHT_SYMTAB)?;
     let strtab = sections.get(symtab.link)?;
-    (0..symtab.size / 16).map(|i| symtab.offset + 16 * i).find_map(|s| {
-        let start = strtab.offset + u32_at(elf, s)? as usize;
-        let end = start + elf.get(start..)?.iter().position(|&b| b == 0)?;
-        (elf.get(start..end)? == name.as_bytes()).then(|| u32_at(elf, s + 4))?
-    })
+    Some(
+        (0..symtab.size / 16)
+            .map(|i| symtab.offset + 16 * i)
+            .filter_map(|s| {
+                let start = strtab.offset + u32_at(elf, s)? as usize;
+                let end = start + elf.get(start..)?.iter().position(|&b| b == 0)?;
+                Some(Symbol {
+                    name: std::str::from_utf8(elf.get(start..end)?).ok()?,
+                    value: u32_at(elf, s + 4)?,
+                    size: u32_at(elf, s + 8)?,
+                    kind: elf.get(s + 12)? & 0xF,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The value of the symbol `name` in the symbol table.
+pub fn symbol(elf: &[u8], name: &str) -> Option<u32> {
+    symbols(elf)?.into_iter().find(|s| s.name == name).map(|s| s.value)
 }
 
 fn u16_at(elf: &[u8], at: usize) -> Option<u16> {

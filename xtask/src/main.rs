@@ -13,6 +13,7 @@ mod flash;
 mod idx;
 mod link;
 mod logs;
+mod profile;
 mod qemu;
 mod rng;
 mod serial;
@@ -44,7 +45,7 @@ commands:
   storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]
           the serve check: N malformed frames (10000), then Info and N images (100)
           compared with the host bit for bit
-  bench   [--board qemu-m4|qemu-m7|stm32f4] [--model F]
+  bench   [--board qemu-m4|qemu-m7|stm32f4] [--model F] [--profile]
           exact instructions per step of one inference under QEMU (an instruction-count
           plugin built with gcc), per MAC, against CMSIS-NN's kernels for the same layers,
           with the arena fused and layer by layer

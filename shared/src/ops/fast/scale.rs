@@ -1,0 +1,89 @@
+//! Requantization with per-channel constants decoded once per step.
+//!
+//! [`Channel`] holds what [`crate::quant::Requant::apply`] reads from the blob on every
+//! call (little-endian bytes, shift signs), ready for use: the kernel builds one per conv
+//! channel in its scratch before the first pixel, then [`requantize`] costs a multiply
+//! and a few shifts.
+//!
+//! Bit-exact with [`crate::quant::multiply_by_quantized_multiplier`]: for a multiplier
+//! `m` in `{0} ∪ [2^30, 2^31)` (checked on decode, so `x * m` never reaches the one
+//! saturating case) TFLite's `SaturatingRoundingDoublingHighMul`, `(x*m + nudge) / 2^31`
+//! truncated with `nudge = 2^30` or `1 - 2^30` by the product's sign, equals
+//! `floor((x*m + 2^30) / 2^31)` for both signs: for `x*m < 0`, truncation rounds up,
+//! `ceil((x*m + 1 - 2^30) / 2^31) = floor((x*m + 1 - 2^30 + 2^31 - 1) / 2^31)`. One
+//! 64-bit multiply-add and a shift, no branch.
+
+/// One conv channel's constants: `[bias, multiplier, left shift, right shift]`.
+pub type Channel = [i32; 4];
+
+/// The constants of a channel with this bias, Q0.31 multiplier and shift.
+#[inline]
+pub fn channel(bias: i32, multiplier: i32, shift: i8) -> Channel {
+    let shift = i32::from(shift);
+    [bias, multiplier, shift.max(0), (-shift).max(0)]
+}
+
+/// `multiply_by_quantized_multiplier(acc, multiplier, shift)` of [`channel`]'s inputs.
+///
+/// Preconditions (the decoder's): `acc << left` fits in an `i32`, `multiplier` is in
+/// `{0} ∪ [2^30, 2^31)`, `right <= 31`.
+#[inline(always)]
+pub fn requantize(acc: i32, c: &Channel) -> i32 {
+    let [_, multiplier, left, right] = *c;
+    let x = acc << (left as u32 & 31);
+    let high = ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32;
+    // Rounding division by 2^right, ties away from zero.
+    let right = right as u32 & 31;
+    let mask = ((1u32 << right) - 1) as i32;
+    let threshold = (mask >> 1) + i32::from(high < 0);
+    (high >> right) + i32::from(high & mask > threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{MULTIPLIER_MIN, SHIFT_MAX, SHIFT_MIN, multiply_by_quantized_multiplier};
+    use proptest::prelude::*;
+
+    fn reference(acc: i32, multiplier: i32, shift: i8) -> i32 {
+        multiply_by_quantized_multiplier(acc, multiplier, i32::from(shift))
+    }
+
+    #[test]
+    fn edges_match_the_reference() {
+        let multipliers = [0, MULTIPLIER_MIN, MULTIPLIER_MIN + 1, i32::MAX - 1, i32::MAX, 1_518_500_250];
+        for &m in &multipliers {
+            for shift in SHIFT_MIN..=SHIFT_MAX {
+                let left = shift.max(0) as u32;
+                for acc in [0, 1, -1, 2, -2, 3, -3, 1 << 20, -(1 << 20), i32::MAX, i32::MIN, i32::MIN + 1] {
+                    // The decoder's precondition: `acc << left` fits.
+                    if left > 0 && (acc << left) >> left != acc {
+                        continue;
+                    }
+                    assert_eq!(requantize(acc, &channel(0, m, shift)), reference(acc, m, shift), "{acc} {m} {shift}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ties_round_like_tflite() {
+        // x * m / 2^31 = -0.5 exactly: half up, to 0; then -1.5 / 2^1: away from zero.
+        assert_eq!(requantize(-1, &channel(0, 1 << 30, 0)), reference(-1, 1 << 30, 0));
+        assert_eq!(requantize(-3, &channel(0, 1 << 30, -1)), reference(-3, 1 << 30, -1));
+        assert_eq!(requantize(5, &channel(0, 1 << 30, -2)), reference(5, 1 << 30, -2));
+    }
+
+    proptest! {
+        #[test]
+        fn random_values_match_the_reference(
+            acc in any::<i32>(),
+            m in prop_oneof![Just(0), MULTIPLIER_MIN..=i32::MAX],
+            shift in SHIFT_MIN..=SHIFT_MAX,
+        ) {
+            let left = shift.max(0) as u32;
+            let acc = if left > 0 { acc >> left } else { acc };
+            prop_assert_eq!(requantize(acc, &channel(7, m, shift)), reference(acc, m, shift));
+        }
+    }
+}
