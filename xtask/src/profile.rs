@@ -71,7 +71,22 @@ pub fn demangle(name: &str) -> String {
     if parts.last().is_some_and(|h| h.len() == 17 && h.starts_with('h')) {
         parts.pop();
     }
-    parts.join("::").replace("$LT$", "<").replace("$GT$", ">").replace("$u20$", " ").replace("..", "::")
+    let escapes = [
+        ("$LT$", "<"),
+        ("$GT$", ">"),
+        ("$u20$", " "),
+        ("$u27$", "'"),
+        ("$u7b$", "{"),
+        ("$u7d$", "}"),
+        ("$C$", ","),
+        ("$RF$", "&"),
+        ("$BP$", "*"),
+        ("..", "::"),
+    ];
+    // A component that starts with an escape gets a `_` in front of it.
+    let path =
+        parts.iter().map(|p| p.strip_prefix('_').filter(|p| p.starts_with('$')).unwrap_or(p)).collect::<Vec<_>>();
+    escapes.iter().fold(path.join("::"), |path, (from, to)| path.replace(from, to))
 }
 
 /// The table: the `rows` most executed functions and their share of `total`.
@@ -100,7 +115,16 @@ mod tests {
             demangle("_ZN14fitnets_shared3ops4fast4conv8channels17h0123456789abcdefE"),
             "fitnets_shared::ops::fast::conv::channels"
         );
-        assert_eq!(demangle("_ZN4core3ptr13drop_in_place$LT$u8$GT$17h0123456789abcdefE"), "core::ptr::drop_in_place<u8>");
+        assert_eq!(
+            demangle("_ZN4core3ptr23drop_in_place$LT$u8$GT$17h0123456789abcdefE"),
+            "core::ptr::drop_in_place<u8>"
+        );
+        assert_eq!(
+            demangle(
+                "_ZN68_$LT$fitnets_shared..plan..Steps$u20$as$u20$core..iter..Iterator$GT$4next17h0123456789abcdefE"
+            ),
+            "<fitnets_shared::plan::Steps as core::iter::Iterator>::next"
+        );
         assert_eq!(demangle("bench_region_start"), "bench_region_start");
         assert_eq!(demangle("_ZN3foo"), "_ZN3foo");
     }

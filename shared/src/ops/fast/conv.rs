@@ -1,8 +1,9 @@
 //! Conv2d + maxout (+ max pooling) in one pass, with four pixels per inner loop and
 //! 16-bit packed arithmetic ([`super::packed`]).
 //!
-//! Before the first pixel the kernel decodes each conv channel's bias and requantization
-//! constants once into a table at the start of the scratch ([`super::scale`]). Then, for
+//! Before the first pixel the kernel decodes each conv channel's bias, requantization
+//! constants and last weights once into a table at the start of the scratch
+//! ([`super::scale`]). Then, for
 //! each output cell, it copies the input windows it needs into *columns* in the rest of
 //! the scratch: `x - input_zero_point` as 16-bit values, padding as 0 (which adds
 //! nothing, exactly as the reference skips it), in the order of the weights' inner axes
@@ -12,11 +13,11 @@
 //! 4 ends with a run padded with zeros. Pixels go in *chunks* of four, interleaved run by
 //! run (pixel 0's two words, pixel 1's, pixel 2's, pixel 3's; then the next run), so the
 //! inner loop walks all four with one pointer, unpacks each weight word once for four
-//! pixels and keeps its four accumulators in registers. A chunk with fewer pixels has
-//! zero columns in its empty slots, whose sums are ignored.
+//! pixels and keeps its four accumulators in registers. A last chunk with fewer pixels
+//! repeats its last pixel.
 //!
 //! The pixels of one output cell: the pool window (in as many chunks as it needs), or,
-//! without pooling, up to four neighbours along a row (one output cell each). Per conv
+//! without pooling, four pixels in raster order (one output cell each). Per conv
 //! channel the kernel accumulates `bias + dot(column, weights)` for them, and:
 //! - **with pooling** takes the largest accumulator over the pool window and requantizes
 //!   only that. Requantization is non-decreasing in the accumulator (multipliers are
@@ -32,7 +33,7 @@
 //! ([`Conv2d`]) holds for every partial sum.
 
 use super::packed::{smlad, splat, ssub16, sxtb16, sxtb16_ror8};
-use super::scale::{self, Channel};
+use super::scale::{self, CHANNEL_WORDS, Channel};
 use crate::ops::{Conv2d, Window};
 use crate::tensor::Shape;
 
@@ -40,8 +41,6 @@ use crate::tensor::Shape;
 const LANES: usize = 4;
 /// Words of one run of 4 values for a whole chunk: two per pixel.
 const RUN_WORDS: usize = 2 * LANES;
-/// Words of one [`Channel`] in the scratch.
-const CHANNEL_WORDS: usize = 4;
 
 /// The step [`conv_maxout_pool`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,12 +86,9 @@ impl Fused<'_> {
 /// Runs `step` from `input` into `output`, using `scratch` (at least
 /// [`Fused::scratch_words`] words) for the channel table and the columns.
 pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32]) {
-    let conv = &step.conv;
     let (table, columns) = scratch.split_at_mut(usize::from(step.conv_output.channels) * CHANNEL_WORDS);
     let table: &mut [Channel] = bytemuck::cast_slice_mut(table);
-    for (o, c) in table.iter_mut().enumerate() {
-        *c = scale::channel(conv.bias.get(o), conv.requant.multipliers.get(o), conv.requant.shifts.get(o));
-    }
+    fill_table(step, table);
     let pixels = step.pixels();
     let columns = &mut columns[..pixels.div_ceil(LANES) * step.chunk_words()];
     let out = step.output;
@@ -104,35 +100,51 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
                 for ox in 0..usize::from(out.width) {
                     fill(step, input, columns, pixels, |p| (oy * ph + p / pw, ox * pw + p % pw));
                     let cell = out.index(oy, ox, 0);
-                    channels(step, table, columns, pixels, true, &mut output[cell..cell + units]);
+                    channels(step, table, columns, 1, &mut output[cell..cell + units]);
                 }
             }
         }
         None => {
-            let width = usize::from(out.width);
-            for oy in 0..usize::from(out.height) {
-                for ox in (0..width).step_by(LANES) {
-                    let n = (width - ox).min(LANES);
-                    fill(step, input, columns, n, |p| (oy, ox + p));
-                    let cell = out.index(oy, ox, 0);
-                    channels(step, table, columns, n, false, &mut output[cell..cell + n * units]);
-                }
+            // Chunks of four pixels in raster order, across rows: output cells are
+            // consecutive in the same order.
+            let (width, cells) = (usize::from(out.width), out.len() / units);
+            for first in (0..cells).step_by(LANES) {
+                let n = (cells - first).min(LANES);
+                fill(step, input, columns, n, |p| ((first + p) / width, (first + p) % width));
+                channels(step, table, columns, n, &mut output[first * units..(first + n) * units]);
             }
         }
     }
 }
 
+/// The channel table: bias, requantization constants and unpacked last weights of each
+/// conv channel.
+fn fill_table(step: &Fused<'_>, table: &mut [Channel]) {
+    let conv = &step.conv;
+    let k = step.window_len();
+    for (o, (c, weights)) in table.iter_mut().zip(conv.weights.0.chunks_exact(k)).enumerate() {
+        let mut last = [0u8; 4];
+        let rest = &weights[k / 4 * 4..];
+        last[..rest.len()].copy_from_slice(rest);
+        let last = u32::from_le_bytes(last);
+        let (bias, requant) = (conv.bias.get(o), &conv.requant);
+        *c = scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o), [sxtb16(last), sxtb16_ror8(last)]);
+    }
+}
+
 /// Packs the windows of the conv pixels `at(0)`, …, `at(pixels - 1)` into the chunks of
-/// `columns`; the empty slots of a last chunk that is not full are zero.
+/// `columns`. The empty slots of a last chunk that is not full get the last pixel's
+/// window again: a pooled maximum is unchanged by a repeated pixel, and an unpooled
+/// step ignores their sums.
 #[inline(always)]
 fn fill(step: &Fused<'_>, input: &[i8], columns: &mut [u32], pixels: usize, at: impl Fn(usize) -> (usize, usize)) {
-    if !usize::from(step.input.channels).is_multiple_of(4) || !pixels.is_multiple_of(LANES) {
-        // The value-by-value path ORs lanes in, and empty slots must add nothing.
+    if !usize::from(step.input.channels).is_multiple_of(4) {
+        // The value-by-value path ORs lanes in.
         columns.fill(0);
     }
     let words = step.chunk_words();
-    for p in 0..pixels {
-        let (y, x) = at(p);
+    for p in 0..pixels.div_ceil(LANES) * LANES {
+        let (y, x) = at(p.min(pixels - 1));
         let chunk = p / LANES * words;
         fill_column(step, input, y, x, &mut columns[chunk..chunk + words], p % LANES);
     }
@@ -194,58 +206,59 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [
     }
 }
 
-/// Every conv channel of the `pixels` conv pixels whose columns are in `columns`:
-/// reduced over them by max into one output cell (`pooled`), or one output cell per
-/// pixel, side by side in `out`. Not inlined, like [`fill_column`].
+/// Every conv channel of the conv pixels whose columns are in `columns`, and maxout:
+/// with `cells == 1` all of them reduced by max into one output cell (pooling; at least
+/// one chunk), else one output cell per pixel (`cells <= 4`, one chunk), side by side in
+/// `out`. Not inlined, like [`fill_column`].
 #[inline(never)]
-fn channels(step: &Fused<'_>, table: &[Channel], columns: &[u32], pixels: usize, pooled: bool, out: &mut [i8]) {
+fn channels(step: &Fused<'_>, table: &[Channel], columns: &[u32], cells: usize, out: &mut [i8]) {
     let k = step.window_len();
-    let pieces = usize::from(step.pieces);
+    let pooled = step.pool.is_some();
     let units = usize::from(step.output.channels);
     let stage = step.conv.output;
-    let cells = if pooled { 1 } else { pixels };
+    let words = step.chunk_words();
+    let (first, others) = columns.split_at(words);
     let mut best = [i8::MIN; LANES];
-    for (o, (weights, c)) in step.conv.weights.0.chunks_exact(k).zip(table).enumerate() {
-        let mut top = i32::MIN;
-        let mut accs = [0; LANES];
-        for (chunk, first) in columns.chunks_exact(RUN_WORDS * k.div_ceil(4)).zip((0..).step_by(LANES)) {
-            accs = dot_4(chunk, weights, c[0]);
-            if pooled {
-                for &acc in &accs[..(pixels - first).min(LANES)] {
-                    top = top.max(acc);
-                }
-            }
-        }
+    let mut piece = 0;
+    let mut unit = 0;
+    for (weights, c) in step.conv.weights.0.chunks_exact(k).zip(table) {
+        let accs = dot_4(first, weights, c);
+        let q = |acc: i32| stage.finish(scale::requantize(acc, c));
         if pooled {
-            accs[0] = top;
-        }
-        for (b, &acc) in best.iter_mut().zip(&accs).take(cells) {
-            *b = (*b).max(stage.finish(scale::requantize(acc, c)));
-        }
-        if (o + 1).is_multiple_of(pieces) {
-            let unit = o / pieces;
-            for (cell, b) in best.iter_mut().enumerate().take(cells) {
-                out[cell * units + unit] = *b;
-                *b = i8::MIN;
+            let mut top = max_4(accs);
+            for chunk in others.chunks_exact(words) {
+                top = top.max(max_4(dot_4(chunk, weights, c)));
             }
+            best[0] = best[0].max(q(top));
+        } else {
+            best = [best[0].max(q(accs[0])), best[1].max(q(accs[1])), best[2].max(q(accs[2])), best[3].max(q(accs[3]))];
+        }
+        piece += 1;
+        if piece == step.pieces {
+            for (cell, b) in best.iter().enumerate().take(cells) {
+                out[cell * units + unit] = *b;
+            }
+            best = [i8::MIN; LANES];
+            piece = 0;
+            unit += 1;
         }
     }
 }
 
-/// `bias + dot(column, weights)` for the four pixels of `chunk` (`k.div_ceil(4)` runs);
-/// `weights` holds the `k` weights of one channel.
+fn max_4(accs: [i32; LANES]) -> i32 {
+    accs[0].max(accs[1]).max(accs[2].max(accs[3]))
+}
+
+/// `bias + dot(column, weights)` for the four pixels of `chunk`; `weights` holds the `k`
+/// weights of the channel `c`, whose last `k % 4` the table holds unpacked.
 #[inline(always)]
-fn dot_4(chunk: &[u32], weights: &[u8], bias: i32) -> [i32; LANES] {
+fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES] {
     let blocks = weights.len() / 4;
     let (runs, tail) = chunk.split_at(blocks * RUN_WORDS);
-    let (whole, rest) = weights.split_at(blocks * 4);
-    let mut accs = runs_4(runs, whole, [bias; LANES]);
-    if !rest.is_empty() {
-        // The padded last run: missing weights are zero.
-        let mut last = [0u8; 4];
-        last[..rest.len()].copy_from_slice(rest);
-        let w = u32::from_le_bytes(last);
-        let (w02, w13) = (sxtb16(w), sxtb16_ror8(w));
+    let mut accs = runs_4(runs, &weights[..blocks * 4], [c[0]; LANES]);
+    if !weights.len().is_multiple_of(4) {
+        // The padded last run.
+        let (w02, w13) = (c[4] as u32, c[5] as u32);
         for (acc, pixel) in accs.iter_mut().zip(tail[..RUN_WORDS].chunks_exact(2)) {
             *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
         }

@@ -1,9 +1,9 @@
 //! Requantization with per-channel constants decoded once per step.
 //!
 //! [`Channel`] holds what [`crate::quant::Requant::apply`] reads from the blob on every
-//! call (little-endian bytes, shift signs), ready for use: the kernel builds one per conv
-//! channel in its scratch before the first pixel, then [`requantize`] costs a multiply
-//! and a few shifts.
+//! call (little-endian bytes, shift signs), ready for use, with the bias and the padded
+//! last weights of the conv channel: the kernel builds one per conv channel in its
+//! scratch before the first pixel, then [`requantize`] costs a multiply and a few shifts.
 //!
 //! Bit-exact with [`crate::quant::multiply_by_quantized_multiplier`]: for a multiplier
 //! `m` in `{0} ∪ [2^30, 2^31)` (checked on decode, so `x * m` never reaches the one
@@ -13,14 +13,20 @@
 //! `ceil((x*m + 1 - 2^30) / 2^31) = floor((x*m + 1 - 2^30 + 2^31 - 1) / 2^31)`. One
 //! 64-bit multiply-add and a shift, no branch.
 
-/// One conv channel's constants: `[bias, multiplier, left shift, right shift]`.
-pub type Channel = [i32; 4];
+/// One conv channel's constants: `[bias, multiplier, left shift, right shift, last
+/// weights (v0, v2), last weights (v1, v3)]`, the last two being the 16-bit lanes of the
+/// `k % 4` weights after the whole runs of 4, padded with zeros (`0` when `k % 4 == 0`).
+pub type Channel = [i32; 6];
 
-/// The constants of a channel with this bias, Q0.31 multiplier and shift.
+/// Words of a [`Channel`].
+pub const CHANNEL_WORDS: usize = 6;
+
+/// The constants of a channel with this bias, Q0.31 multiplier, shift and unpacked last
+/// weights.
 #[inline]
-pub fn channel(bias: i32, multiplier: i32, shift: i8) -> Channel {
+pub fn channel(bias: i32, multiplier: i32, shift: i8, last: [u32; 2]) -> Channel {
     let shift = i32::from(shift);
-    [bias, multiplier, shift.max(0), (-shift).max(0)]
+    [bias, multiplier, shift.max(0), (-shift).max(0), last[0] as i32, last[1] as i32]
 }
 
 /// `multiply_by_quantized_multiplier(acc, multiplier, shift)` of [`channel`]'s inputs.
@@ -29,7 +35,7 @@ pub fn channel(bias: i32, multiplier: i32, shift: i8) -> Channel {
 /// `{0} ∪ [2^30, 2^31)`, `right <= 31`.
 #[inline(always)]
 pub fn requantize(acc: i32, c: &Channel) -> i32 {
-    let [_, multiplier, left, right] = *c;
+    let [_, multiplier, left, right, ..] = *c;
     let x = acc << (left as u32 & 31);
     let high = ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32;
     // Rounding division by 2^right, ties away from zero.
@@ -60,7 +66,11 @@ mod tests {
                     if left > 0 && (acc << left) >> left != acc {
                         continue;
                     }
-                    assert_eq!(requantize(acc, &channel(0, m, shift)), reference(acc, m, shift), "{acc} {m} {shift}");
+                    assert_eq!(
+                        requantize(acc, &channel(0, m, shift, [0; 2])),
+                        reference(acc, m, shift),
+                        "{acc} {m} {shift}"
+                    );
                 }
             }
         }
@@ -69,9 +79,9 @@ mod tests {
     #[test]
     fn ties_round_like_tflite() {
         // x * m / 2^31 = -0.5 exactly: half up, to 0; then -1.5 / 2^1: away from zero.
-        assert_eq!(requantize(-1, &channel(0, 1 << 30, 0)), reference(-1, 1 << 30, 0));
-        assert_eq!(requantize(-3, &channel(0, 1 << 30, -1)), reference(-3, 1 << 30, -1));
-        assert_eq!(requantize(5, &channel(0, 1 << 30, -2)), reference(5, 1 << 30, -2));
+        assert_eq!(requantize(-1, &channel(0, 1 << 30, 0, [0; 2])), reference(-1, 1 << 30, 0));
+        assert_eq!(requantize(-3, &channel(0, 1 << 30, -1, [0; 2])), reference(-3, 1 << 30, -1));
+        assert_eq!(requantize(5, &channel(0, 1 << 30, -2, [0; 2])), reference(5, 1 << 30, -2));
     }
 
     proptest! {
@@ -83,7 +93,7 @@ mod tests {
         ) {
             let left = shift.max(0) as u32;
             let acc = if left > 0 { acc >> left } else { acc };
-            prop_assert_eq!(requantize(acc, &channel(7, m, shift)), reference(acc, m, shift));
+            prop_assert_eq!(requantize(acc, &channel(7, m, shift, [0; 2])), reference(acc, m, shift));
         }
     }
 }
