@@ -15,7 +15,7 @@
 //! `build.rs` can size its static arena at build time.
 
 use crate::format::{DecodeError, Layers, Model};
-use crate::ops::fast::Fused;
+use crate::ops::fast::{self, Fused};
 use crate::ops::{Conv2d, FullyConnected, Layer, Op, Window};
 use crate::tensor::Shape;
 
@@ -81,10 +81,17 @@ impl Step<'_> {
         Some(Fused { conv, pieces, pool, input: self.input, conv_output, output: self.output })
     }
 
-    /// Bytes between input and output: the fused conv kernel's columns, plus 3 so that
-    /// they can start on a 4-byte boundary wherever the arena starts.
+    /// Bytes between input and output: the fast kernels' scratch words (the conv
+    /// kernel's channel table and columns, the dense kernel's packed input), plus 3 so
+    /// that they can start on a 4-byte boundary wherever the arena starts.
     pub fn scratch_bytes(&self) -> u64 {
-        self.fused().map_or(0, |f| 4 * f.scratch_words() as u64 + 3)
+        let words = match self.op {
+            StepOp::Single(Op::FullyConnected(_)) | StepOp::FullyConnectedMaxout(..) => {
+                Some(fast::dense_scratch_words(self.input.len()))
+            }
+            _ => self.fused().map(|f| f.scratch_words()),
+        };
+        words.map_or(0, |w| 4 * w as u64 + 3)
     }
 }
 

@@ -81,11 +81,14 @@ pub struct OutputStage {
 }
 
 impl OutputStage {
-    /// Adds the zero point to a requantized value and clamps it.
+    /// Adds the zero point to a requantized value and clamps it to `[min, max]`
+    /// (`min <= max`, checked on decode).
     #[inline(always)]
     pub fn finish(&self, requantized: i32) -> i8 {
         // Saturating: the requantized value may be near i32::MAX for a huge multiplier.
-        requantized.saturating_add(self.zero_point).clamp(self.min, self.max) as i8
+        // `max(min).min(max)` rather than `clamp`, which would check `min <= max` on every
+        // value.
+        requantized.saturating_add(self.zero_point).max(self.min).min(self.max) as i8
     }
 }
 

@@ -4,7 +4,7 @@ use core::fmt;
 
 use crate::format::{DecodeError, Model};
 use crate::ops::reference as kernels;
-use crate::ops::{Layer, fast};
+use crate::ops::{Layer, Op, fast};
 use crate::plan::{self, Step, StepOp};
 
 /// The result of one inference, borrowing the logits from the arena.
@@ -134,9 +134,9 @@ pub(crate) fn execute(step: &Step<'_>, input: &[i8], output: &mut [i8], scratch:
     }
     let (in_shape, out_shape) = (step.input, step.output);
     match step.op {
+        StepOp::Single(Op::FullyConnected(fc)) => fast::fully_connected_maxout(&fc, 1, input, output, scratch),
+        StepOp::FullyConnectedMaxout(fc, pieces) => fast::fully_connected_maxout(&fc, pieces, input, output, scratch),
         StepOp::Single(op) => kernels::layer(&Layer { op, input: in_shape, output: out_shape }, input, output),
-        StepOp::ConvMaxout(conv, pieces) => kernels::conv2d_maxout(&conv, pieces, input, in_shape, output, out_shape),
-        StepOp::FullyConnectedMaxout(fc, pieces) => kernels::fully_connected_maxout(&fc, pieces, input, output),
-        StepOp::ConvMaxoutPool(..) => unreachable!("every conv step has a fused view"),
+        StepOp::ConvMaxout(..) | StepOp::ConvMaxoutPool(..) => unreachable!("every conv step has a fused view"),
     }
 }

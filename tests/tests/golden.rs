@@ -26,8 +26,10 @@ fn tiny_model_bytes_are_stable() {
     assert_eq!(model.classes(), 3);
     assert_eq!(model.layer_count(), 8);
     assert_eq!(model.labels().collect::<Vec<_>>(), ["class0", "class1", "class2"]);
-    // Conv + maxout + pool goes from 8x8x1 to 4x4x4 through 4 packed columns (64 + 83
-    // + 64 bytes); the peak is the 3x3 conv after it: 4x4x4 in, two columns of 3x3x4
-    // values (2 x 18 words + 3 bytes of alignment slack), 2x2x6 out.
-    assert_eq!(plan::arena_bytes(&model), 64 + (2 * 18 * 4 + 3) + 24);
+    // The conv kernel's scratch: 32 bytes of constants per conv channel, then one chunk
+    // of 4 packed columns (8 words per run of 4 values), plus 3 bytes of alignment
+    // slack. Conv + maxout + pool goes from 8x8x1 to 4x4x4 (64 + (8 * 32 + 3 * 32 + 3) +
+    // 64 bytes); the peak is the 3x3 conv after it: 4x4x4 in, 6 channels and 9 runs of
+    // 3x3x4 values, 2x2x6 out.
+    assert_eq!(plan::arena_bytes(&model), 64 + (6 * 32 + 9 * 32 + 3) + 24);
 }

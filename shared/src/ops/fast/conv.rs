@@ -165,20 +165,24 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [
     if channels.is_multiple_of(4) {
         // Every cell is a whole number of runs: two words per input word.
         let zp = splat(zero_point as i16);
-        let mut runs = chunk.chunks_exact_mut(RUN_WORDS).map(|run| &mut run[2 * slot..2 * slot + 2]);
+        let lane = 2 * slot.min(LANES - 1);
+        let cell_words = channels / 4 * RUN_WORDS;
+        let mut cells = chunk.chunks_exact_mut(cell_words);
         for ky in 0..kernel_h as isize {
             for kx in 0..kernel_w as isize {
+                let Some(cell) = cells.next() else { return };
                 let (yy, xx) = (y0 + ky, x0 + kx);
                 if inside(yy, xx) {
                     let at = shape.index(yy as usize, xx as usize, 0);
-                    for (four, run) in input[at..at + channels].chunks_exact(4).zip(&mut runs) {
+                    for (four, run) in input[at..at + channels].chunks_exact(4).zip(cell.chunks_exact_mut(RUN_WORDS)) {
                         let w = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
-                        run[0] = ssub16(sxtb16(w), zp);
-                        run[1] = ssub16(sxtb16_ror8(w), zp);
+                        run[lane] = ssub16(sxtb16(w), zp);
+                        run[lane + 1] = ssub16(sxtb16_ror8(w), zp);
                     }
                 } else {
-                    for run in (&mut runs).take(channels / 4) {
-                        run.fill(0);
+                    for run in cell.chunks_exact_mut(RUN_WORDS) {
+                        run[lane] = 0;
+                        run[lane + 1] = 0;
                     }
                 }
             }
@@ -258,7 +262,7 @@ fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES] {
     let mut accs = runs_4(runs, &weights[..blocks * 4], [c[0]; LANES]);
     if !weights.len().is_multiple_of(4) {
         // The padded last run.
-        let (w02, w13) = (c[4] as u32, c[5] as u32);
+        let (w02, w13) = (c[6] as u32, c[7] as u32);
         for (acc, pixel) in accs.iter_mut().zip(tail[..RUN_WORDS].chunks_exact(2)) {
             *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
         }

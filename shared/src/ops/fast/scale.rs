@@ -13,36 +13,37 @@
 //! `ceil((x*m + 1 - 2^30) / 2^31) = floor((x*m + 1 - 2^30 + 2^31 - 1) / 2^31)`. One
 //! 64-bit multiply-add and a shift, no branch.
 
-/// One conv channel's constants: `[bias, multiplier, left shift, right shift, last
-/// weights (v0, v2), last weights (v1, v3)]`, the last two being the 16-bit lanes of the
-/// `k % 4` weights after the whole runs of 4, padded with zeros (`0` when `k % 4 == 0`).
-pub type Channel = [i32; 6];
+/// One conv channel's constants: `[bias, multiplier, left shift, right shift, 2^right - 1,
+/// 2^(right - 1) - 1 (0 for right = 0), last weights (v0, v2), last weights (v1, v3)]`,
+/// the last two being the 16-bit lanes of the `k % 4` weights after the whole runs of 4,
+/// padded with zeros (`0` when `k % 4 == 0`).
+pub type Channel = [i32; 8];
 
 /// Words of a [`Channel`].
-pub const CHANNEL_WORDS: usize = 6;
+pub const CHANNEL_WORDS: usize = 8;
 
 /// The constants of a channel with this bias, Q0.31 multiplier, shift and unpacked last
 /// weights.
 #[inline]
 pub fn channel(bias: i32, multiplier: i32, shift: i8, last: [u32; 2]) -> Channel {
     let shift = i32::from(shift);
-    [bias, multiplier, shift.max(0), (-shift).max(0), last[0] as i32, last[1] as i32]
+    let right = (-shift).clamp(0, 31);
+    let mask = ((1u32 << right) - 1) as i32;
+    [bias, multiplier, shift.max(0), right, mask, mask >> 1, last[0] as i32, last[1] as i32]
 }
 
 /// `multiply_by_quantized_multiplier(acc, multiplier, shift)` of [`channel`]'s inputs.
 ///
 /// Preconditions (the decoder's): `acc << left` fits in an `i32`, `multiplier` is in
-/// `{0} ∪ [2^30, 2^31)`, `right <= 31`.
+/// `{0} ∪ [2^30, 2^31)`, `-31 <= shift`.
 #[inline(always)]
 pub fn requantize(acc: i32, c: &Channel) -> i32 {
-    let [_, multiplier, left, right, ..] = *c;
+    let [_, multiplier, left, right, mask, half, ..] = *c;
     let x = acc << (left as u32 & 31);
     let high = ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32;
     // Rounding division by 2^right, ties away from zero.
-    let right = right as u32 & 31;
-    let mask = ((1u32 << right) - 1) as i32;
-    let threshold = (mask >> 1) + i32::from(high < 0);
-    (high >> right) + i32::from(high & mask > threshold)
+    let threshold = half + i32::from(high < 0);
+    (high >> (right as u32 & 31)) + i32::from(high & mask > threshold)
 }
 
 #[cfg(test)]
