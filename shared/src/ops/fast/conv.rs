@@ -100,7 +100,7 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
                 for ox in 0..usize::from(out.width) {
                     fill(step, input, columns, pixels, |p| (oy * ph + p / pw, ox * pw + p % pw));
                     let cell = out.index(oy, ox, 0);
-                    channels(step, table, columns, 1, &mut output[cell..cell + units]);
+                    pooled_channels(step, table, columns, &mut output[cell..cell + units]);
                 }
             }
         }
@@ -111,7 +111,7 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
             for first in (0..cells).step_by(LANES) {
                 let n = (cells - first).min(LANES);
                 fill(step, input, columns, n, |p| ((first + p) / width, (first + p) % width));
-                channels(step, table, columns, n, &mut output[first * units..(first + n) * units]);
+                pixel_channels(step, table, columns, n, &mut output[first * units..(first + n) * units]);
             }
         }
     }
@@ -210,41 +210,46 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [
     }
 }
 
-/// Every conv channel of the conv pixels whose columns are in `columns`, and maxout:
-/// with `cells == 1` all of them reduced by max into one output cell (pooling; at least
-/// one chunk), else one output cell per pixel (`cells <= 4`, one chunk), side by side in
-/// `out`. Not inlined, like [`fill_column`].
+/// Every conv channel of the pixels whose columns are in `columns` (at least one chunk),
+/// reduced by max into one output cell, and maxout: a pooled step's cell `out`. Not
+/// inlined, like [`fill_column`].
 #[inline(never)]
-fn channels(step: &Fused<'_>, table: &[Channel], columns: &[u32], cells: usize, out: &mut [i8]) {
-    let k = step.window_len();
-    let pooled = step.pool.is_some();
-    let units = usize::from(step.output.channels);
+fn pooled_channels(step: &Fused<'_>, table: &[Channel], columns: &[u32], out: &mut [i8]) {
+    let (k, pieces, words) = (step.window_len(), usize::from(step.pieces), step.chunk_words());
     let stage = step.conv.output;
-    let words = step.chunk_words();
     let (first, others) = columns.split_at(words);
-    let mut best = [i8::MIN; LANES];
-    let mut piece = 0;
-    let mut unit = 0;
-    for (weights, c) in step.conv.weights.0.chunks_exact(k).zip(table) {
-        let accs = dot_4(first, weights, c);
-        let q = |acc: i32| stage.finish(scale::requantize(acc, c));
-        if pooled {
-            let mut top = max_4(accs);
+    let units = step.conv.weights.0.chunks_exact(k * pieces).zip(table.chunks_exact(pieces));
+    for ((unit_weights, unit_table), out) in units.zip(out) {
+        let mut best = i8::MIN;
+        for (weights, c) in unit_weights.chunks_exact(k).zip(unit_table) {
+            let mut top = max_4(dot_4(first, weights, c));
             for chunk in others.chunks_exact(words) {
                 top = top.max(max_4(dot_4(chunk, weights, c)));
             }
-            best[0] = best[0].max(q(top));
-        } else {
-            best = [best[0].max(q(accs[0])), best[1].max(q(accs[1])), best[2].max(q(accs[2])), best[3].max(q(accs[3]))];
+            best = best.max(stage.finish(scale::requantize(top, c)));
         }
-        piece += 1;
-        if piece == step.pieces {
-            for (cell, b) in best.iter().enumerate().take(cells) {
-                out[cell * units + unit] = *b;
+        *out = best;
+    }
+}
+
+/// Every conv channel of the four pixels of `chunk`, and maxout: the first `cells`
+/// pixels' output cells, side by side in `out`. Not inlined, like [`fill_column`].
+#[inline(never)]
+fn pixel_channels(step: &Fused<'_>, table: &[Channel], chunk: &[u32], cells: usize, out: &mut [i8]) {
+    let (k, pieces) = (step.window_len(), usize::from(step.pieces));
+    let units = usize::from(step.output.channels);
+    let stage = step.conv.output;
+    let unit_params = step.conv.weights.0.chunks_exact(k * pieces).zip(table.chunks_exact(pieces));
+    for (unit, (unit_weights, unit_table)) in unit_params.enumerate() {
+        let mut best = [i8::MIN; LANES];
+        for (weights, c) in unit_weights.chunks_exact(k).zip(unit_table) {
+            let accs = dot_4(chunk, weights, c);
+            for (b, acc) in best.iter_mut().zip(accs) {
+                *b = (*b).max(stage.finish(scale::requantize(acc, c)));
             }
-            best = [i8::MIN; LANES];
-            piece = 0;
-            unit += 1;
+        }
+        for (cell, b) in best.into_iter().enumerate().take(cells) {
+            out[cell * units + unit] = b;
         }
     }
 }
