@@ -153,8 +153,9 @@ fn layer_section(md: &mut String, report: &Report) {
         md,
         "\nA conv, the maxout after it and a max pooling whose windows tile the image run as one \
          step, so neither the pre-maxout nor the unpooled tensor exists (a dense layer and its \
-         maxout likewise); each step reads its input from one end of the arena, keeps the conv's \
-         packed input columns in the middle and writes its output at the other end. Arena: **{}** ({} without that fusion). Blob: {}, of which {} constants \
+         maxout likewise); each step reads its input from one end of the arena, keeps the fast \
+         kernels' scratch (per-channel constants and packed input columns) in the middle and \
+         writes its output at the other end. Arena: **{}** ({} without that fusion). Blob: {}, of which {} constants \
          and {} header, labels, pixel table and checksum.\n",
         bytes(report.needs.arena_bytes),
         bytes(report.needs.unfused_arena_bytes),

@@ -2,7 +2,7 @@
 //!
 //! [`conv_maxout_pool`] runs every conv step of [`crate::plan`]: a conv, its maxout and a
 //! tiling max pooling in one pass, on packed 16-bit columns with four pixels per inner
-//! loop and requantization constants decoded once per step ([`scale`]).
+//! loop and requantization constants decoded once per step (`scale`).
 //! [`fully_connected_maxout`] runs every fully connected step on a packed input, two
 //! output channels per inner loop. [`packed`] is their arithmetic: single DSP
 //! instructions on Cortex-M4/M7/M33 (`cfg(fitnets_dsp)`), the same arithmetic in plain
