@@ -6,7 +6,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2dConfig;
 use burn::tensor::{Tensor, TensorData};
 use fitnets::backend::Flex;
-use fitnets::kernels::{self, ConvGeometry, conv};
+use fitnets::kernels::{self, ConvGeometry, conv, unrolled};
 use fitnets::model::net::ConvLayer;
 
 type B = Autodiff<Flex>;
@@ -182,6 +182,46 @@ fn col2im_is_the_adjoint_of_im2col() {
         let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| f64::from(a * b)).sum();
         assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{lhs} != {rhs} for {g:?}");
     }
+}
+
+#[test]
+fn the_dense_matrix_and_im2col_compute_the_same_layer() {
+    // Both methods on shapes each would be chosen for, including strides, uneven padding
+    // and an input larger than a window: outputs, winners and all three gradients.
+    let mut values = Values(11);
+    for (input, outputs, pieces, kernel, stride, padding) in [
+        ([48, 3, 3], 48, 2, [5, 5], [1, 1], [3, 3, 3, 3]),
+        ([4, 9, 9], 6, 2, [8, 8], [1, 1], [3, 3, 3, 3]),
+        ([3, 6, 5], 4, 1, [3, 2], [2, 1], [0, 2, 1, 0]),
+        ([2, 7, 7], 6, 3, [3, 3], [1, 1], [1, 1, 1, 1]),
+    ] {
+        let g = ConvGeometry::new(input, outputs, pieces, kernel, stride, padding).expect("a window fits");
+        let images = 3;
+        let mut draw = |n: usize| (0..n).map(|_| values.next()).collect::<Vec<f32>>();
+        let x = draw(images * g.input_len());
+        let weight = draw(outputs * g.window());
+        let bias = draw(outputs);
+        let dy = draw(images * g.output_len());
+        let (y_cols, won_cols) = conv::columns_forward(&g, &x, &weight, &bias);
+        let (y_dense, won_dense) = unrolled::forward(&g, &x, &weight, &bias);
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+            let diff = a.iter().zip(b).fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(a.len() == b.len() && diff <= 1e-5 * scale, "{what} differs by {diff:e} for {g:?}");
+        };
+        close(&y_cols, &y_dense, "output");
+        // Winners may differ only where two pieces tie to float rounding; none do here.
+        assert_eq!(won_cols, won_dense, "winners for {g:?}");
+        let (dx_cols, dw_cols, db_cols) = conv::columns_backward(&g, &x, &weight, &dy, &won_cols, true);
+        let (dx_dense, dw_dense, db_dense) = unrolled::backward(&g, &x, &weight, &dy, &won_cols, true);
+        close(&dx_cols.unwrap(), &dx_dense.unwrap(), "input gradient");
+        close(&dw_cols, &dw_dense, "weight gradient");
+        close(&db_cols, &db_dense, "bias gradient");
+        assert!(unrolled::backward(&g, &x, &weight, &dy, &won_cols, false).0.is_none());
+    }
+    let teacher_conv3 = ConvGeometry::new([48, 3, 3], 48, 2, [5, 5], [1, 1], [3; 4]).unwrap();
+    let teacher_conv2 = ConvGeometry::new([48, 9, 9], 96, 2, [8, 8], [1, 1], [3; 4]).unwrap();
+    assert!(unrolled::worth_it(&teacher_conv3) && !unrolled::worth_it(&teacher_conv2));
 }
 
 #[test]

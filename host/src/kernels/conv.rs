@@ -13,7 +13,39 @@
 //! The columns are rebuilt in the backward pass instead of being kept: they are
 //! `kh*kw` times larger than the input.
 
+use std::cell::RefCell;
+
 use rayon::prelude::*;
+
+use super::unrolled;
+
+thread_local! {
+    /// Each thread's work buffers (columns, pre-maxout values, their gradients), grown
+    /// to the largest size asked and kept: training asks for the same sizes every batch,
+    /// so after the first one nothing is allocated or zeroed. Contents are stale: every
+    /// user overwrites what it reads.
+    static BUFFERS: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+}
+
+/// Runs `f` with three of this thread's work buffers of at least `lens` values (stale
+/// contents). A nested call on the same thread gets fresh buffers.
+fn with_buffers<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R {
+    BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => {
+            for (buffer, &len) in buffers.iter_mut().zip(&lens) {
+                if buffer.len() < len {
+                    buffer.resize(len, 0.0);
+                }
+            }
+            let [a, b, c] = &mut *buffers;
+            f([&mut a[..lens[0]], &mut b[..lens[1]], &mut c[..lens[2]]])
+        }
+        Err(_) => {
+            let [mut a, mut b, mut c] = lens.map(|len| vec![0.0f32; len]);
+            f([&mut a, &mut b, &mut c])
+        }
+    })
+}
 
 /// The shape of a convolution over one image. Invariant (checked by [`ConvGeometry::new`]):
 /// the padded input holds at least one window in each direction.
@@ -175,9 +207,9 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], ld: usize, dx: &mut [f32]) {
 }
 
 /// `dst = lhs · rhs` (or `dst += …` when `accumulate`), each matrix given by its
-/// shape and its row and column strides.
+/// shape and its row and column strides; on rayon's threads when `parallel`.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     [m, k, n]: [usize; 3],
     dst: &mut [f32],
     accumulate: bool,
@@ -185,6 +217,7 @@ fn matmul(
     [lhs_rs, lhs_cs]: [usize; 2],
     rhs: &[f32],
     [rhs_rs, rhs_cs]: [usize; 2],
+    parallel: bool,
 ) {
     assert!(dst.len() >= m * n);
     assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
@@ -212,7 +245,7 @@ fn matmul(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            if parallel { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None },
         );
     }
 }
@@ -229,8 +262,14 @@ fn images_per_product(g: &ConvGeometry) -> usize {
 /// Forward pass over a batch: `x` is `[N, C, H, W]`, `weight` `[O, C, kh, kw]`, `bias`
 /// `[O]`. Returns the output `[N, O/k, H', W']` and the winning piece of every output
 /// value (`0..k`, the first of equal ones; all 0 without maxout), which [`backward`]
-/// needs.
+/// needs. Through im2col ([`columns_forward`]), or as one dense matrix where that is
+/// faster ([`unrolled::worth_it`]).
 pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<u8>) {
+    if unrolled::worth_it(g) { unrolled::forward(g, x, weight, bias) } else { columns_forward(g, x, weight, bias) }
+}
+
+/// [`forward`] through im2col, whatever the geometry.
+pub fn columns_forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<u8>) {
     let (k, n, o) = (g.window(), g.positions(), g.outputs);
     let images = x.len() / g.input_len();
     assert_eq!(x.len(), images * g.input_len());
@@ -243,16 +282,16 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]) -> (Ve
     y.par_chunks_mut(step * g.output_len())
         .zip(winners.par_chunks_mut(step * g.output_len()))
         .zip(x.par_chunks(step * g.input_len()))
-        .for_each_init(
-            || (vec![0.0f32; k * n * step], vec![0.0f32; o * n * step]),
-            |(cols, z), ((y, won), x)| {
-                let count = x.len() / g.input_len();
-                let ld = count * n;
+        .for_each(|((y, won), x)| {
+            let count = x.len() / g.input_len();
+            let ld = count * n;
+            with_buffers([k * ld, o * ld, 0], |[cols, z, _]| {
+                // im2col writes every entry of cols [K, count*N].
                 for (i, x) in x.chunks_exact(g.input_len()).enumerate() {
                     im2col(g, x, &mut cols[i * n..], ld);
                 }
                 // Z [O, count*N] = W [O, K] · cols [K, count*N]
-                matmul([o, k, ld], z, false, weight, [k, 1], cols, [ld, 1]);
+                matmul([o, k, ld], z, false, weight, [k, 1], cols, [ld, 1], false);
                 for (row, b) in z.chunks_exact_mut(ld).zip(bias) {
                     row.iter_mut().for_each(|v| *v += b);
                 }
@@ -260,14 +299,14 @@ pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]) -> (Ve
                 for (i, (y, won)) in outputs.enumerate() {
                     maxout(&z[i * n..], ld, g.pieces, n, y, won);
                 }
-            },
-        );
+            });
+        });
     (y, winners)
 }
 
 /// `y[u, p] = max_j z[u*k + j, p]` for each unit `u` (rows of `z` `ld` apart, `n`
 /// positions); `won` records `j`.
-fn maxout(z: &[f32], ld: usize, pieces: usize, n: usize, y: &mut [f32], won: &mut [u8]) {
+pub(super) fn maxout(z: &[f32], ld: usize, pieces: usize, n: usize, y: &mut [f32], won: &mut [u8]) {
     for (unit, (y, won)) in y.chunks_exact_mut(n).zip(won.chunks_exact_mut(n)).enumerate() {
         y.copy_from_slice(&z[unit * pieces * ld..][..n]);
         won.fill(0);
@@ -285,7 +324,24 @@ fn maxout(z: &[f32], ld: usize, pieces: usize, n: usize, y: &mut [f32], won: &mu
 
 /// Gradients of a batch given the output gradient `dy` (`[N, O/k, H', W']`) and the
 /// winners recorded by [`forward`]: `(dx, dweight, dbias)`; `dx` only when `want_dx`.
+/// The same choice of method as [`forward`].
 pub fn backward(
+    g: &ConvGeometry,
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    winners: &[u8],
+    want_dx: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    if unrolled::worth_it(g) {
+        unrolled::backward(g, x, weight, dy, winners, want_dx)
+    } else {
+        columns_backward(g, x, weight, dy, winners, want_dx)
+    }
+}
+
+/// [`backward`] through im2col, whatever the geometry.
+pub fn columns_backward(
     g: &ConvGeometry,
     x: &[f32],
     weight: &[f32],
@@ -313,36 +369,36 @@ pub fn backward(
         .map(|(task, mut dx)| {
             let first = task * per_task;
             let last = (first + per_task).min(images);
-            let mut cols = vec![0.0f32; k * n * step];
-            let mut dcols = vec![0.0f32; if want_dx { k * n * step } else { 0 }];
-            let mut dz = vec![0.0f32; o * n * step];
             let mut dw = vec![0.0f32; o * k];
             let mut db = vec![0.0f32; o];
-            for start in (first..last).step_by(step) {
-                let count = step.min(last - start);
-                let ld = count * n;
-                for i in 0..count {
-                    let image = start + i;
-                    let dy = &dy[image * g.output_len()..][..g.output_len()];
-                    let won = &winners[image * g.output_len()..][..g.output_len()];
-                    spread(dy, won, g.pieces, n, &mut dz[i * n..], ld);
-                    im2col(g, &x[image * g.input_len()..][..g.input_len()], &mut cols[i * n..], ld);
-                }
-                for (row, b) in dz.chunks_exact(ld).take(o).zip(db.iter_mut()) {
-                    *b += row.iter().sum::<f32>();
-                }
-                // dW [O, K] += dZ [O, count*N] · colsᵀ [count*N, K]
-                matmul([o, ld, k], &mut dw, true, &dz, [ld, 1], &cols, [1, ld]);
-                if want_dx {
-                    // dcols [K, count*N] = Wᵀ [K, O] · dZ [O, count*N]
-                    matmul([k, o, ld], &mut dcols, false, weight, [1, k], &dz, [ld, 1]);
+            let lens = [k * n * step, if want_dx { k * n * step } else { 0 }, o * n * step];
+            with_buffers(lens, |[cols, dcols, dz]| {
+                for start in (first..last).step_by(step) {
+                    let count = step.min(last - start);
+                    let ld = count * n;
                     for i in 0..count {
-                        let (image, rest) = std::mem::take(&mut dx).split_at_mut(g.input_len());
-                        col2im(g, &dcols[i * n..], ld, image);
-                        dx = rest;
+                        let image = start + i;
+                        let dy = &dy[image * g.output_len()..][..g.output_len()];
+                        let won = &winners[image * g.output_len()..][..g.output_len()];
+                        spread(dy, won, g.pieces, n, &mut dz[i * n..], ld);
+                        im2col(g, &x[image * g.input_len()..][..g.input_len()], &mut cols[i * n..], ld);
+                    }
+                    for (row, b) in dz.chunks_exact(ld).take(o).zip(db.iter_mut()) {
+                        *b += row.iter().sum::<f32>();
+                    }
+                    // dW [O, K] += dZ [O, count*N] · colsᵀ [count*N, K]
+                    matmul([o, ld, k], &mut dw, true, dz, [ld, 1], cols, [1, ld], false);
+                    if want_dx {
+                        // dcols [K, count*N] = Wᵀ [K, O] · dZ [O, count*N]
+                        matmul([k, o, ld], dcols, false, weight, [1, k], dz, [ld, 1], false);
+                        for i in 0..count {
+                            let (image, rest) = std::mem::take(&mut dx).split_at_mut(g.input_len());
+                            col2im(g, &dcols[i * n..], ld, image);
+                            dx = rest;
+                        }
                     }
                 }
-            }
+            });
             (dw, db)
         })
         .collect();
@@ -357,7 +413,7 @@ pub fn backward(
 
 /// The adjoint of [`maxout`]: each unit's gradient goes to its winning piece (rows of
 /// `dz` `ld` apart).
-fn spread(dy: &[f32], won: &[u8], pieces: usize, n: usize, dz: &mut [f32], ld: usize) {
+pub(super) fn spread(dy: &[f32], won: &[u8], pieces: usize, n: usize, dz: &mut [f32], ld: usize) {
     for (unit, (dy, won)) in dy.chunks_exact(n).zip(won.chunks_exact(n)).enumerate() {
         for piece in 0..pieces {
             let row = &mut dz[(unit * pieces + piece) * ld..][..n];

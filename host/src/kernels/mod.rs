@@ -4,7 +4,8 @@
 //! burn's autodiff computes a conv's gradients with a transposed conv (input) and a
 //! conv over the batch (weights), and maxout's with a scatter; on burn-flex that made
 //! the backward pass 3–8x the forward (see `docs/benchmarks.md`). [`conv`] does the
-//! whole layer as matrix products over the im2col columns, with maxout fused in, and
+//! whole layer as matrix products over the im2col columns, with maxout fused in (or, for
+//! a window as large as its input, as products with one dense matrix: [`unrolled`]), and
 //! [`flex`] plugs it into burn-flex, with and without autodiff, as an operation with its
 //! own backward step.
 //!
@@ -20,6 +21,7 @@
 pub mod conv;
 pub mod flex;
 pub mod pool;
+pub mod unrolled;
 
 use std::any::{Any, TypeId};
 
