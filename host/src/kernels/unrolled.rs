@@ -22,7 +22,7 @@ use super::conv::{ConvGeometry, matmul, maxout, spread};
 
 /// Largest `D` (values) this path builds: two of them (`D` and `dD`) live during a
 /// backward pass.
-const MAX_MATRIX: usize = 1 << 26;
+pub const MAX_MATRIX: usize = 1 << 26;
 
 /// Whether `g` runs faster as one dense matrix than through im2col: the matrix does no
 /// more multiplications than im2col (the input is no larger than a window) and stays
