@@ -219,9 +219,15 @@ fn the_dense_matrix_and_im2col_compute_the_same_layer() {
         close(&db_cols, &db_dense, "bias gradient");
         assert!(unrolled::backward(&g, &x, &weight, &dy, &won_cols, false).0.is_none());
     }
-    let teacher_conv3 = ConvGeometry::new([48, 3, 3], 48, 2, [5, 5], [1, 1], [3; 4]).unwrap();
-    let teacher_conv2 = ConvGeometry::new([48, 9, 9], 96, 2, [8, 8], [1, 1], [3; 4]).unwrap();
-    assert!(unrolled::worth_it(&teacher_conv3) && !unrolled::worth_it(&teacher_conv2));
+    // The teacher's second and third convs go dense; its first (28x28 maps) and the
+    // FitNet's 3x3 convs stay on im2col.
+    let geometry = |input, outputs, kernel, padding| {
+        ConvGeometry::new(input, outputs, 2, [kernel; 2], [1, 1], [padding; 4]).unwrap()
+    };
+    assert!(unrolled::worth_it(&geometry([48, 3, 3], 48, 5, 3)));
+    assert!(unrolled::worth_it(&geometry([48, 9, 9], 96, 8, 3)));
+    assert!(!unrolled::worth_it(&geometry([1, 28, 28], 96, 8, 0)));
+    assert!(!unrolled::worth_it(&geometry([16, 7, 7], 24, 3, 1)));
 }
 
 #[test]

@@ -49,7 +49,7 @@ fn with_buffers<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R 
 
 /// The shape of a convolution over one image. Invariant (checked by [`ConvGeometry::new`]):
 /// the padded input holds at least one window in each direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvGeometry {
     /// Input channels, height and width.
     pub input: [usize; 3],
