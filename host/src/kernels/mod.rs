@@ -5,9 +5,9 @@
 //! conv over the batch (weights), and maxout's with a scatter; on burn-flex that made
 //! the backward pass 3–8x the forward (see `docs/benchmarks.md`). [`conv`] does the
 //! whole layer as matrix products over the im2col columns, with maxout fused in (or, for
-//! a window nearly as large as its input, as products with one dense matrix: [`unrolled`]), and
-//! [`flex`] plugs it into burn-flex, with and without autodiff, as an operation with its
-//! own backward step.
+//! a window nearly as large as its input, as products with dense matrices, one per
+//! output row: [`unrolled`]), and [`flex`] plugs it into burn-flex, with and without
+//! autodiff, as an operation with its own backward step.
 //!
 //! [`max_pool`] replaces burn-flex's pooling, whose forward pass took 9–13 % of a
 //! teacher epoch.
