@@ -2,78 +2,10 @@
 //! and equals a plain layer-by-layer execution (no fusion, no arena) bit for bit.
 
 use fitnets_shared::format::encode::encode;
-use fitnets_shared::ops::Window;
 use fitnets_shared::ops::reference as k;
-use fitnets_shared::tensor::Shape;
 use fitnets_shared::{Model, RunError, plan, run};
-use fitnets_tests::{Arch, SplitMix, model, paper_fitnet, tiny};
+use fitnets_tests::{SplitMix, model, paper_fitnet, random_arch, tiny};
 use proptest::prelude::*;
-
-/// A random architecture whose windows fit: a few conv/maxout/pool blocks, then either
-/// global average pooling or flatten and a dense layer (optionally with maxout).
-fn random_arch(seed: u64) -> (Shape, Vec<Arch>, u16) {
-    let mut rng = SplitMix(seed);
-    let mut range = |lo: i32, hi: i32| rng.range(lo, hi) as u16;
-    let input = Shape::new(range(3, 12), range(3, 12), range(1, 3));
-    let (mut h, mut w, mut c) = (input.height, input.width, input.channels);
-    let mut arch = Vec::new();
-    for _ in 0..range(1, 4) {
-        match range(0, 3) {
-            0 | 1 => {
-                let (kh, kw) = (range(1, 3.min(h as i32)), range(1, 3.min(w as i32)));
-                let window = if range(0, 1) == 0 {
-                    Window::same(h, w, kh, kw, range(1, 2), range(1, 2))
-                } else {
-                    Window::valid(kh, kw, 1, 1)
-                };
-                let pieces = range(1, 3);
-                // Up to 8 units: runs of 4 input channels (the packed path) and not.
-                let outputs = pieces * range(1, 8);
-                arch.push(if range(0, 1) == 0 {
-                    Arch::Conv { window, outputs }
-                } else {
-                    Arch::ConvRelu { window, outputs }
-                });
-                (h, w) = window.output_size(h, w).unwrap();
-                c = outputs;
-                if pieces > 1 {
-                    arch.push(Arch::Maxout(pieces));
-                    c /= pieces;
-                }
-            }
-            2 if h >= 2 && w >= 2 => {
-                // Tiling windows fuse into the conv before them; overlapping ones do not.
-                let (kh, kw) = (range(1, 3.min(h as i32)), range(1, 3.min(w as i32)));
-                let window = match range(0, 2) {
-                    0 => Window::valid(2, 2, 2, 2),
-                    1 => Window::valid(kh, kw, kh, kw),
-                    _ => Window::valid(kh, kw, 1, 1),
-                };
-                arch.push(Arch::MaxPool(window));
-                (h, w) = window.output_size(h, w).unwrap();
-            }
-            _ => {
-                let window = Window::same(h, w, range(1, 3), range(1, 3), range(1, 2), range(1, 2));
-                arch.push(Arch::AvgPool(window));
-                (h, w) = window.output_size(h, w).unwrap();
-            }
-        }
-    }
-    let classes;
-    if range(0, 2) == 0 {
-        arch.push(Arch::GlobalAvgPool);
-        classes = c;
-    } else {
-        arch.push(Arch::Flatten);
-        classes = range(2, 10);
-        let pieces = range(1, 2);
-        arch.push(Arch::Dense(classes * pieces));
-        if pieces > 1 {
-            arch.push(Arch::Maxout(pieces));
-        }
-    }
-    (input, arch, classes)
-}
 
 /// Layer by layer with fresh buffers: the plainest possible execution.
 fn run_unfused(model: &Model<'_>, pixels: &[u8]) -> Vec<i8> {

@@ -78,6 +78,14 @@ fn checks() -> Vec<(String, Step)> {
             Step::Task(Box::new(move || qemu::selftest(board, None))),
         ));
     }
+    // The DSP kernels on random models: the Cortex-M4 (mps2-an386) and the M7 (mps2-an500).
+    for name in ["qemu-m4", "qemu-m7"] {
+        let board = crate::boards::find(name).expect("a listed board");
+        checks.push((
+            format!("kernel check under QEMU ({name}, random models)"),
+            Step::Task(Box::new(move || qemu::kernels(board))),
+        ));
+    }
     // Both UART drivers: the MPS2's own and the STM32 HAL's.
     for name in ["qemu-m4", "stm32f4"] {
         let board = crate::boards::find(name).expect("a listed board");

@@ -16,16 +16,19 @@ pub enum Mode {
     Serve,
     /// One inference between instruction-count markers (`cargo xtask bench`).
     Bench,
+    /// Random models against the host's results (the optimized kernels' device check).
+    Kernels,
 }
 
 impl Mode {
-    /// `selftest` or `serve`.
+    /// `selftest`, `serve`, `bench` or `kernels`.
     pub fn parse(text: &str) -> anyhow::Result<Mode> {
         match text {
             "selftest" => Ok(Mode::Selftest),
             "serve" => Ok(Mode::Serve),
             "bench" => Ok(Mode::Bench),
-            other => bail!("unknown mode `{other}`; the modes are selftest, serve and bench"),
+            "kernels" => Ok(Mode::Kernels),
+            other => bail!("unknown mode `{other}`; the modes are selftest, serve, bench and kernels"),
         }
     }
 
@@ -35,6 +38,7 @@ impl Mode {
             Mode::Selftest => "selftest",
             Mode::Serve => "serve",
             Mode::Bench => "bench",
+            Mode::Kernels => "kernels",
         }
     }
 }
@@ -57,7 +61,7 @@ pub fn default_model() -> PathBuf {
     root().join("firmware/models/fashion-fitnet.fnet")
 }
 
-/// Builds both programs for `board` (release), embedding `model` (the default when
+/// Builds the programs for `board` (release), embedding `model` (the default when
 /// `None`), and copies the ELFs to `firmware/target/boards/<board>-<transport>/`, so
 /// builds for several boards can sit side by side in one cargo target folder.
 pub fn build(board: Board, transport: Transport, model: Option<&Path>) -> anyhow::Result<Build> {
@@ -80,7 +84,7 @@ pub fn build(board: Board, transport: Transport, model: Option<&Path>) -> anyhow
     let dir = firmware.join("target/boards").join(format!("{}-{}", board.name, transport.feature()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let build = Build { dir };
-    for mode in [Mode::Selftest, Mode::Serve, Mode::Bench] {
+    for mode in [Mode::Selftest, Mode::Serve, Mode::Bench, Mode::Kernels] {
         let from = built.join(mode.bin());
         std::fs::copy(&from, build.elf(mode))
             .with_context(|| format!("copying {} to {}", from.display(), build.elf(mode).display()))?;

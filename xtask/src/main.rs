@@ -34,13 +34,15 @@ commands:
           distillation bought: parameters, MACs, flash, RAM, accuracy at each stage
   test    everything CI checks: formatting, clippy (root and firmware), all tests,
           rustdoc, the no_std thumb builds, every board's firmware, the self-test on
-          each emulated board, the serve check and a classify check (300 images)
-  qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve] [--port N]
+          each emulated board, the kernel check (random models) on the M4 and M7, the
+          serve check and a classify check (300 images)
+  qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve|kernels]
+          [--port N]
           runs the firmware under QEMU and decodes its logs; `serve` puts the UART on
-          127.0.0.1:N (7878)
+          127.0.0.1:N (7878); `kernels` runs 64 random models against the host's logits
   size    [--model F]
           flash and RAM of the firmware on every board, against the board's memory
-  flash   --board stm32f4|nrf52840dk [--model F] [--mode selftest|serve]
+  flash   --board stm32f4|nrf52840dk [--model F] [--mode selftest|serve|kernels]
           flashes a real board with probe-rs and streams its logs
   storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]
           the serve check: N malformed frames (10000), then Info and N images (100)

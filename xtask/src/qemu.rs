@@ -126,12 +126,22 @@ pub fn accept(listener: &TcpListener, limit: Duration) -> anyhow::Result<TcpStre
 
 /// Builds and runs the self-test on `board`; fails unless the firmware exits with 0.
 pub fn selftest(board: Board, model: Option<&Path>) -> anyhow::Result<()> {
+    verdict(board, model, Mode::Selftest, "self-test")
+}
+
+/// Runs the `kernels` program (random models against the host) on `board` under QEMU.
+pub fn kernels(board: Board) -> anyhow::Result<()> {
+    verdict(board, None, Mode::Kernels, "kernel check")
+}
+
+/// Runs a program that exits with a verdict, `what`, and fails unless it passed.
+fn verdict(board: Board, model: Option<&Path>, mode: Mode, what: &str) -> anyhow::Result<()> {
     let build = firmware::build(board, Transport::Qemu, model)?;
-    let (status, _) = start(board, &build.elf(Mode::Selftest), &Serial::Null)?.wait(SELFTEST_LIMIT)?;
+    let (status, _) = start(board, &build.elf(mode), &Serial::Null)?.wait(SELFTEST_LIMIT)?;
     match status.code() {
         Some(0) => Ok(()),
-        Some(code) => bail!("the self-test on {} failed (exit code {code})", board.name),
-        None => bail!("the self-test on {} was killed ({status})", board.name),
+        Some(code) => bail!("the {what} on {} failed (exit code {code})", board.name),
+        None => bail!("the {what} on {} was killed ({status})", board.name),
     }
 }
 
@@ -155,5 +165,6 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             bail!("QEMU exited ({status})")
         }
         Mode::Bench => crate::bench::run(&["--board".into(), board.name.into()]),
+        Mode::Kernels => kernels(board),
     }
 }
