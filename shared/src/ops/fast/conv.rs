@@ -241,15 +241,16 @@ fn pixel_channels(step: &Fused<'_>, table: &[Channel], chunk: &[u32], cells: usi
     let stage = step.conv.output;
     let unit_params = step.conv.weights.0.chunks_exact(k * pieces).zip(table.chunks_exact(pieces));
     for (unit, (unit_weights, unit_table)) in unit_params.enumerate() {
-        let mut best = [i8::MIN; LANES];
+        // As i32, so the running maxima stay in registers without sign extensions.
+        let mut best = [i32::MIN; LANES];
         for (weights, c) in unit_weights.chunks_exact(k).zip(unit_table) {
             let accs = dot_4(chunk, weights, c);
             for (b, acc) in best.iter_mut().zip(accs) {
-                *b = (*b).max(stage.finish(scale::requantize(acc, c)));
+                *b = (*b).max(i32::from(stage.finish(scale::requantize(acc, c))));
             }
         }
         for (cell, b) in best.into_iter().enumerate().take(cells) {
-            out[cell * units + unit] = b;
+            out[cell * units + unit] = b as i8;
         }
     }
 }
