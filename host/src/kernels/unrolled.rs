@@ -20,11 +20,11 @@
 //!   from; `db = Σ dZ`; `dX_oy += dZ_oy · D_oy` (bands overlap in the input).
 //!
 //! Banding skips the input rows a window cannot reach; what is left of the zeros is
-//! the columns it cannot reach and the padding, so the products do
-//! `W / kw`-ish times im2col's multiplications, which pays where windows are large
-//! against the map: [`worth_it`] decides. The bands and the scratch for `dD` are kept
-//! between batches, per geometry, so that the zeros are written once and only the
-//! weights each batch.
+//! the columns it cannot reach, so a band does `rows*W / (kh*kw)` times im2col's
+//! multiplications for its row, at most `W / kw` times. That pays where windows are
+//! large against the map (the teacher's second conv: 0.91 times): [`worth_it`]
+//! decides. The bands and the scratch for `dD` are kept between batches, per geometry,
+//! so that the zeros are written once and only the weights each batch.
 
 use std::sync::Mutex;
 
