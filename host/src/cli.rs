@@ -10,6 +10,7 @@ use crate::backend::{CpuBackend, DeviceSpec};
 use crate::data::{self, Augment};
 use crate::method::{self, KdSettings, Method, RunInfo, RunResult, Splits, check_pair, evaluate, load_run, save_net};
 use crate::model::{NetConfig, count};
+use crate::train::batch::Batcher;
 use crate::train::run_dir::RunDir;
 use crate::train::schedule::{OptimizerKind, Schedule};
 
@@ -26,7 +27,9 @@ pub struct DataArgs {
     /// Training images held out for validation (seeded).
     #[arg(long, default_value_t = 5000)]
     pub valid: usize,
-    /// Train on a seeded sample of this many training images (short schedules).
+    /// Train on a seeded sample of this many of the training split's images (short
+    /// schedules). The validation split is the one the whole set gives, so a student on
+    /// a sample is validated on the images its full-data teacher never trained on.
     #[arg(long)]
     pub subset: Option<usize>,
     /// Evaluate on a seeded sample of this many test images.
@@ -40,11 +43,12 @@ impl DataArgs {
     /// Loads the splits of this experiment.
     pub fn load(&self) -> anyhow::Result<Splits> {
         let (train, test) = self.sets()?;
-        Splits::new(&train, test, self.valid, self.split_seed)
+        Splits::new(&train, test, self.valid, self.split_seed, self.subset)
     }
 
-    /// The training and test sets, sampled as `--subset` and `--test-subset` ask but not
-    /// split (an int8 blob needs only the test set).
+    /// The whole training set and the test set sampled as `--test-subset` asks (an int8
+    /// blob needs only the test set; [`DataArgs::load`] splits and samples the training
+    /// set).
     pub fn sets(&self) -> anyhow::Result<(data::Dataset, data::Dataset)> {
         let (train, test) = match (&self.cifar, &self.data) {
             (Some(dir), _) => data::cifar::load_cifar10(dir)?,
@@ -55,10 +59,6 @@ impl DataArgs {
                     data::FASHION_MNIST_DIR
                 )
             })?,
-        };
-        let train = match self.subset {
-            Some(n) => train.sample((n + self.valid).min(train.len()), self.split_seed),
-            None => train,
         };
         let test = match self.test_subset {
             Some(n) => test.sample(n.min(test.len()), self.split_seed),
@@ -190,6 +190,16 @@ fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir,
         ensure!(exists, "{} holds no run to resume", dir.display());
         let run = RunDir::open(dir)?;
         let info: RunInfo = run.read_json("run.json")?;
+        ensure!(
+            info.data == fresh.data,
+            "{} was started on other data ({} training and {} validation images of {}, split seed {}): \
+             resume it with the data options it was started with",
+            dir.display(),
+            info.data.train_images,
+            info.data.valid_images,
+            info.data.name,
+            info.data.split_seed
+        );
         return Ok((run, info));
     }
     ensure!(!exists, "{} already holds a run: pass --resume to continue it, or choose another --run", dir.display());
@@ -233,7 +243,10 @@ fn teacher_in<B: AutodiffBackend>(
 /// `fitnets train student`.
 pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
-    let splits = args.data.load()?;
+    let mut splits = args.data.load()?;
+    if let Some(teacher) = &args.teacher {
+        take_teacher_normalization(&mut splits, teacher)?;
+    }
     let mut hint_schedule = args.schedule.schedule();
     hint_schedule.epochs = args.hint_epochs;
     let fresh = RunInfo {
@@ -258,6 +271,33 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
         student_in::<B>(&run, &info, &splits, &devices)
     })
+}
+
+/// A student with a teacher sees its images normalized as the teacher did: both take
+/// the same input tensors, and the methods of a comparison see the same inputs. The
+/// student must hold out the teacher's validation images (same data set, split seed and
+/// count), which its teacher never trained on; it may train on a sample of the rest.
+fn take_teacher_normalization(splits: &mut Splits, teacher: &Path) -> anyhow::Result<()> {
+    let info: RunInfo = RunDir::open(teacher)?
+        .read_json("run.json")
+        .with_context(|| format!("reading the teacher run {}", teacher.display()))?;
+    let (ours, theirs) = (&splits.info, &info.data);
+    ensure!(
+        ours.name == theirs.name && ours.split_seed == theirs.split_seed && ours.valid_images == theirs.valid_images,
+        "the teacher in {} held out {} validation images of {} with split seed {}, this student {} of {} with \
+         seed {}: pass the teacher's data options (--valid {} --split-seed {})",
+        teacher.display(),
+        theirs.valid_images,
+        theirs.name,
+        theirs.split_seed,
+        ours.valid_images,
+        ours.name,
+        ours.split_seed,
+        theirs.valid_images,
+        theirs.split_seed
+    );
+    splits.info.normalization = theirs.normalization.clone();
+    Ok(())
 }
 
 fn student_in<B: AutodiffBackend>(
@@ -333,24 +373,20 @@ fn finish<B: AutodiffBackend>(
     Ok(())
 }
 
-/// `fitnets eval RUN`: test accuracy and confusion matrix of a finished run.
+/// `fitnets eval RUN`: test accuracy and confusion matrix of a finished run, its inputs
+/// normalized as it was trained (the data options only choose the test set).
 pub fn eval(dir: &Path, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
-    let splits = data.load()?;
+    let (_, test) = data.sets()?;
     crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
-        dir, &splits, &dev
+        dir, &test, &dev
     ))
 }
 
-fn eval_in<B: Backend>(dir: &Path, splits: &Splits, device: &B::Device) -> anyhow::Result<()> {
+fn eval_in<B: Backend>(dir: &Path, test: &data::Dataset, device: &B::Device) -> anyhow::Result<()> {
     let (net, info) = load_run::<B>(dir, device)?;
-    ensure!(
-        info.data.normalization == splits.info.normalization,
-        "{} was trained on another split or normalization: pass the same data options",
-        dir.display()
-    );
-    let batcher = splits.batcher(Augment::default());
-    let (accuracy, confusion) = evaluate(&net, &splits.test, &batcher, device);
-    println!("{}: test accuracy {:.2}% on {} images", info.config.name, 100.0 * accuracy, splits.test.len());
+    let batcher = Batcher { normalization: info.data.normalization.clone(), augment: Augment::default() };
+    let (accuracy, confusion) = evaluate(&net, test, &batcher, device);
+    println!("{}: test accuracy {:.2}% on {} images", info.config.name, 100.0 * accuracy, test.len());
     print!("{}", confusion_table(&confusion));
     Ok(())
 }

@@ -159,9 +159,22 @@ pub struct Splits {
 }
 
 impl Splits {
-    /// Holds out `valid` seeded training images and normalizes with the rest's statistics.
-    pub fn new(train: &Dataset, test: Dataset, valid: usize, seed: u64) -> anyhow::Result<Splits> {
-        let (train, valid) = train.split(valid, seed)?;
+    /// Holds out `valid` seeded training images, keeps a seeded sample of `subset` of the
+    /// rest (all of them for `None`) and normalizes with the kept images' statistics.
+    ///
+    /// The split comes first, so the validation images of a sample are those of the
+    /// whole set: a teacher trained on all images has not seen them either.
+    pub fn new(
+        train: &Dataset,
+        test: Dataset,
+        valid: usize,
+        seed: u64,
+        subset: Option<usize>,
+    ) -> anyhow::Result<Splits> {
+        let (mut train, valid) = train.split(valid, seed)?;
+        if let Some(n) = subset {
+            train = train.sample(n, seed);
+        }
         let normalization = Normalization::of(&train);
         let info = DataInfo {
             name: train.name.clone(),

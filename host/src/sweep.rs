@@ -1,23 +1,39 @@
 //! `fitnets sweep`: the paper's Figure 2 for our data. For each depth, a student generated
 //! at a fixed multiplication budget ([`generate`]) is trained with each method from the
-//! same teacher; the table shows where scratch and KD stop training and whether hints
-//! still train there.
+//! same teacher; the table and the chart show where scratch and KD stop training and
+//! whether hints still train there.
 //!
-//! Runs go to `RUNS/depth-D/METHOD/`, each depth's config to `RUNS/depth-D/config.toml`;
-//! finished runs are reused and interrupted ones resumed, so a sweep can be trained in
-//! pieces.
+//! ```text
+//! RUNS/sweep.json            the setting (budget, schedule, data), checked on every call
+//! RUNS/depth-D/config.toml   the generated student of depth D
+//! RUNS/depth-D/METHOD/       its run, as `fitnets train student` writes it
+//! RUNS/table.md, depth.svg   rewritten after every run that finishes
+//! ```
+//!
+//! Finished runs are reused and interrupted ones resumed, so a sweep can be trained in
+//! pieces. Invariant: every run under `RUNS` was trained with `sweep.json`'s setting; a
+//! call with another setting is an error, never a table that mixes two.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
+use anyhow::{Context as _, ensure};
 use clap::Args;
+use serde::{Deserialize, Serialize};
 
 use crate::compare::{StudentPlan, finished};
 use crate::method::{Method, RunInfo};
+use crate::model::config::LayerConfig;
 use crate::model::generate::{self, StudentSpec};
 use crate::model::{NetConfig, count};
-use crate::train::run_dir::RunDir;
+use crate::report::charts::depth;
+use crate::train::run_dir::{RunDir, write_atomic};
+use crate::train::schedule::{OptimizerKind, Schedule};
+
+/// The sweep's files in its runs directory.
+pub const SETTING_FILE: &str = "sweep.json";
+pub const TABLE_FILE: &str = "table.md";
+pub const CHART_FILE: &str = "depth.svg";
 
 /// Arguments of `fitnets sweep`.
 #[derive(Args, Clone, Debug)]
@@ -43,6 +59,66 @@ pub struct SweepArgs {
     pub plan: StudentPlan,
 }
 
+/// What every run of a sweep is trained with (`sweep.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SweepSetting {
+    pub budget_macs: u64,
+    pub student_epochs: usize,
+    pub hint_epochs: usize,
+    /// Training images sampled from the training split (`None`: all of them).
+    pub subset: Option<usize>,
+    pub valid: usize,
+    pub test_subset: Option<usize>,
+    pub split_seed: u64,
+    /// The student phase's schedule; its `epochs` is `student_epochs`.
+    pub schedule: Schedule,
+    pub teacher: PathBuf,
+    pub teacher_name: String,
+    pub teacher_test_accuracy: f64,
+}
+
+impl SweepSetting {
+    /// One sentence for the table: how each student was trained.
+    pub fn describe(&self) -> String {
+        let s = &self.schedule;
+        let images = match self.subset {
+            Some(n) => format!("a seeded sample of {n} training images"),
+            None => "every training image".into(),
+        };
+        let test = match self.test_subset {
+            Some(n) => format!("{n} test images"),
+            None => "the whole test set".into(),
+        };
+        format!(
+            "Each student trained {} epochs ({} of them hint training for `hints`) on {images}, \
+             {} at learning rate {} to {}, batch {}, seed {}; {} validation images held out \
+             (split seed {}); tested on {test}. Teacher: {} (`{}`), {:.2}% test accuracy.",
+            self.student_epochs,
+            self.hint_epochs,
+            match s.optimizer {
+                OptimizerKind::Rmsprop => "RMSProp",
+                OptimizerKind::Adam => "Adam",
+            },
+            s.learning_rate,
+            s.final_learning_rate,
+            s.batch_size,
+            s.seed,
+            self.valid,
+            self.split_seed,
+            self.teacher_name,
+            self.teacher.display(),
+            100.0 * self.teacher_test_accuracy
+        )
+    }
+}
+
+/// A sweep as its directory holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    pub setting: SweepSetting,
+    pub rows: Vec<DepthRow>,
+}
+
 /// One depth of the sweep: the student and each method's test accuracy (`None` while
 /// not trained).
 #[derive(Clone, Debug, PartialEq)]
@@ -54,37 +130,122 @@ pub struct DepthRow {
     pub accuracies: Vec<(Method, Option<f64>)>,
 }
 
-/// Generates, trains what is missing, prints and saves the table.
+/// Generates, trains what is missing, prints and saves the table and the chart.
 pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
     let teacher_info: RunInfo =
         RunDir::open(&args.teacher)?.read_json("run.json").context("reading the teacher run")?;
+    let teacher_result = finished(&args.teacher)
+        .with_context(|| format!("the teacher run in {} has not finished", args.teacher.display()))?;
     let teacher_config = teacher_info.config;
-    let budget = match args.budget_macs {
+    let budget_macs = match args.budget_macs {
         Some(m) => m,
         None => count::totals(&NetConfig::load(&args.reference_config)?)?.1,
     };
-    let mut rows = Vec::new();
+    let plan = &args.plan;
+    let mut schedule = plan.schedule.schedule();
+    schedule.epochs = plan.student_epochs;
+    let setting = SweepSetting {
+        budget_macs,
+        student_epochs: plan.student_epochs,
+        hint_epochs: plan.hint_epochs,
+        subset: plan.data.subset,
+        valid: plan.data.valid,
+        test_subset: plan.data.test_subset,
+        split_seed: plan.data.split_seed,
+        schedule,
+        teacher: args.teacher.clone(),
+        teacher_name: teacher_config.name.clone(),
+        teacher_test_accuracy: teacher_result.test_accuracy,
+    };
+    let runs = RunDir::create(&args.runs)?;
+    check_setting(&runs, &setting)?;
+
+    // Generate every student first: a budget no depth can meet fails before any training.
+    let mut students = Vec::new();
     for &depth in &args.depths {
-        let spec =
-            StudentSpec { depth, budget_macs: budget, input: teacher_config.input, classes: teacher_config.classes };
+        let spec = StudentSpec { depth, budget_macs, input: teacher_config.input, classes: teacher_config.classes };
         let (config, text) =
             generate::student(&spec).with_context(|| format!("generating the {depth}-layer student"))?;
         crate::method::regressor_shape(&config, &teacher_config)?;
-        let depth_dir = RunDir::create(&args.runs.join(format!("depth-{depth}")))?;
+        let depth_dir = RunDir::create(&args.runs.join(depth_dir_name(depth)))?;
         depth_dir.write("config.toml", text.as_bytes())?;
+        students.push((depth, config, depth_dir));
+    }
+    let sweep = |students: &[(usize, NetConfig, RunDir)]| -> anyhow::Result<Sweep> {
+        let rows = students
+            .iter()
+            .map(|(depth, config, dir)| row(config, *depth, dir, &args.methods))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Sweep { setting: setting.clone(), rows })
+    };
+    for (depth, _, depth_dir) in &students {
         for &method in &args.methods {
             let dir = depth_dir.join(method.name());
             if finished(&dir).is_none() {
                 eprintln!("sweep: depth {depth}, {}", method.name());
-                args.plan.train(&depth_dir.join("config.toml"), method, &args.teacher, &dir, 0)?;
+                plan.train(&depth_dir.join("config.toml"), method, &args.teacher, &dir, 0)?;
+                // Partial results are worth seeing while the rest trains.
+                write(&sweep(&students)?, &args.runs)?;
             }
         }
-        rows.push(row(&config, depth, &depth_dir, &args.methods)?);
     }
-    let table = table(&rows, budget);
-    print!("{table}");
-    RunDir::create(&args.runs)?.write("table.md", table.as_bytes())?;
+    let sweep = sweep(&students)?;
+    write(&sweep, &args.runs)?;
+    print!("{}", table(&sweep));
     Ok(())
+}
+
+fn depth_dir_name(depth: usize) -> String {
+    format!("depth-{depth}")
+}
+
+/// Writes `sweep.json` for a new sweep, or checks that an existing one has `setting`.
+fn check_setting(runs: &RunDir, setting: &SweepSetting) -> anyhow::Result<()> {
+    if !runs.join(SETTING_FILE).exists() {
+        return runs.write_json(SETTING_FILE, setting);
+    }
+    let saved: SweepSetting = runs.read_json(SETTING_FILE)?;
+    ensure!(
+        saved == *setting,
+        "{} holds a sweep with another setting; pass its options again or choose another --runs.\n\
+         It has: {}\nThis call asks: {}",
+        runs.path().display(),
+        saved.describe(),
+        setting.describe()
+    );
+    Ok(())
+}
+
+/// Writes the table and the chart into `dir`.
+fn write(sweep: &Sweep, dir: &Path) -> anyhow::Result<()> {
+    write_atomic(&dir.join(TABLE_FILE), table(sweep).as_bytes())?;
+    write_atomic(&dir.join(CHART_FILE), depth::draw(sweep)?.as_bytes())
+}
+
+/// Reads the sweep in `dir`: every depth it holds, every method trained at some depth.
+pub fn load(dir: &Path) -> anyhow::Result<Sweep> {
+    let runs = RunDir::open(dir)?;
+    let setting: SweepSetting =
+        runs.read_json(SETTING_FILE).with_context(|| format!("{} holds no sweep", dir.display()))?;
+    let mut depths = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let name = entry?.file_name();
+        if let Some(depth) = name.to_str().and_then(|n| n.strip_prefix("depth-")).and_then(|d| d.parse().ok()) {
+            depths.push(depth);
+        }
+    }
+    depths.sort_unstable();
+    let methods: Vec<Method> = [Method::Scratch, Method::Kd, Method::Hints]
+        .into_iter()
+        .filter(|m| depths.iter().any(|&d| dir.join(depth_dir_name(d)).join(m.name()).exists()))
+        .collect();
+    let mut rows = Vec::new();
+    for depth in depths {
+        let depth_dir = RunDir::open(&dir.join(depth_dir_name(depth)))?;
+        let config = NetConfig::load(&depth_dir.join("config.toml"))?;
+        rows.push(row(&config, depth, &depth_dir, &methods)?);
+    }
+    Ok(Sweep { setting, rows })
 }
 
 fn row(config: &NetConfig, depth: usize, dir: &RunDir, methods: &[Method]) -> anyhow::Result<DepthRow> {
@@ -93,7 +254,7 @@ fn row(config: &NetConfig, depth: usize, dir: &RunDir, methods: &[Method]) -> an
         .layers
         .iter()
         .filter_map(|l| match l {
-            crate::model::config::LayerConfig::Conv { units, .. } => Some(*units),
+            LayerConfig::Conv { units, .. } => Some(*units),
             _ => None,
         })
         .collect();
@@ -101,10 +262,16 @@ fn row(config: &NetConfig, depth: usize, dir: &RunDir, methods: &[Method]) -> an
     Ok(DepthRow { depth, widths, params, macs, accuracies })
 }
 
-/// The Markdown table: one row per depth, one accuracy column per method.
-pub fn table(rows: &[DepthRow], budget: u64) -> String {
-    let mut text = format!("Students at a budget of {:.2}M multiply-accumulates per image.\n\n", budget as f64 / 1e6);
-    let Some(first) = rows.first() else { return text };
+/// The Markdown table: the setting, then one row per depth, one accuracy column per
+/// method.
+pub fn table(sweep: &Sweep) -> String {
+    let budget = sweep.setting.budget_macs;
+    let mut text = format!(
+        "Students at a budget of {:.2}M multiply-accumulates per image. {}\n\n",
+        budget as f64 / 1e6,
+        sweep.setting.describe()
+    );
+    let Some(first) = sweep.rows.first() else { return text };
     text += "| conv layers | units per layer | parameters | MACs |";
     for (method, _) in &first.accuracies {
         let _ = write!(text, " {} |", method.name());
@@ -112,7 +279,7 @@ pub fn table(rows: &[DepthRow], budget: u64) -> String {
     text += "\n|---:|---|---:|---:|";
     text += &"---:|".repeat(first.accuracies.len());
     text += "\n";
-    for row in rows {
+    for row in &sweep.rows {
         let widths: Vec<String> = row.widths.iter().map(usize::to_string).collect();
         let _ =
             write!(text, "| {} | {} | {} | {:.2}M |", row.depth, widths.join("-"), row.params, row.macs as f64 / 1e6);

@@ -162,7 +162,7 @@ fn trained() -> &'static Trained {
     static TRAINED: OnceLock<Trained> = OnceLock::new();
     TRAINED.get_or_init(|| {
         let _rng = rng_lock();
-        let splits = Splits::new(&pattern_dataset(1000, 1), pattern_dataset(300, 2), 200, 3).unwrap();
+        let splits = Splits::new(&pattern_dataset(1000, 1), pattern_dataset(300, 2), 200, 3, None).unwrap();
         let config = NetConfig::parse(STUDENT).unwrap();
         let run = TempDir::new("trained");
         let run = RunDir::open(&run.0).unwrap();

@@ -14,10 +14,11 @@ use fitnets::model::{NetConfig, count};
 use fitnets::quant::eval::evaluate_int8;
 use fitnets::report::boards::{BOARDS, Board, Firmware, Needs, fits};
 use fitnets::report::command::write;
-use fitnets::report::markdown::{SECTIONS, render, thousands};
+use fitnets::report::markdown::{SECTIONS, SWEEP_SECTION, render, thousands};
 use fitnets::report::runs::{MetricRow, Run, best_student, parse_metrics};
 use fitnets::report::stages::{Int8Student, Precision};
 use fitnets::report::{Report, data_set_name, paper};
+use fitnets::sweep::{DepthRow, Sweep, SweepSetting};
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets_shared::{Model, plan};
 
@@ -394,6 +395,76 @@ fn charts_are_written_and_carry_the_figures() {
     runs.iter_mut().for_each(|r| r.metrics.clear());
     let empty = fitnets::report::charts::curves::draw(&runs).unwrap();
     assert!(empty.contains("No run has a metrics.csv row yet."));
+}
+
+/// A sweep of three depths; hints has not finished the deepest yet.
+fn made_up_sweep() -> Sweep {
+    let schedule = Schedule {
+        epochs: 14,
+        batch_size: 128,
+        optimizer: OptimizerKind::Rmsprop,
+        learning_rate: 5e-4,
+        final_learning_rate: 0.0,
+        seed: 0,
+        augment: Augment::default(),
+    };
+    let setting = SweepSetting {
+        budget_macs: 5_947_032,
+        student_epochs: 14,
+        hint_epochs: 3,
+        subset: Some(20_000),
+        valid: 5000,
+        test_subset: None,
+        split_seed: 1,
+        schedule,
+        teacher: "runs/teacher".into(),
+        teacher_name: "mnist-teacher".into(),
+        teacher_test_accuracy: 0.9222,
+    };
+    let row = |depth, widths: &[usize], accuracies: [Option<f64>; 3]| DepthRow {
+        depth,
+        widths: widths.to_vec(),
+        params: 1000 * depth as u64,
+        macs: 5_900_000,
+        accuracies: [Method::Scratch, Method::Kd, Method::Hints].into_iter().zip(accuracies).collect(),
+    };
+    Sweep {
+        setting,
+        rows: vec![
+            row(3, &[30, 40, 50], [Some(0.9011), Some(0.9102), Some(0.9050)]),
+            row(5, &[20, 20, 30, 30, 40], [Some(0.1), Some(0.8533), Some(0.8977)]),
+            row(7, &[12, 12, 16, 16, 20, 20, 20], [Some(0.1), Some(0.1), None]),
+        ],
+    }
+}
+
+#[test]
+fn a_sweep_adds_its_table_and_chart() {
+    let mut report = made_up_report(made_up_runs(), tiny_blob(), Firmware::default());
+    assert!(!render(&report, "runs/compare").contains(SWEEP_SECTION));
+    report.sweep = Some(made_up_sweep());
+    let markdown = render(&report, "runs/compare");
+    let at = markdown.find(SWEEP_SECTION).expect("the sweep section");
+    assert!(SECTIONS.iter().all(|s| markdown.find(s).unwrap() < at), "the sweep comes last");
+    assert!(markdown.contains("on a seeded sample of 20000 training images"));
+    assert!(markdown.contains("mnist-teacher (`runs/teacher`), 92.22% test accuracy"));
+    assert_eq!(row(&markdown, "5"), ["5", "20-20-30-30-40", "5000", "5.90M", "10.00%", "85.33%", "89.77%"]);
+    assert_eq!(row(&markdown, "7")[6], "not trained");
+    assert!(markdown.contains("![Test accuracy against depth](depth.svg)"));
+
+    let dir = TempDir::new("sweep");
+    let paths = write(&report, Path::new("runs/compare"), &dir.0).unwrap();
+    assert_eq!(paths.last().unwrap().file_name().unwrap(), "depth.svg");
+    let chart = std::fs::read_to_string(dir.0.join("depth.svg")).unwrap();
+    for needle in ["Test accuracy against depth at 5.95M", "conv layers", "teacher mnist-teacher: 92.22%", "FitNet kd"]
+    {
+        assert!(chart.contains(needle), "{needle:?} not in depth.svg");
+    }
+    // Without a finished student the chart says so.
+    let mut empty = made_up_sweep();
+    empty.rows.iter_mut().for_each(|r| r.accuracies.iter_mut().for_each(|a| a.1 = None));
+    let svg = fitnets::report::charts::depth::draw(&empty).unwrap();
+    assert!(svg.contains("No student of the sweep has finished"));
 }
 
 // ---- The command line, end to end ----

@@ -161,25 +161,77 @@ fn a_tiny_sweep_runs_end_to_end_and_resumes() {
     let (ok, _, stderr) = fitnets(&train);
     assert!(ok, "{stderr}");
 
+    // The students train on a sample of the teacher's training images (a CPU setting).
     let mut sweep = vec!["sweep", "--teacher", &teacher, "--budget-macs", "40000", "--depths", "3,4"];
-    sweep.extend(["--student-epochs", "2", "--hint-epochs", "1", "--runs", &runs]);
+    sweep.extend(["--student-epochs", "2", "--hint-epochs", "1", "--runs", &runs, "--subset", "300"]);
     sweep.extend(common);
     let (ok, stdout, stderr) = fitnets(&sweep);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("sweep: depth 4, hints"), "{stderr}");
     let table = std::fs::read_to_string(dir.join("sweep/table.md")).unwrap();
     assert!(stdout.ends_with(&table), "{stdout}");
+    assert!(table.contains("on a seeded sample of 300 training images"), "{table}");
     assert!(table.contains("| conv layers | units per layer | parameters | MACs | scratch | kd | hints |"), "{table}");
     for depth in ["| 3 |", "| 4 |"] {
         let line = table.lines().find(|l| l.starts_with(depth)).unwrap_or_else(|| panic!("no {depth} row in {table}"));
         assert_eq!(line.matches('%').count(), 3, "{line}");
     }
     assert!(dir.join("sweep/depth-3/config.toml").exists());
+    let chart = std::fs::read_to_string(dir.join("sweep/depth.svg")).unwrap();
+    for text in ["conv layers", "FitNet scratch", "FitNet hints", "teacher tiny-teacher"] {
+        assert!(chart.contains(text), "{text} missing from the chart");
+    }
+    // Every method saw the teacher's normalization and validation images, and the sample.
+    let teacher_data = run_data(&dir.join("teacher"));
+    for method in ["scratch", "kd", "hints"] {
+        let data = run_data(&dir.join("sweep/depth-4").join(method));
+        assert_eq!(data["normalization"], teacher_data["normalization"], "{method}");
+        assert_eq!(data["valid_images"], 100, "{method}");
+        assert_eq!(data["train_images"], 300, "{method}");
+    }
+    // `fitnets eval` normalizes as the run was trained, whatever the sample options.
+    let kd_run = path("sweep/depth-3/kd");
+    let (ok, stdout, stderr) = fitnets(&["eval", &kd_run, "--data", &data]);
+    assert!(ok, "{stderr}");
+    let kd_line = table.lines().find(|l| l.starts_with("| 3 |")).unwrap();
+    let kd_accuracy = kd_line.trim_matches('|').split('|').nth(5).unwrap().trim();
+    assert!(stdout.contains(&format!("test accuracy {kd_accuracy} on 100 images")), "{stdout} against {kd_line}");
 
     // Finished runs are reused: nothing is trained again.
     let (ok, stdout, stderr) = fitnets(&sweep);
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("sweep: depth"), "{stderr}");
     assert_eq!(stdout, table);
+
+    // Another setting in the same directory is an error that shows both, not a mixed table.
+    let mut other = sweep.clone();
+    other[8] = "3";
+    let (ok, _, stderr) = fitnets(&other);
+    assert!(!ok);
+    assert!(stderr.contains("holds a sweep with another setting"), "{stderr}");
+    assert!(stderr.contains("trained 2 epochs") && stderr.contains("trained 3 epochs"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("sweep/table.md")).unwrap(), table);
+
+    // A student must hold out its teacher's validation images.
+    let student = path("student");
+    let mut train = vec!["train", "student", "--method", "kd", "--teacher", &teacher, "--run", &student];
+    train.extend(["--config", &config, "--data", &data, "--valid", "50"]);
+    let (ok, _, stderr) = fitnets(&train);
+    assert!(!ok);
+    assert!(stderr.contains("pass the teacher's data options (--valid 100 --split-seed 1)"), "{stderr}");
+    assert!(!dir.join("student").exists(), "a refused run leaves no directory");
+
+    // A run resumes only on the data it started on.
+    let mut resume = vec!["train", "student", "--method", "scratch", "--teacher", &teacher, "--resume"];
+    resume.extend(["--run", &kd_run, "--config", &config, "--data", &data, "--valid", "100", "--subset", "200"]);
+    let (ok, _, stderr) = fitnets(&resume);
+    assert!(!ok);
+    assert!(stderr.contains("was started on other data (300 training and 100 validation images"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The `data` object of a run's `run.json`.
+fn run_data(run: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(run.join("run.json")).unwrap();
+    serde_json::from_str::<serde_json::Value>(&text).unwrap()["data"].clone()
 }

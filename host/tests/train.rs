@@ -64,7 +64,7 @@ fn pattern_dataset(n: usize, seed: u64) -> Dataset {
 }
 
 fn splits() -> Splits {
-    Splits::new(&pattern_dataset(1400, 1), pattern_dataset(300, 2), 200, 3).unwrap()
+    Splits::new(&pattern_dataset(1400, 1), pattern_dataset(300, 2), 200, 3, None).unwrap()
 }
 
 const TEACHER: &str = r#"

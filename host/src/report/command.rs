@@ -42,6 +42,9 @@ pub struct ReportArgs {
     /// validation accuracy, or, with `--blob`, none.
     #[arg(long, value_enum)]
     pub student: Option<Method>,
+    /// A `fitnets sweep` runs directory to show its table and chart as well.
+    #[arg(long, value_name = "DIR")]
+    pub sweep: Option<PathBuf>,
     /// Where to write the report and its charts.
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
@@ -63,6 +66,7 @@ pub struct ReportArgs {
 /// `fitnets report`.
 pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
     let runs = load_runs(&args.runs)?;
+    let sweep = args.sweep.as_deref().map(crate::sweep::load).transpose()?;
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let chosen =
         match args.student {
@@ -95,7 +99,8 @@ pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
     let student =
         Int8Student { source, run: chosen.map(|r| r.name.clone()), accuracy: Some((int8.accuracy, test.len())), blob };
     let firmware = Firmware { code_bytes: args.code_kb * 1024, stack_bytes: args.stack_kb * 1024 };
-    let report = Report::build(runs, student, firmware, &BOARDS)?;
+    let mut report = Report::build(runs, student, firmware, &BOARDS)?;
+    report.sweep = sweep;
     let paths = write(&report, &args.runs, &args.output)?;
     println!(
         "int8 {}: test accuracy {:.2}% on {} images; blob {} bytes, arena {} bytes",

@@ -5,11 +5,12 @@ use std::fmt::Write as _;
 
 use super::Report;
 use super::boards::CODE_BYTES;
-use super::charts::{ACCURACY_CHART, LAYERS_CHART, TRAINING_CHART};
+use super::charts::{ACCURACY_CHART, DEPTH_CHART, LAYERS_CHART, TRAINING_CHART};
 use super::layers::{peak, shape};
 use super::paper::PaperTable;
 use super::runs::Run;
 use super::stages::{self, FLOAT32_BYTES, Precision, Stage};
+use crate::sweep::Sweep;
 
 /// Section titles, in order (tests look for them).
 pub const SECTIONS: [&str; 6] = [
@@ -20,6 +21,9 @@ pub const SECTIONS: [&str; 6] = [
     "## Charts",
     "## Training",
 ];
+
+/// The section of a depth sweep, after the others when the report has one.
+pub const SWEEP_SECTION: &str = "## Depth sweep";
 
 /// The whole report.
 pub fn render(report: &Report, runs_dir: &str) -> String {
@@ -39,7 +43,21 @@ pub fn render(report: &Report, runs_dir: &str) -> String {
     board_section(&mut md, report);
     chart_section(&mut md);
     training_section(&mut md, &report.runs);
+    if let Some(sweep) = &report.sweep {
+        sweep_section(&mut md, sweep);
+    }
     md
+}
+
+fn sweep_section(md: &mut String, sweep: &Sweep) {
+    let _ = writeln!(md, "\n{SWEEP_SECTION}\n");
+    let _ = writeln!(
+        md,
+        "Students of several depths at one multiplication budget, each trained with each \
+         method (the paper's Figure 2; `fitnets sweep`).\n"
+    );
+    md.push_str(&crate::sweep::table(sweep));
+    let _ = writeln!(md, "\n![Test accuracy against depth]({DEPTH_CHART})");
 }
 
 fn stage_section(md: &mut String, report: &Report) {

@@ -6,6 +6,7 @@
 //! runs/compare/{teacher,scratch,kd,hints}/ ─runs─▶ Run (run.json, result.json, metrics.csv)
 //! student.fnet (given, or exported here) ──▶ Int8Student (blob, int8 test accuracy)
 //!                       ─build─▶ Report ─▶ report.md + accuracy.svg, layers.svg, training.svg
+//! runs/sweep/ (optional) ──▶ Sweep ──────────▶ its table in report.md + depth.svg
 //! ```
 //!
 //! - [`runs`]: the run files, and which student is best (by validation accuracy).
@@ -37,6 +38,8 @@ use paper::PaperTable;
 use runs::Run;
 use stages::{Int8Student, Stage};
 
+use crate::sweep::Sweep;
+
 /// Everything the report shows, computed.
 #[derive(Clone, Debug)]
 pub struct Report {
@@ -53,6 +56,8 @@ pub struct Report {
     pub needs: Needs,
     pub fits: Vec<Fit>,
     pub paper: &'static PaperTable,
+    /// A depth sweep to show with the comparison (`fitnets report --sweep`).
+    pub sweep: Option<Sweep>,
 }
 
 impl Report {
@@ -67,7 +72,7 @@ impl Report {
         let data_name = runs.first().map_or_else(String::new, |r| data_set_name(&r.info.data.name));
         let paper = paper::for_data(&data_name);
         let student_name = model.name().to_string();
-        Ok(Report { runs, data_name, int8, student_name, stages, steps, firmware, needs, fits, paper })
+        Ok(Report { runs, data_name, int8, student_name, stages, steps, firmware, needs, fits, paper, sweep: None })
     }
 }
 

@@ -4,9 +4,11 @@
 //! - [`accuracy`]: test accuracy against parameters, log x, per stage.
 //! - [`layers`]: MACs and bytes per step of the int8 student.
 //! - [`curves`]: loss and accuracy per epoch of every run, from `metrics.csv`.
+//! - [`depth`]: test accuracy against depth per method, for a depth sweep.
 
 pub mod accuracy;
 pub mod curves;
+pub mod depth;
 pub mod layers;
 
 use std::path::{Path, PathBuf};
@@ -21,14 +23,18 @@ use crate::train::run_dir::write_atomic;
 pub const ACCURACY_CHART: &str = "accuracy.svg";
 pub const LAYERS_CHART: &str = "layers.svg";
 pub const TRAINING_CHART: &str = "training.svg";
+pub const DEPTH_CHART: &str = "depth.svg";
 
 /// Draws every chart of `report` into `dir`; returns their paths.
 pub fn draw_all(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let charts = [
+    let mut charts = vec![
         (ACCURACY_CHART, accuracy::draw(&report.stages)?),
         (LAYERS_CHART, layers::draw(&report.steps)?),
         (TRAINING_CHART, curves::draw(&report.runs)?),
     ];
+    if let Some(sweep) = &report.sweep {
+        charts.push((DEPTH_CHART, depth::draw(sweep)?));
+    }
     let mut paths = Vec::new();
     for (name, svg) in charts {
         let path = dir.join(name);
