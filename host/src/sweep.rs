@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Finished runs are reused and interrupted ones resumed, so a sweep can be trained in
-//! pieces. Invariant: every run under `RUNS` was trained with `sweep.json`'s setting; a
+//! pieces, and the table holds every depth in the directory, so several processes
+//! with one `--depths` each (one per GPU) fill one table. Invariant: every run under `RUNS` was trained with `sweep.json`'s setting; a
 //! call with another setting is an error, never a table that mixes two.
 
 use std::fmt::Write as _;
@@ -169,27 +170,20 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         crate::method::regressor_shape(&config, &teacher_config)?;
         let depth_dir = RunDir::create(&args.runs.join(depth_dir_name(depth)))?;
         depth_dir.write("config.toml", text.as_bytes())?;
-        students.push((depth, config, depth_dir));
+        students.push((depth, depth_dir));
     }
-    let sweep = |students: &[(usize, NetConfig, RunDir)]| -> anyhow::Result<Sweep> {
-        let rows = students
-            .iter()
-            .map(|(depth, config, dir)| row(config, *depth, dir, &args.methods))
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Sweep { setting: setting.clone(), rows })
-    };
-    for (depth, _, depth_dir) in &students {
+    for (depth, depth_dir) in &students {
         for &method in &args.methods {
             let dir = depth_dir.join(method.name());
             if finished(&dir).is_none() {
                 eprintln!("sweep: depth {depth}, {}", method.name());
                 plan.train(&depth_dir.join("config.toml"), method, &args.teacher, &dir, 0)?;
                 // Partial results are worth seeing while the rest trains.
-                write(&sweep(&students)?, &args.runs)?;
+                write(&collect(&args.runs, setting.clone(), &args.methods)?, &args.runs)?;
             }
         }
     }
-    let sweep = sweep(&students)?;
+    let sweep = collect(&args.runs, setting, &args.methods)?;
     write(&sweep, &args.runs)?;
     print!("{}", table(&sweep));
     Ok(())
@@ -224,9 +218,15 @@ fn write(sweep: &Sweep, dir: &Path) -> anyhow::Result<()> {
 
 /// Reads the sweep in `dir`: every depth it holds, every method trained at some depth.
 pub fn load(dir: &Path) -> anyhow::Result<Sweep> {
-    let runs = RunDir::open(dir)?;
     let setting: SweepSetting =
-        runs.read_json(SETTING_FILE).with_context(|| format!("{} holds no sweep", dir.display()))?;
+        RunDir::open(dir)?.read_json(SETTING_FILE).with_context(|| format!("{} holds no sweep", dir.display()))?;
+    collect(dir, setting, &[])
+}
+
+/// The sweep in `dir` with `setting`: every depth it holds (so that sweeps of single
+/// depths, say one per GPU, fill one table), and the methods of `methods` or trained at
+/// some depth.
+fn collect(dir: &Path, setting: SweepSetting, methods: &[Method]) -> anyhow::Result<Sweep> {
     let mut depths = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let name = entry?.file_name();
@@ -237,7 +237,7 @@ pub fn load(dir: &Path) -> anyhow::Result<Sweep> {
     depths.sort_unstable();
     let methods: Vec<Method> = [Method::Scratch, Method::Kd, Method::Hints]
         .into_iter()
-        .filter(|m| depths.iter().any(|&d| dir.join(depth_dir_name(d)).join(m.name()).exists()))
+        .filter(|m| methods.contains(m) || depths.iter().any(|&d| dir.join(depth_dir_name(d)).join(m.name()).exists()))
         .collect();
     let mut rows = Vec::new();
     for depth in depths {

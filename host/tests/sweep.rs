@@ -202,6 +202,12 @@ fn a_tiny_sweep_runs_end_to_end_and_resumes() {
     assert!(ok, "{stderr}");
     assert!(!stderr.contains("sweep: depth"), "{stderr}");
     assert_eq!(stdout, table);
+    // A sweep of one depth (one process per GPU) shows every depth of the directory.
+    let mut one = sweep.clone();
+    one[6] = "3";
+    let (ok, stdout, stderr) = fitnets(&one);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, table);
 
     // Another setting in the same directory is an error that shows both, not a mixed table.
     let mut other = sweep.clone();
