@@ -127,19 +127,43 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             args.plan.train(&args.student_config, method, &teacher_dir, &student_dir(&args.runs, k, method), k)?;
         }
     }
-    let mut rows = vec![row(&teacher_dir, "teacher")?];
-    for method in METHODS {
-        let dirs: Vec<PathBuf> = (0..args.seeds).map(|k| student_dir(&args.runs, k, method)).collect();
-        rows.push(seed_row(&dirs, method)?);
-    }
-    let mut table = table(&rows);
-    if args.seeds > 1 {
-        table += "\n";
-        table += &differences(&rows, test_images(&teacher_dir)?);
-    }
+    let table = full_table(&args.runs, args.seeds)?;
     print!("{table}");
     RunDir::open(&args.runs)?.write("table.md", table.as_bytes())?;
     Ok(())
+}
+
+/// The table of `seeds` seeds from the runs in `runs`, with the differences between
+/// methods when there are several.
+fn full_table(runs: &Path, seeds: u64) -> anyhow::Result<String> {
+    let rows = rows(runs, seeds)?;
+    let mut table = table(&rows);
+    if seeds > 1 {
+        table += "\n";
+        table += &differences(&rows, test_images(&runs.join("teacher"))?);
+    }
+    Ok(table)
+}
+
+/// The teacher's row, then each method's over seeds `0..seeds`.
+fn rows(runs: &Path, seeds: u64) -> anyhow::Result<Vec<Row>> {
+    let mut rows = vec![row(&runs.join("teacher"), "teacher")?];
+    for method in METHODS {
+        let dirs: Vec<PathBuf> = (0..seeds).map(|k| student_dir(runs, k, method)).collect();
+        rows.push(seed_row(&dirs, method)?);
+    }
+    Ok(rows)
+}
+
+/// The table of a `compare --seeds N` in `runs`, over the seeds whose three methods
+/// all finished, if there are two or more of them (the report's seeds section).
+pub fn seeds_table(runs: &Path) -> anyhow::Result<Option<String>> {
+    let complete = |k: u64| METHODS.iter().all(|&m| finished(&student_dir(runs, k, m)).is_some());
+    let seeds = (0..).take_while(|&k| complete(k)).count() as u64;
+    if seeds < 2 || finished(&runs.join("teacher")).is_none() {
+        return Ok(None);
+    }
+    full_table(runs, seeds).map(Some)
 }
 
 const METHODS: [Method; 3] = [Method::Scratch, Method::Kd, Method::Hints];

@@ -14,7 +14,7 @@ use fitnets::model::{NetConfig, count};
 use fitnets::quant::eval::evaluate_int8;
 use fitnets::report::boards::{BOARDS, Board, Firmware, Needs, fits};
 use fitnets::report::command::write;
-use fitnets::report::markdown::{SECTIONS, SWEEP_SECTION, render, thousands};
+use fitnets::report::markdown::{SECTIONS, SEEDS_SECTION, SWEEP_SECTION, render, thousands};
 use fitnets::report::runs::{MetricRow, Run, best_student, parse_metrics};
 use fitnets::report::stages::{Int8Student, Precision};
 use fitnets::report::{Report, data_set_name, paper};
@@ -607,6 +607,33 @@ fn cli_exports_the_best_student_and_writes_the_report() {
     assert!(!ok && stderr.contains("nowhere is not a directory of runs"), "{stderr}");
     let (ok, _, stderr) = fitnets(&["report", "--runs", &runs, "--student", "hints", "-o", &out, "--data", &data]);
     assert!(!ok && stderr.contains("has no hints run"), "{stderr}");
+    assert!(!markdown.contains(SEEDS_SECTION), "one seed has no seeds section");
+
+    // Two complete seeds (hints and a second seed as edited copies) add the seeds table.
+    let copy = |to: &str, method: &str, test: f64| {
+        let sub = dir.0.join("runs").join(to);
+        std::fs::create_dir_all(&sub).unwrap();
+        for file in ["run.json", "result.json", "metrics.csv", "model.bin"] {
+            std::fs::copy(dir.0.join("runs/scratch").join(file), sub.join(file)).unwrap();
+        }
+        edit_json(&sub.join("result.json"), |v| v["test_accuracy"] = test.into());
+        edit_json(&sub.join("run.json"), |v| v["method"] = method.into());
+    };
+    copy("hints", "hints", 0.91);
+    copy("seed-1/scratch", "scratch", 0.5);
+    copy("seed-1/kd", "kd", 0.5);
+    let (ok, _, stderr) = fitnets(&[&["report", "--runs", &runs, "-o", &out][..], &data_args].concat());
+    assert!(ok, "{stderr}");
+    let markdown = std::fs::read_to_string(dir.0.join("out/report.md")).unwrap();
+    assert!(!markdown.contains(SEEDS_SECTION), "seed 1 has no hints run yet");
+    copy("seed-1/hints", "hints", 0.93);
+    let (ok, _, stderr) = fitnets(&[&["report", "--runs", &runs, "-o", &out][..], &data_args].concat());
+    assert!(ok, "{stderr}");
+    let markdown = std::fs::read_to_string(dir.0.join("out/report.md")).unwrap();
+    let seeds = &markdown[markdown.find(SEEDS_SECTION).expect("the seeds section")..];
+    assert!(seeds.contains("| FitNet hints | "), "{seeds}");
+    assert!(seeds.contains("92.00 ± 1.41% (2 seeds: 91.00, 93.00)"), "{seeds}");
+    assert!(seeds.contains("| FitNet hints − FitNet scratch |"), "{seeds}");
 }
 
 #[test]

@@ -100,6 +100,7 @@ pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
         Int8Student { source, run: chosen.map(|r| r.name.clone()), accuracy: Some((int8.accuracy, test.len())), blob };
     let firmware = Firmware { code_bytes: args.code_kb * 1024, stack_bytes: args.stack_kb * 1024 };
     let mut report = Report::build(runs, student, firmware, &BOARDS)?;
+    report.seeds = crate::compare::seeds_table(&args.runs)?;
     report.sweep = sweep;
     let paths = write(&report, &args.runs, &args.output)?;
     println!(

@@ -22,7 +22,9 @@ pub const SECTIONS: [&str; 6] = [
     "## Training",
 ];
 
-/// The section of a depth sweep, after the others when the report has one.
+/// The section of several seeds, after the others when the report has one.
+pub const SEEDS_SECTION: &str = "## Several seeds";
+/// The section of a depth sweep, last when the report has one.
 pub const SWEEP_SECTION: &str = "## Depth sweep";
 
 /// The whole report.
@@ -43,6 +45,16 @@ pub fn render(report: &Report, runs_dir: &str) -> String {
     board_section(&mut md, report);
     chart_section(&mut md);
     training_section(&mut md, &report.runs);
+    if let Some(seeds) = &report.seeds {
+        let _ = writeln!(md, "\n{SEEDS_SECTION}\n");
+        let _ = writeln!(
+            md,
+            "Each student method trained with several seeds, each seed's three methods from the same \
+             initial weights (`fitnets compare --seeds`). A difference is called real beyond twice its \
+             standard error: the seeds' spread and the test set's sampling error combined.\n"
+        );
+        md.push_str(seeds);
+    }
     if let Some(sweep) = &report.sweep {
         sweep_section(&mut md, sweep);
     }

@@ -56,6 +56,10 @@ pub struct Report {
     pub needs: Needs,
     pub fits: Vec<Fit>,
     pub paper: &'static PaperTable,
+    /// The comparison over several seeds (mean ± standard deviation and the differences
+    /// between methods, as `fitnets compare --seeds` prints it), when the runs hold two
+    /// or more complete seeds.
+    pub seeds: Option<String>,
     /// A depth sweep to show with the comparison (`fitnets report --sweep`).
     pub sweep: Option<Sweep>,
 }
@@ -72,7 +76,20 @@ impl Report {
         let data_name = runs.first().map_or_else(String::new, |r| data_set_name(&r.info.data.name));
         let paper = paper::for_data(&data_name);
         let student_name = model.name().to_string();
-        Ok(Report { runs, data_name, int8, student_name, stages, steps, firmware, needs, fits, paper, sweep: None })
+        Ok(Report {
+            runs,
+            data_name,
+            int8,
+            student_name,
+            stages,
+            steps,
+            firmware,
+            needs,
+            fits,
+            paper,
+            seeds: None,
+            sweep: None,
+        })
     }
 }
 
