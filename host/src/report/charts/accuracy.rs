@@ -4,7 +4,7 @@
 
 use plotters::prelude::*;
 
-use super::{LABEL, Swatch, TITLE, legend, legend_height, placeholder, run_color, short_count};
+use super::{LABEL, Swatch, framed, placeholder, plot_with_legend, run_color, short_count};
 use crate::report::stages::{Precision, Stage};
 
 const WIDTH: u32 = 900;
@@ -30,21 +30,11 @@ pub fn draw(stages: &[Stage]) -> anyhow::Result<String> {
             (swatch(stage), label)
         })
         .collect();
-    let size = (WIDTH, PLOT_HEIGHT + legend_height(entries.len(), LEGEND_COLUMNS));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        root.fill(&WHITE)?;
-        let (plot, key) = root.split_vertically(PLOT_HEIGHT);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(title, TITLE)
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(
-                ((x_min / 3.0)..(x_max * 3.0)).log_scale(),
-                (y_min - pad).max(0.0)..(y_max + pad).min(100.0),
-            )?;
+    plot_with_legend((WIDTH, PLOT_HEIGHT), &entries, LEGEND_COLUMNS, |plot| {
+        let mut chart = framed(plot, title).build_cartesian_2d(
+            ((x_min / 3.0)..(x_max * 3.0)).log_scale(),
+            (y_min - pad).max(0.0)..(y_max + pad).min(100.0),
+        )?;
         chart
             .configure_mesh()
             .x_desc("parameters (log scale)")
@@ -71,10 +61,8 @@ pub fn draw(stages: &[Stage]) -> anyhow::Result<String> {
                 }
             }
         }
-        legend(&key, &entries, LEGEND_COLUMNS)?;
-        root.present()?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }
 
 fn swatch(stage: &Stage) -> Swatch {

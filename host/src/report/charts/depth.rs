@@ -4,7 +4,7 @@
 
 use plotters::prelude::*;
 
-use super::{LABEL, Swatch, TITLE, legend, legend_height, placeholder, run_color};
+use super::{LABEL, Swatch, framed, placeholder, plot_with_legend, run_color};
 use crate::sweep::Sweep;
 
 const WIDTH: u32 = 900;
@@ -33,17 +33,8 @@ pub fn draw(sweep: &Sweep) -> anyhow::Result<String> {
     let methods: Vec<&str> = sweep.rows[0].accuracies.iter().map(|(m, _)| m.name()).collect();
     let mut entries = vec![(Swatch::Dashed(TEACHER), format!("teacher {}: {teacher:.2}%", sweep.setting.teacher_name))];
     entries.extend(methods.iter().map(|&m| (Swatch::Line(run_color(Some(m))), format!("FitNet {m}"))));
-    let size = (WIDTH, PLOT_HEIGHT + legend_height(entries.len(), LEGEND_COLUMNS));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        root.fill(&WHITE)?;
-        let (plot, key) = root.split_vertically(PLOT_HEIGHT);
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(title, TITLE)
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
+    plot_with_legend((WIDTH, PLOT_HEIGHT), &entries, LEGEND_COLUMNS, |plot| {
+        let mut chart = framed(plot, &title)
             .build_cartesian_2d((x_min - 0.5)..(x_max + 0.5), (y_min - pad).max(0.0)..(y_max + pad).min(100.0))?;
         chart
             .configure_mesh()
@@ -79,8 +70,6 @@ pub fn draw(sweep: &Sweep) -> anyhow::Result<String> {
                 chart.draw_series(segment.iter().map(|&at| Circle::new(at, 5, color.filled())))?;
             }
         }
-        legend(&key, &entries, LEGEND_COLUMNS)?;
-        root.present()?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }

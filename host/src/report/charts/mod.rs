@@ -119,6 +119,37 @@ pub(crate) fn legend_height(entries: usize, columns: usize) -> u32 {
     16 + 24 * entries.div_ceil(columns.max(1)) as u32
 }
 
+/// A plot `width` x `plot_height` drawn by `plot`, above a strip with the legend of
+/// `entries` in `columns`, as SVG.
+pub(crate) fn plot_with_legend(
+    (width, plot_height): (u32, u32),
+    entries: &[(Swatch, String)],
+    columns: usize,
+    plot: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let size = (width, plot_height + legend_height(entries.len(), columns));
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        root.fill(&WHITE)?;
+        let (area, key) = root.split_vertically(plot_height);
+        plot(&area)?;
+        legend(&key, entries, columns)?;
+        root.present()?;
+    }
+    Ok(svg)
+}
+
+/// A chart on `area` with `title` and room for labelled axes, as every plot here has.
+pub(crate) fn framed<'a, 'b, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+) -> ChartBuilder<'a, 'b, DB> {
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(title, TITLE).margin(20).x_label_area_size(50).y_label_area_size(70);
+    builder
+}
+
 /// A picture that says there is nothing to draw yet.
 pub(crate) fn placeholder(title: &str, message: &str) -> anyhow::Result<String> {
     let mut svg = String::new();
