@@ -209,6 +209,30 @@ fn a_tiny_sweep_runs_end_to_end_and_resumes() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout, table);
 
+    // Two processes of one depth each at once (one per GPU) fill the same table.
+    let spawn = |depth: &str| {
+        let mut args = sweep.clone();
+        args[6] = depth;
+        std::process::Command::new(env!("CARGO_BIN_EXE_fitnets"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (five, six) = (spawn("5"), spawn("6"));
+    for child in [five, six] {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (ok, stdout, stderr) = fitnets(&one);
+    assert!(ok, "{stderr}");
+    for depth in ["| 3 |", "| 4 |", "| 5 |", "| 6 |"] {
+        let line = stdout.lines().find(|l| l.starts_with(depth)).unwrap_or_else(|| panic!("no {depth} in {stdout}"));
+        assert_eq!(line.matches('%').count(), 3, "{line}");
+    }
+    let table = stdout;
+
     // Another setting in the same directory is an error that shows both, not a mixed table.
     let mut other = sweep.clone();
     other[8] = "3";
