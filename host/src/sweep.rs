@@ -177,7 +177,13 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
             let dir = depth_dir.join(method.name());
             if finished(&dir).is_none() {
                 eprintln!("sweep: depth {depth}, {}", method.name());
+                let started = std::time::Instant::now();
                 plan.train(&depth_dir.join("config.toml"), method, &args.teacher, &dir, 0)?;
+                eprintln!(
+                    "sweep: depth {depth}, {} took {:.0} s (wall, loading and evaluation included)",
+                    method.name(),
+                    started.elapsed().as_secs_f64()
+                );
                 // Partial results are worth seeing while the rest trains.
                 write(&collect(&args.runs, setting.clone(), &args.methods)?, &args.runs)?;
             }
