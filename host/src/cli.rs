@@ -94,6 +94,10 @@ pub struct ScheduleArgs {
     /// Zero-pad by this many pixels and crop back at random (CIFAR style).
     #[arg(long, default_value_t = 0)]
     pub crop_pad: u8,
+    /// Random erasing: with probability one half, a random rectangle of 2-40 % of the
+    /// image becomes noise.
+    #[arg(long)]
+    pub erase: bool,
 }
 
 impl ScheduleArgs {
@@ -105,7 +109,7 @@ impl ScheduleArgs {
             learning_rate: self.lr,
             final_learning_rate: self.final_lr,
             seed: self.seed,
-            augment: Augment { shift: self.shift, hflip: self.hflip, crop_pad: self.crop_pad },
+            augment: Augment { shift: self.shift, hflip: self.hflip, crop_pad: self.crop_pad, erase: self.erase },
         }
     }
 }

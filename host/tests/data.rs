@@ -346,7 +346,7 @@ fn translation_moves_pixels_and_fills_zeros() {
     }
     // Random shifts and crops are translations within their bound.
     for (aug, bound) in
-        [(Augment { shift: 2, ..Augment::default() }, 2), (Augment { shift: 1, crop_pad: 2, hflip: false }, 3)]
+        [(Augment { shift: 2, ..Augment::default() }, 2), (Augment { shift: 1, crop_pad: 2, ..Augment::default() }, 3)]
     {
         let offsets: Vec<(isize, isize)> =
             (-bound..=bound).flat_map(|dy| (-bound..=bound).map(move |dx| (dy, dx))).collect();
@@ -377,7 +377,7 @@ fn flip_mirrors_and_twice_is_identity() {
 
 #[test]
 fn same_seed_same_augmentation() {
-    let aug = Augment { shift: 2, hflip: true, crop_pad: 1 };
+    let aug = Augment { shift: 2, hflip: true, crop_pad: 1, erase: true };
     let run = |seed| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut out = vec![0; H * W * C];
@@ -390,6 +390,39 @@ fn same_seed_same_augmentation() {
     };
     assert_eq!(run(11), run(11));
     assert_ne!(run(11), run(12));
+}
+
+#[test]
+fn erasing_fills_one_rectangle_with_noise_half_the_time() {
+    const S: usize = 28;
+    let image: Vec<u8> = (0..S * S).map(|i| (i % 251) as u8).collect();
+    let aug = Augment { erase: true, ..Augment::default() };
+    assert!(!aug.is_identity());
+    let mut erased = 0;
+    let mut sizes = std::collections::HashSet::new();
+    for seed in 0..200 {
+        let mut out = vec![0; S * S];
+        aug.apply(&image, S, S, 1, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+        let changed: Vec<(usize, usize)> = (0..S * S).filter(|&i| out[i] != image[i]).map(|i| (i / S, i % S)).collect();
+        if changed.is_empty() {
+            continue;
+        }
+        erased += 1;
+        let (ys, xs): (Vec<usize>, Vec<usize>) = changed.iter().copied().unzip();
+        let (eh, ew) = (
+            ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1,
+            xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1,
+        );
+        // Random fill keeps about one pixel in 256 as it was, so the changes fill their box.
+        assert!(changed.len() * 10 >= eh * ew * 9, "seed {seed}: {} changes scattered over {eh}x{ew}", changed.len());
+        // 2-40 % of the area and aspect 0.3-3.3, give or take rounding each side to pixels.
+        let (area, slack) = ((eh * ew) as f64, (eh + ew) as f64 / 2.0 + 0.25);
+        assert!((0.02 * 784.0 - slack..=0.4 * 784.0 + slack).contains(&area), "seed {seed}: {eh}x{ew}");
+        assert!((0.2..=5.0).contains(&(eh as f64 / ew as f64)), "seed {seed}: {eh}x{ew}");
+        sizes.insert((eh, ew));
+    }
+    assert!((70..=130).contains(&erased), "{erased} of 200 images erased");
+    assert!(sizes.len() > 20, "only {} rectangle sizes", sizes.len());
 }
 
 /// Needs Debian's `dataset-fashion-mnist`; skips, and says so, where it is not installed.

@@ -226,7 +226,7 @@ fn resumed_training_equals_uninterrupted_training() {
     let splits = splits();
     let config = NetConfig::parse(STUDENT).unwrap();
     let device = Default::default();
-    let batcher = splits.batcher(Augment { shift: 1, hflip: false, crop_pad: 0 });
+    let batcher = splits.batcher(Augment { shift: 1, ..Augment::default() });
     let schedule = schedule(3, 5);
     let train = |run: &RunDir, stop_after| {
         <B as burn::tensor::backend::Backend>::seed(&device, 99);

@@ -1,4 +1,5 @@
-//! Random training-time augmentation of NHWC `u8` images: translation and horizontal flip.
+//! Random training-time augmentation of NHWC `u8` images: translation, horizontal flip
+//! and random erasing.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -20,18 +21,22 @@ pub struct Augment {
     /// Pad each side with this many zero pixels, then crop a random window of the original
     /// size (the CIFAR recipe): a translation drawn uniformly from `-crop_pad..=crop_pad`.
     pub crop_pad: u8,
+    /// Random erasing (Zhong et al., 2017), with probability one half: a rectangle of 2 to
+    /// 40 % of the image's area, its aspect ratio between 0.3 and 1/0.3, filled with
+    /// uniformly random pixel values.
+    pub erase: bool,
 }
 
 impl Augment {
     /// Whether [`Augment::apply`] copies every image unchanged.
     pub fn is_identity(&self) -> bool {
-        self.shift == 0 && !self.hflip && self.crop_pad == 0
+        self.shift == 0 && !self.hflip && self.crop_pad == 0 && !self.erase
     }
 
     /// Writes an augmented copy of `image` (`h * w * c` bytes, NHWC) into `out`.
     ///
-    /// Draws from `rng` in a fixed order (shift, then crop, then flip; rows before
-    /// columns), and only for the augmentations that are enabled, so a seeded generator
+    /// Draws from `rng` in a fixed order (shift, then crop, then flip, then erasing; rows
+    /// before columns), and only for the augmentations that are enabled, so a seeded generator
     /// gives the same images on every platform. Panics if `image` or `out` is not
     /// `h * w * c` bytes long.
     pub fn apply(&self, image: &[u8], h: usize, w: usize, c: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
@@ -47,6 +52,32 @@ impl Augment {
         if self.hflip && rng.random_bool(0.5) {
             hflip(out, h, w, c);
         }
+        if self.erase && rng.random_bool(0.5) {
+            erase_random(out, h, w, c, rng);
+        }
+    }
+}
+
+/// Fills a random rectangle of `image` (`h * w * c` bytes, NHWC) with random bytes: the
+/// rectangle covers 2 to 40 % of the area, with height/width between 0.3 and 1/0.3. Draws
+/// up to 100 candidate rectangles and leaves the image as it is if none fits (images
+/// narrower than 3 pixels, in practice).
+pub fn erase_random(image: &mut [u8], h: usize, w: usize, c: usize, rng: &mut ChaCha8Rng) {
+    const AREA: (f64, f64) = (0.02, 0.4);
+    const LOG_RATIO: f64 = 1.203_972_804_325_936; // ln(1 / 0.3)
+    assert_eq!(image.len(), h * w * c, "image is not {h}x{w}x{c}");
+    for _ in 0..100 {
+        let area = rng.random_range(AREA.0..AREA.1) * (h * w) as f64;
+        let ratio = rng.random_range(-LOG_RATIO..LOG_RATIO).exp();
+        let (eh, ew) = ((area * ratio).sqrt().round() as usize, (area / ratio).sqrt().round() as usize);
+        if eh == 0 || ew == 0 || eh >= h || ew >= w {
+            continue;
+        }
+        let (y0, x0) = (rng.random_range(0..=h - eh), rng.random_range(0..=w - ew));
+        for row in image.chunks_exact_mut(w * c).skip(y0).take(eh) {
+            rng.fill(&mut row[x0 * c..(x0 + ew) * c]);
+        }
+        return;
     }
 }
 
