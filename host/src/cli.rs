@@ -8,7 +8,9 @@ use clap::Args;
 
 use crate::backend::{CpuBackend, DeviceSpec};
 use crate::data::{self, Augment};
-use crate::method::{self, KdSettings, Method, RunInfo, RunResult, Splits, check_pair, evaluate, load_run, save_net};
+use crate::method::{
+    self, KdSettings, Method, RunInfo, RunResult, Splits, Teacher, check_pair, evaluate, load_run, save_net,
+};
 use crate::model::{NetConfig, count};
 use crate::train::batch::Batcher;
 use crate::train::run_dir::RunDir;
@@ -150,6 +152,10 @@ pub struct TeacherArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub schedule: ScheduleArgs,
+    /// Classify by the mean logits of each image and its mirror image, in evaluation and
+    /// for the students that distil from this teacher (needs --hflip).
+    #[arg(long, requires = "hflip")]
+    pub flip_average: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -227,6 +233,7 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         teacher: None,
         data: splits.info.clone(),
         backend: args.device.describe(),
+        flip_average: args.flip_average,
     };
     let (run, info) = open_run(&args.run, args.resume, fresh)?;
     crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
@@ -267,6 +274,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         teacher: args.teacher.clone(),
         data: splits.info.clone(),
         backend: args.device.describe(),
+        flip_average: false,
     };
     if args.method != Method::Scratch && args.teacher.is_none() {
         bail!("--method {} needs --teacher RUN", args.method.name());
@@ -321,11 +329,12 @@ fn student_in<B: AutodiffBackend>(
                 "the teacher in {} was trained with another split or normalization of the data",
                 teacher_dir.display()
             );
+            let teacher =
+                Teacher { net: &teacher, config: &teacher_info.config, flip_average: teacher_info.flip_average };
             method::train_student::<B>(
                 &info.config,
                 method,
-                &teacher,
-                &teacher_info.config,
+                teacher,
                 splits,
                 &info.schedule,
                 info.hint_schedule.as_ref(),
@@ -357,8 +366,8 @@ fn finish<B: AutodiffBackend>(
     use burn::module::AutodiffModule as _;
     let net = net.valid();
     let batcher = splits.batcher(Augment::default());
-    let (valid_accuracy, _) = evaluate(&net, &splits.valid, &batcher, device);
-    let (test_accuracy, confusion) = evaluate(&net, &splits.test, &batcher, device);
+    let (valid_accuracy, _) = evaluate(&net, &splits.valid, &batcher, info.flip_average, device);
+    let (test_accuracy, confusion) = evaluate(&net, &splits.test, &batcher, info.flip_average, device);
     save_net(net, run)?;
     let (params, macs) = count::totals(&info.config)?;
     let train_seconds = hint_history.iter().chain(&history).map(|e| e.seconds).sum();
@@ -378,19 +387,26 @@ fn finish<B: AutodiffBackend>(
 }
 
 /// `fitnets eval RUN`: test accuracy and confusion matrix of a finished run, its inputs
-/// normalized as it was trained (the data options only choose the test set).
-pub fn eval(dir: &Path, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
+/// normalized as it was trained (the data options only choose the test set). With
+/// `flip_average`, or when the run classifies so ([`RunInfo::flip_average`]), each image
+/// is classified by its mean logits with its mirror image.
+pub fn eval(dir: &Path, flip_average: bool, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
     let (_, test) = data.sets()?;
     crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
-        dir, &test, &dev
+        dir,
+        flip_average,
+        &test,
+        &dev
     ))
 }
 
-fn eval_in<B: Backend>(dir: &Path, test: &data::Dataset, device: &B::Device) -> anyhow::Result<()> {
+fn eval_in<B: Backend>(dir: &Path, flip_average: bool, test: &data::Dataset, device: &B::Device) -> anyhow::Result<()> {
     let (net, info) = load_run::<B>(dir, device)?;
     let batcher = Batcher { normalization: info.data.normalization.clone(), augment: Augment::default() };
-    let (accuracy, confusion) = evaluate(&net, test, &batcher, device);
-    println!("{}: test accuracy {:.2}% on {} images", info.config.name, 100.0 * accuracy, test.len());
+    let flip_average = flip_average || info.flip_average;
+    let (accuracy, confusion) = evaluate(&net, test, &batcher, flip_average, device);
+    let how = if flip_average { ", each averaged with its mirror image" } else { "" };
+    println!("{}: test accuracy {:.2}% on {} images{how}", info.config.name, 100.0 * accuracy, test.len());
     print!("{}", confusion_table(&confusion));
     Ok(())
 }

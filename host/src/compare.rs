@@ -118,6 +118,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             resume: teacher_dir.join("run.json").exists(),
             data: args.plan.data.clone(),
             schedule,
+            flip_average: false,
             device: args.plan.device.clone(),
         };
         cli::train_teacher(&teacher).context("training the teacher")?;

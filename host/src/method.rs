@@ -83,6 +83,10 @@ pub struct RunInfo {
     pub teacher: Option<PathBuf>,
     pub data: DataInfo,
     pub backend: String,
+    /// The network classifies by [`Net::predict`] with flip averaging: evaluation and the
+    /// logits a student distils from average each image with its mirror image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flip_average: bool,
 }
 
 /// A config inside `run.json` is stored as its TOML text, the format it was written in.
@@ -317,13 +321,23 @@ pub fn train_on_labels<B: AutodiffBackend>(
     Ok((model.net, history))
 }
 
+/// A trained teacher as a student learns from it.
+#[derive(Clone, Copy, Debug)]
+pub struct Teacher<'a, B: Backend> {
+    pub net: &'a Net<B>,
+    pub config: &'a NetConfig,
+    /// Distil the logits averaged over each image and its mirror image
+    /// ([`RunInfo::flip_average`]). Hint maps are never averaged: the hint is the
+    /// teacher's map of the image itself.
+    pub flip_average: bool,
+}
+
 /// Trains a student with `method` from a trained teacher.
 #[allow(clippy::too_many_arguments)]
 pub fn train_student<B: AutodiffBackend>(
     config: &NetConfig,
     method: Method,
-    teacher: &Net<B::InnerBackend>,
-    teacher_config: &NetConfig,
+    teacher: Teacher<'_, B::InnerBackend>,
     splits: &Splits,
     schedule: &Schedule,
     hint_schedule: Option<&Schedule>,
@@ -342,12 +356,15 @@ pub fn train_student<B: AutodiffBackend>(
     let mut hint_history = Vec::new();
     if method == Method::Hints {
         let hint_schedule = hint_schedule.context("the hints method needs a hint-training schedule")?;
-        let shape = regressor_shape(config, teacher_config)?;
+        let shape = regressor_shape(config, teacher.config)?;
         let regressor = shape.build::<B>(device);
         let batcher = splits.batcher(hint_schedule.augment);
         let phase = splits.phase("hints", hint_schedule, &batcher, run);
-        let objective =
-            Objective::Hints { teacher: teacher.clone(), hint_layers: shape.hint + 1, guided_layers: shape.guided + 1 };
+        let objective = Objective::Hints {
+            teacher: teacher.net.clone(),
+            hint_layers: shape.hint + 1,
+            guided_layers: shape.guided + 1,
+        };
         let (trained, history) = fit(&phase, Trainee { net, regressor: Some(regressor) }, &objective, devices)?;
         // The regressor is dropped; the student keeps its trained lower layers.
         net = trained.net;
@@ -356,7 +373,8 @@ pub fn train_student<B: AutodiffBackend>(
     let batcher = splits.batcher(schedule.augment);
     let phase = splits.phase("student", schedule, &batcher, run);
     let objective = Objective::Distill {
-        teacher: teacher.clone(),
+        teacher: teacher.net.clone(),
+        flip_average: teacher.flip_average,
         tau: kd.tau,
         lambda_start: kd.lambda_start,
         lambda_end: kd.lambda_end,
@@ -365,11 +383,13 @@ pub fn train_student<B: AutodiffBackend>(
     Ok((trained.net, hint_history, history))
 }
 
-/// Accuracy and confusion matrix (`[true][predicted]`) of `net` on `data`.
+/// Accuracy and confusion matrix (`[true][predicted]`) of `net` on `data`, classifying
+/// with [`Net::predict`].
 pub fn evaluate<B: Backend>(
     net: &Net<B>,
     data: &Dataset,
     batcher: &Batcher,
+    flip_average: bool,
     device: &B::Device,
 ) -> (f64, Vec<Vec<u64>>) {
     let classes = data.classes;
@@ -377,7 +397,7 @@ pub fn evaluate<B: Backend>(
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(512) {
         let images = batcher.images::<B>(data, chunk, None, device);
-        let predicted = net.forward(images).argmax(1).into_data();
+        let predicted = net.predict(images, flip_average).argmax(1).into_data();
         let predicted = predicted.iter::<i64>();
         for (&i, p) in chunk.iter().zip(predicted) {
             confusion[usize::from(data.labels[i])][p as usize] += 1;

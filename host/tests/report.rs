@@ -120,6 +120,7 @@ fn info(method: Option<Method>, config: &str) -> RunInfo {
             normalization: Normalization { mean: vec![0.286], std: vec![0.353] },
         },
         backend: "cpu (flex)".into(),
+        flip_average: false,
     }
 }
 

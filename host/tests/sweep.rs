@@ -1,5 +1,6 @@
 //! Students generated for the depth sweep: on budget at every depth, stages and the
-//! guided layer where the paper puts them, the regressor by the paper's rule.
+//! guided layer where the paper puts them, the regressor by the paper's rule; the sweep
+//! and the teacher options it relies on, end to end on generated data.
 
 use fitnets::method::regressor_shape;
 use fitnets::model::config::LayerConfig;
@@ -262,6 +263,54 @@ fn a_tiny_sweep_runs_end_to_end_and_resumes() {
 
 /// The `data` object of a run's `run.json`.
 fn run_data(run: &std::path::Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(run.join("run.json")).unwrap();
-    serde_json::from_str::<serde_json::Value>(&text).unwrap()["data"].clone()
+    run_json(run)["data"].clone()
+}
+
+#[test]
+fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
+    let dir = std::env::temp_dir().join(format!("fitnets-flip-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    write_patterns(&dir.join("data"), "train", 400, 3);
+    write_patterns(&dir.join("data"), "t10k", 100, 4);
+    std::fs::write(dir.join("teacher.toml"), TINY_TEACHER).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (data, teacher, config) = (path("data"), path("teacher"), path("teacher.toml"));
+    let common = ["--data", &data, "--valid", "100", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"];
+    let mut train = vec!["train", "teacher", "--config", &config, "--run", &teacher, "--epochs", "2", "--flip-average"];
+    train.extend(common);
+    // Averaging over mirror images needs a network trained on them.
+    let (ok, _, stderr) = fitnets(&train);
+    assert!(!ok && stderr.contains("--hflip"), "{stderr}");
+    assert!(!dir.join("teacher").exists());
+    train.push("--hflip");
+    let (ok, stdout, stderr) = fitnets(&train);
+    assert!(ok, "{stderr}");
+    assert_eq!(run_json(&dir.join("teacher"))["flip_average"], true);
+    let trained = stdout.split("test accuracy ").nth(1).and_then(|s| s.split(',').next()).unwrap().to_string();
+    // `eval` classifies as the run does and says so.
+    let (ok, stdout, stderr) = fitnets(&["eval", &teacher, "--data", &data]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!("test accuracy {trained} on 100 images, each averaged with its mirror image")),
+        "{stdout}"
+    );
+    // A student distils the averaged logits, cached once.
+    let student = path("student");
+    let mut kd = vec!["train", "student", "--method", "kd", "--teacher", &teacher, "--run", &student];
+    kd.extend(["--config", &config, "--epochs", "1"]);
+    kd.extend(common);
+    let (ok, _, stderr) = fitnets(&kd);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("the teacher's outputs for 300 training images computed once"), "{stderr}");
+    assert!(run_json(&dir.join("student")).get("flip_average").is_none(), "a student classifies plainly");
+    // A blob has no mirror images to average over.
+    let (ok, _, stderr) = fitnets(&["eval", &path("model.fnet"), "--flip-average", "--data", &data]);
+    assert!(!ok && stderr.contains("--flip-average is for a run"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A run's `run.json`.
+fn run_json(run: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap()
 }

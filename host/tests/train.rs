@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
 use fitnets::data::{Augment, Dataset};
-use fitnets::method::{self, KdSettings, Method, Splits, evaluate, regressor_shape};
+use fitnets::method::{self, KdSettings, Method, Splits, Teacher, evaluate, regressor_shape};
 use fitnets::model::{Net, NetConfig, count};
 use fitnets::train::batch::Batcher;
 use fitnets::train::fit::{Objective, Phase, Trainee, fit};
@@ -151,7 +151,7 @@ fn temp_run(name: &str) -> RunDir {
 }
 
 fn test_accuracy(net: &Net<Inner>, splits: &Splits) -> f64 {
-    evaluate(net, &splits.test, &splits.batcher(Augment::default()), &Default::default()).0
+    evaluate(net, &splits.test, &splits.batcher(Augment::default()), false, &Default::default()).0
 }
 
 fn trained_teacher(splits: &Splits) -> Net<Inner> {
@@ -179,8 +179,7 @@ fn every_method_learns_and_hints_lower_their_loss() {
         let (net, hint_history, history) = method::train_student::<B>(
             &student_config,
             method,
-            &teacher,
-            &teacher_config,
+            Teacher { net: &teacher, config: &teacher_config, flip_average: false },
             &splits,
             &schedule(4, 11),
             Some(&schedule(3, 11)),
@@ -416,8 +415,30 @@ fn configs_survive_a_round_trip_through_toml() {
 }
 
 #[test]
+fn flip_averaged_predictions_are_mirror_invariant_means() {
+    let net = {
+        let _guard = rng_lock();
+        Net::<Inner>::new(&NetConfig::parse(TEACHER).unwrap(), &Default::default()).unwrap()
+    };
+    let splits = splits();
+    let images =
+        splits.batcher(Augment::default()).images::<Inner>(&splits.test, &[0, 5, 9], None, &Default::default());
+    let mirrored = images.clone().flip([3]);
+    let max_diff = |a: Tensor<Inner, 2>, b: Tensor<Inner, 2>| -> f32 { (a - b).abs().max().into_scalar() };
+    let plain = net.predict(images.clone(), false);
+    assert_eq!(max_diff(plain.clone(), net.forward(images.clone())), 0.0);
+    // The generated images are not symmetric, so mirroring changes the plain logits...
+    assert!(max_diff(plain.clone(), net.predict(mirrored.clone(), false)) > 1e-3);
+    // ...but not the averaged ones, which are the mean of both.
+    let averaged = net.predict(images.clone(), true);
+    assert!(max_diff(averaged.clone(), net.predict(mirrored.clone(), true)) <= 1e-5);
+    let mean = (plain + net.forward(mirrored)) / 2.0;
+    assert!(max_diff(averaged, mean) <= 1e-6);
+}
+
+#[test]
 fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
-    use fitnets::train::teacher_cache::TeacherCache;
+    use fitnets::train::teacher_cache::{CachedOutput, TeacherCache};
     let net = {
         let _guard = rng_lock();
         Net::<Inner>::new(&NetConfig::parse(TEACHER).unwrap(), &Default::default()).unwrap()
@@ -425,15 +446,27 @@ fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
     let splits = splits();
     let batcher = splits.batcher(Augment::default());
     let device = Default::default();
-    for layers in [1, net.layers.len()] {
-        let cache = TeacherCache::build(&net, layers, &splits.train, &batcher, &device);
+    let outputs = [
+        CachedOutput::Layers(1),
+        CachedOutput::Layers(net.layers.len()),
+        CachedOutput::Logits { flip_average: false },
+        CachedOutput::Logits { flip_average: true },
+    ];
+    for output in outputs {
+        let cache = TeacherCache::build(&net, output, &splits.train, &batcher, &device);
         let indices = [17, 3, 1100, 3, 0];
         let images = batcher.images::<Inner>(&splits.train, &indices, None, &device);
-        let fresh = net.forward_to(images, layers).map();
+        let fresh = match output {
+            CachedOutput::Layers(layers) => net.forward_to(images, layers).map(),
+            CachedOutput::Logits { flip_average } => {
+                let [n, c] = [indices.len(), 4];
+                net.predict(images, flip_average).reshape([n, c, 1, 1])
+            }
+        };
         let cached = cache.gather::<Inner>(&indices, &device);
         assert_eq!(fresh.dims(), cached.dims());
         let diff: f32 = (fresh - cached).abs().max().into_scalar();
-        assert!(diff <= 1e-5, "cached outputs of the first {layers} layers differ by {diff}");
+        assert!(diff <= 1e-5, "cached {output:?} differ by {diff}");
     }
 }
 
@@ -452,8 +485,7 @@ fn a_batch_split_over_devices_trains() {
     let (net, _, history) = method::train_student::<B>(
         &config,
         Method::Kd,
-        &teacher,
-        &NetConfig::parse(TEACHER).unwrap(),
+        Teacher { net: &teacher, config: &NetConfig::parse(TEACHER).unwrap(), flip_average: false },
         &splits,
         &schedule(4, 11),
         None,

@@ -27,6 +27,9 @@ enum Command {
         /// With a blob: the run it was exported from, to compare with its float model.
         #[arg(long, value_name = "RUN")]
         float: Option<PathBuf>,
+        /// With a run: classify each image by its mean logits with its mirror image.
+        #[arg(long, conflicts_with = "float")]
+        flip_average: bool,
         #[command(flatten)]
         data: cli::DataArgs,
         #[command(flatten)]
@@ -79,11 +82,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(Train::Student(args)) => cli::train_student(&args),
         Command::Compare(args) => fitnets::compare::compare(&args),
         Command::Sweep(args) => fitnets::sweep::sweep(&args),
-        Command::Eval { target, float, data, device } if target.is_dir() => {
+        Command::Eval { target, float, flip_average, data, device } if target.is_dir() => {
             anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());
-            cli::eval(&target, &data, &device)
+            cli::eval(&target, flip_average, &data, &device)
         }
-        Command::Eval { target, float, data, device } => {
+        Command::Eval { target, float, flip_average, data, device } => {
+            anyhow::ensure!(!flip_average, "--flip-average is for a run: {} is a blob", target.display());
             fitnets::quant::command::eval_blob(&target, float.as_deref(), &data, &device)
         }
         Command::Export(args) => fitnets::quant::command::export_command(&args),

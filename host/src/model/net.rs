@@ -187,6 +187,17 @@ impl<B: Backend> Net<B> {
         self.forward_to(x, self.layers.len()).flat()
     }
 
+    /// Logits for classification: [`Net::forward`], or with `flip_average` the mean of the
+    /// logits of each image and of its mirror image (test-time augmentation, for a network
+    /// trained on mirrored images; it costs two forward passes).
+    pub fn predict(&self, x: Tensor<B, 4>, flip_average: bool) -> Tensor<B, 2> {
+        if !flip_average {
+            return self.forward(x);
+        }
+        let mirrored = x.clone().flip([3]);
+        (self.forward(x) + self.forward(mirrored)).mul_scalar(0.5)
+    }
+
     /// The output of the first `count` layers (a hint or guided layer is `index + 1`).
     pub fn forward_to(&self, x: Tensor<B, 4>, count: usize) -> Activations<B> {
         self.layers[..count].iter().fold(Activations::Map(x), |x, layer| layer.forward(x))

@@ -21,7 +21,7 @@ use super::batch::Batcher;
 use super::loss::{cross_entropy, hint_loss, kd_loss, lambda_at};
 use super::run_dir::RunDir;
 use super::schedule::{OptimizerKind, Schedule, epoch_seed};
-use super::teacher_cache::TeacherCache;
+use super::teacher_cache::{CachedOutput, TeacherCache};
 use crate::data::Dataset;
 use crate::model::net::{ConvLayer, Net};
 
@@ -37,8 +37,9 @@ pub struct Trainee<B: Backend> {
 pub enum Objective<B: AutodiffBackend> {
     /// Cross-entropy with the labels.
     Labels,
-    /// Knowledge distillation from `teacher` (run without gradients).
-    Distill { teacher: Net<B::InnerBackend>, tau: f64, lambda_start: f64, lambda_end: f64 },
+    /// Knowledge distillation from `teacher` (run without gradients), whose logits are
+    /// [`Net::predict`]'s with `flip_average`.
+    Distill { teacher: Net<B::InnerBackend>, flip_average: bool, tau: f64, lambda_start: f64, lambda_end: f64 },
     /// Hint training: the first `guided_layers` of the student, through the regressor,
     /// regress the output of the teacher's first `hint_layers`.
     Hints { teacher: Net<B::InnerBackend>, hint_layers: usize, guided_layers: usize },
@@ -297,8 +298,9 @@ impl<B: AutodiffBackend> Objective<B> {
     fn to_device(&self, device: &B::Device) -> Objective<B> {
         match self {
             Objective::Labels => Objective::Labels,
-            Objective::Distill { teacher, tau, lambda_start, lambda_end } => Objective::Distill {
+            Objective::Distill { teacher, flip_average, tau, lambda_start, lambda_end } => Objective::Distill {
                 teacher: teacher.clone().to_device(device),
+                flip_average: *flip_average,
                 tau: *tau,
                 lambda_start: *lambda_start,
                 lambda_end: *lambda_end,
@@ -417,16 +419,18 @@ fn teacher_cache<B: AutodiffBackend>(
     phase: &Phase<'_>,
     device: &B::Device,
 ) -> Option<TeacherCache> {
-    let (teacher, layers) = match objective {
+    let (teacher, output) = match objective {
         Objective::Labels => return None,
-        Objective::Distill { teacher, .. } => (teacher, teacher.layers.len()),
-        Objective::Hints { teacher, hint_layers, .. } => (teacher, *hint_layers),
+        Objective::Distill { teacher, flip_average, .. } => {
+            (teacher, CachedOutput::Logits { flip_average: *flip_average })
+        }
+        Objective::Hints { teacher, hint_layers, .. } => (teacher, CachedOutput::Layers(*hint_layers)),
     };
     if !phase.batcher.augment.is_identity() {
         return None;
     }
     let started = Instant::now();
-    let cache = TeacherCache::build(teacher, layers, phase.train, phase.batcher, device);
+    let cache = TeacherCache::build(teacher, output, phase.train, phase.batcher, device);
     eprintln!(
         "{}: the teacher's outputs for {} training images computed once ({:.1} MB, {:.1}s)",
         phase.name,
@@ -454,10 +458,10 @@ fn batch_loss<B: AutodiffBackend>(
             let logits = model.net.forward(images);
             (cross_entropy(logits.clone(), labels), Some(logits), None)
         }
-        Objective::Distill { teacher, tau, lambda_start, lambda_end } => {
+        Objective::Distill { teacher, flip_average, tau, lambda_start, lambda_end } => {
             let teacher_logits = Tensor::from_inner(match cached {
                 Some(logits) => logits.flatten(1, 3),
-                None => teacher.forward(inner),
+                None => teacher.predict(inner, *flip_average),
             });
             let lambda = lambda_at(step, total_steps, *lambda_start, *lambda_end);
             let logits = model.net.forward(images);
@@ -588,7 +592,7 @@ mod tests {
         let labels: Vec<i64> = (0..11).map(|i| i % 4).collect();
         let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [11]), &device);
         let batch = || Batch::<B> { images: images.clone(), cached: None, labels: labels.clone() };
-        let kd = Objective::Distill { teacher, tau: 3.0, lambda_start: 4.0, lambda_end: 1.0 };
+        let kd = Objective::Distill { teacher, flip_average: false, tau: 3.0, lambda_start: 4.0, lambda_end: 1.0 };
         for objective in [Objective::Labels, kd] {
             let mut whole = shard_step(&model, &objective, batch(), 3, 10, None);
             let whole = gradients(&model.net, &whole.grads.take().unwrap());

@@ -12,10 +12,19 @@ use burn::tensor::{Tensor, TensorData};
 
 use super::batch::Batcher;
 use crate::data::Dataset;
-use crate::model::net::Net;
+use crate::model::net::{Activations, Net};
 
 /// Images per teacher forward pass while filling the cache.
 const CHUNK: usize = 512;
+
+/// Which output of the teacher a cache holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CachedOutput {
+    /// The output of the first N layers (a hint layer is its index + 1).
+    Layers(usize),
+    /// The logits of [`Net::predict`].
+    Logits { flip_average: bool },
+}
 
 /// The output of the teacher's first `layers` layers for each image of a dataset, as
 /// maps `[C, H, W]` (logits are `[classes, 1, 1]`), image after image.
@@ -30,7 +39,7 @@ impl TeacherCache {
     /// will see them).
     pub fn build<B: Backend>(
         teacher: &Net<B>,
-        layers: usize,
+        output: CachedOutput,
         data: &Dataset,
         batcher: &Batcher,
         device: &B::Device,
@@ -40,7 +49,10 @@ impl TeacherCache {
         let mut values = Vec::new();
         for chunk in indices.chunks(CHUNK) {
             let images = batcher.images::<B>(data, chunk, None, device);
-            let out = teacher.forward_to(images, layers).map();
+            let out = match output {
+                CachedOutput::Layers(layers) => teacher.forward_to(images, layers).map(),
+                CachedOutput::Logits { flip_average } => Activations::Flat(teacher.predict(images, flip_average)).map(),
+            };
             let [_, c, h, w] = out.dims();
             item = [c, h, w];
             values.extend(out.into_data().into_vec::<f32>().expect("float outputs"));
