@@ -304,6 +304,20 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
     assert!(ok, "{stderr}");
     assert!(stderr.contains("the teacher's outputs for 300 training images computed once"), "{stderr}");
     assert!(run_json(&dir.join("student")).get("flip_average").is_none(), "a student classifies plainly");
+    // Mirrored images keep those logits, so the cache serves a student trained with
+    // flips; shifted images do not.
+    for (augment, cached) in [("--hflip", true), ("--shift", false)] {
+        let run = path(&format!("student{augment}"));
+        let mut args = kd.clone();
+        args[7] = &run;
+        args.push(augment);
+        if augment == "--shift" {
+            args.push("1");
+        }
+        let (ok, _, stderr) = fitnets(&args);
+        assert!(ok, "{stderr}");
+        assert_eq!(stderr.contains("computed once"), cached, "{augment}: {stderr}");
+    }
     // A blob has no mirror images to average over.
     let (ok, _, stderr) = fitnets(&["eval", &path("model.fnet"), "--flip-average", "--data", &data]);
     assert!(!ok && stderr.contains("--flip-average is for a run"), "{stderr}");

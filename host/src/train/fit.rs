@@ -22,7 +22,7 @@ use super::loss::{cross_entropy, hint_loss, kd_loss, lambda_at};
 use super::run_dir::RunDir;
 use super::schedule::{OptimizerKind, Schedule, epoch_seed};
 use super::teacher_cache::{CachedOutput, TeacherCache};
-use crate::data::Dataset;
+use crate::data::{Augment, Dataset};
 use crate::model::net::{ConvLayer, Net};
 
 /// What is being trained: a network, and during hint training its regressor.
@@ -413,7 +413,10 @@ fn data_parallel_step<B: AutodiffBackend>(
 }
 
 /// The teacher's outputs on the whole training set when they can be computed once:
-/// the objective uses a teacher and the images are not augmented.
+/// the objective uses a teacher and its outputs do not depend on the augmentation, as
+/// when the images are not augmented, or only mirrored and the teacher's logits are
+/// flip-averaged (the mean over an image and its mirror is the same for both, exactly:
+/// the sum is the same two terms).
 fn teacher_cache<B: AutodiffBackend>(
     objective: &Objective<B>,
     phase: &Phase<'_>,
@@ -426,7 +429,9 @@ fn teacher_cache<B: AutodiffBackend>(
         }
         Objective::Hints { teacher, hint_layers, .. } => (teacher, CachedOutput::Layers(*hint_layers)),
     };
-    if !phase.batcher.augment.is_identity() {
+    let augment = phase.batcher.augment;
+    let mirror_only = augment == Augment { hflip: true, ..Augment::default() };
+    if !(augment.is_identity() || mirror_only && output == (CachedOutput::Logits { flip_average: true })) {
         return None;
     }
     let started = Instant::now();

@@ -5,7 +5,8 @@
 //! image is the same in every epoch. Computing it once before the first epoch removes
 //! the teacher's forward pass (for the MNIST teacher, 4x the FitNet's multiplications)
 //! from every training step. With augmentation every step sees a new image and the
-//! teacher runs on it as before.
+//! teacher runs on it as before, except where the teacher's answer cannot change: a
+//! flip-averaged teacher's logits are the same for an image and its mirror.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
