@@ -146,14 +146,21 @@ fn fitnets(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
 }
 
-#[test]
-fn a_tiny_sweep_runs_end_to_end_and_resumes() {
-    let dir = std::env::temp_dir().join(format!("fitnets-sweep-{}", std::process::id()));
+/// A fresh temporary directory with `data/` (`train` generated images with `seed`, 100
+/// test images) and the tiny teacher's config as `teacher.toml`.
+fn tiny_data_set(name: &str, train: usize, seed: u64) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("fitnets-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("data")).unwrap();
-    write_patterns(&dir.join("data"), "train", 600, 1);
-    write_patterns(&dir.join("data"), "t10k", 100, 2);
+    write_patterns(&dir.join("data"), "train", train, seed);
+    write_patterns(&dir.join("data"), "t10k", 100, seed + 1);
     std::fs::write(dir.join("teacher.toml"), TINY_TEACHER).unwrap();
+    dir
+}
+
+#[test]
+fn a_tiny_sweep_runs_end_to_end_and_resumes() {
+    let dir = tiny_data_set("sweep", 600, 1);
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let (data, teacher, runs, config) = (path("data"), path("teacher"), path("sweep"), path("teacher.toml"));
     let common = ["--data", &data, "--valid", "100", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"];
@@ -268,12 +275,7 @@ fn run_data(run: &std::path::Path) -> serde_json::Value {
 
 #[test]
 fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
-    let dir = std::env::temp_dir().join(format!("fitnets-flip-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    write_patterns(&dir.join("data"), "train", 400, 3);
-    write_patterns(&dir.join("data"), "t10k", 100, 4);
-    std::fs::write(dir.join("teacher.toml"), TINY_TEACHER).unwrap();
+    let dir = tiny_data_set("flip", 400, 3);
     let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
     let (data, teacher, config) = (path("data"), path("teacher"), path("teacher.toml"));
     let common = ["--data", &data, "--valid", "100", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"];

@@ -414,12 +414,15 @@ fn configs_survive_a_round_trip_through_toml() {
     }
 }
 
+/// The test teacher with fresh random weights.
+fn untrained_teacher() -> Net<Inner> {
+    let _guard = rng_lock();
+    Net::<Inner>::new(&NetConfig::parse(TEACHER).unwrap(), &Default::default()).unwrap()
+}
+
 #[test]
 fn flip_averaged_predictions_are_mirror_invariant_means() {
-    let net = {
-        let _guard = rng_lock();
-        Net::<Inner>::new(&NetConfig::parse(TEACHER).unwrap(), &Default::default()).unwrap()
-    };
+    let net = untrained_teacher();
     let splits = splits();
     let images =
         splits.batcher(Augment::default()).images::<Inner>(&splits.test, &[0, 5, 9], None, &Default::default());
@@ -440,10 +443,7 @@ fn flip_averaged_predictions_are_mirror_invariant_means() {
 #[test]
 fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
     use fitnets::train::teacher_cache::{CachedOutput, TeacherCache};
-    let net = {
-        let _guard = rng_lock();
-        Net::<Inner>::new(&NetConfig::parse(TEACHER).unwrap(), &Default::default()).unwrap()
-    };
+    let net = untrained_teacher();
     let splits = splits();
     let batcher = splits.batcher(Augment::default());
     let device = Default::default();
