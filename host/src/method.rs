@@ -84,7 +84,8 @@ pub struct RunInfo {
     pub data: DataInfo,
     pub backend: String,
     /// The network classifies by [`Net::predict`] with flip averaging: evaluation and the
-    /// logits a student distils from average each image with its mirror image.
+    /// logits a student distils from average each image with its mirror image. (The
+    /// per-epoch validation of `metrics.csv` stays the plain network's, as trained.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flip_average: bool,
 }

@@ -36,8 +36,8 @@ impl Augment {
     /// Writes an augmented copy of `image` (`h * w * c` bytes, NHWC) into `out`.
     ///
     /// Draws from `rng` in a fixed order (shift, then crop, then flip, then erasing; rows
-    /// before columns), and only for the augmentations that are enabled, so a seeded generator
-    /// gives the same images on every platform. Panics if `image` or `out` is not
+    /// before columns), and only for the augmentations that are enabled, so a seeded
+    /// generator gives the same images on every platform. Panics if `image` or `out` is not
     /// `h * w * c` bytes long.
     pub fn apply(&self, image: &[u8], h: usize, w: usize, c: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
         let (mut dy, mut dx) = (0, 0);
