@@ -148,10 +148,10 @@ fn full_table(runs: &Path, seeds: u64) -> anyhow::Result<String> {
 
 /// The teacher's row, then each method's over seeds `0..seeds`.
 fn rows(runs: &Path, seeds: u64) -> anyhow::Result<Vec<Row>> {
-    let mut rows = vec![row(&runs.join("teacher"), "teacher")?];
+    let mut rows = vec![row(&runs.join("teacher"))?];
     for method in METHODS {
         let dirs: Vec<PathBuf> = (0..seeds).map(|k| student_dir(runs, k, method)).collect();
-        rows.push(seed_row(&dirs, method)?);
+        rows.push(seed_row(&dirs)?);
     }
     Ok(rows)
 }
@@ -182,14 +182,13 @@ fn read_run(dir: &Path) -> anyhow::Result<(RunInfo, RunResult)> {
     Ok((run.read_json("run.json")?, run.read_json("result.json")?))
 }
 
-fn row(dir: &Path, name: &str) -> anyhow::Result<Row> {
+fn row(dir: &Path) -> anyhow::Result<Row> {
     let (info, result) = read_run(dir)?;
-    let label = if name == "teacher" { format!("teacher ({})", info.config.name) } else { format!("FitNet {name}") };
-    Ok(Row { name: label, params: result.params, macs: result.macs, accuracies: vec![result.test_accuracy] })
+    Ok(Row { name: info.label(), params: result.params, macs: result.macs, accuracies: vec![result.test_accuracy] })
 }
 
-fn seed_row(dirs: &[PathBuf], method: Method) -> anyhow::Result<Row> {
-    let mut row = row(&dirs[0], method.name())?;
+fn seed_row(dirs: &[PathBuf]) -> anyhow::Result<Row> {
+    let mut row = row(&dirs[0])?;
     for dir in &dirs[1..] {
         row.accuracies.push(read_run(dir)?.1.test_accuracy);
     }

@@ -90,6 +90,18 @@ pub struct RunInfo {
     pub flip_average: bool,
 }
 
+impl RunInfo {
+    /// How tables name the run: `teacher (mnist-teacher)`, `teacher (mnist-teacher,
+    /// flip-averaged)` when its accuracy is flip-averaged, `FitNet hints`.
+    pub fn label(&self) -> String {
+        match self.method {
+            Some(method) => format!("FitNet {}", method.name()),
+            None if self.flip_average => format!("teacher ({}, flip-averaged)", self.config.name),
+            None => format!("teacher ({})", self.config.name),
+        }
+    }
+}
+
 /// A config inside `run.json` is stored as its TOML text, the format it was written in.
 ///
 /// Its layers are an internally tagged enum, and serde reads those through a buffer in

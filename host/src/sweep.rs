@@ -74,6 +74,7 @@ pub struct SweepSetting {
     /// The student phase's schedule; its `epochs` is `student_epochs`.
     pub schedule: Schedule,
     pub teacher: PathBuf,
+    /// Its config's name, `… with flip averaging` when it classifies so.
     pub teacher_name: String,
     pub teacher_test_accuracy: f64,
 }
@@ -137,6 +138,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         RunDir::open(&args.teacher)?.read_json("run.json").context("reading the teacher run")?;
     let teacher_result = finished(&args.teacher)
         .with_context(|| format!("the teacher run in {} has not finished", args.teacher.display()))?;
+    let teacher_name = match teacher_info.flip_average {
+        true => format!("{} with flip averaging", teacher_info.config.name),
+        false => teacher_info.config.name.clone(),
+    };
     let teacher_config = teacher_info.config;
     let budget_macs = match args.budget_macs {
         Some(m) => m,
@@ -155,7 +160,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         split_seed: plan.data.split_seed,
         schedule,
         teacher: args.teacher.clone(),
-        teacher_name: teacher_config.name.clone(),
+        teacher_name,
         teacher_test_accuracy: teacher_result.test_accuracy,
     };
     let runs = RunDir::create(&args.runs)?;

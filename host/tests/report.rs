@@ -124,6 +124,14 @@ fn info(method: Option<Method>, config: &str) -> RunInfo {
     }
 }
 
+#[test]
+fn a_flip_averaged_teacher_is_labelled_so() {
+    let teacher = info(None, TEACHER);
+    assert_eq!(teacher.label(), "teacher (tiny-teacher)");
+    assert_eq!(RunInfo { flip_average: true, ..teacher }.label(), "teacher (tiny-teacher, flip-averaged)");
+    assert_eq!(info(Some(Method::Hints), STUDENT).label(), "FitNet hints");
+}
+
 /// `epochs` rows of `phase`, accuracy rising by a point an epoch from `start`.
 fn metrics(phase: &str, epochs: usize, start: f64) -> Vec<MetricRow> {
     (1..=epochs)

@@ -45,12 +45,9 @@ impl Run {
         self.info.role == "teacher"
     }
 
-    /// How the report names the run: `teacher (mnist-teacher)`, `FitNet hints`.
+    /// How the report names the run ([`RunInfo::label`]).
     pub fn label(&self) -> String {
-        match self.info.method {
-            None => format!("teacher ({})", self.info.config.name),
-            Some(method) => format!("FitNet {}", method.name()),
-        }
+        self.info.label()
     }
 
     /// `(parameters, MACs)` of the run's network, counted from its config.
