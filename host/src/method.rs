@@ -96,8 +96,15 @@ impl RunInfo {
     pub fn label(&self) -> String {
         match self.method {
             Some(method) => format!("FitNet {}", method.name()),
-            None if self.flip_average => format!("teacher ({}, flip-averaged)", self.config.name),
-            None => format!("teacher ({})", self.config.name),
+            None => format!("teacher ({})", self.network_name()),
+        }
+    }
+
+    /// The config's name, with `, flip-averaged` when the run classifies so.
+    pub fn network_name(&self) -> String {
+        match self.flip_average {
+            true => format!("{}, flip-averaged", self.config.name),
+            false => self.config.name.clone(),
         }
     }
 }

@@ -74,7 +74,7 @@ pub struct SweepSetting {
     /// The student phase's schedule; its `epochs` is `student_epochs`.
     pub schedule: Schedule,
     pub teacher: PathBuf,
-    /// Its config's name, `… with flip averaging` when it classifies so.
+    /// [`RunInfo::network_name`] of the teacher.
     pub teacher_name: String,
     pub teacher_test_accuracy: f64,
 }
@@ -138,10 +138,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         RunDir::open(&args.teacher)?.read_json("run.json").context("reading the teacher run")?;
     let teacher_result = finished(&args.teacher)
         .with_context(|| format!("the teacher run in {} has not finished", args.teacher.display()))?;
-    let teacher_name = match teacher_info.flip_average {
-        true => format!("{} with flip averaging", teacher_info.config.name),
-        false => teacher_info.config.name.clone(),
-    };
+    let teacher_name = teacher_info.network_name();
     let teacher_config = teacher_info.config;
     let budget_macs = match args.budget_macs {
         Some(m) => m,
