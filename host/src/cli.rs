@@ -145,8 +145,9 @@ pub struct TeacherArgs {
     /// The run directory (config, metrics.csv, checkpoints, model).
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
-    /// Continue an interrupted run in `--run` with its saved settings.
-    #[arg(long)]
+    /// Continue an interrupted run in `--run` with its saved settings: give the config and
+    /// data options it was started with, and no schedule options.
+    #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS.into_iter().chain(["flip_average"]))]
     pub resume: bool,
     #[command(flatten)]
     pub data: DataArgs,
@@ -172,7 +173,10 @@ pub struct StudentArgs {
     pub teacher: Option<PathBuf>,
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
-    #[arg(long)]
+    /// Continue an interrupted run in `--run` with its saved settings: give the config,
+    /// method, teacher and data options it was started with, and no schedule, hint or KD
+    /// options.
+    #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS.into_iter().chain(["hint_epochs", "tau", "lambda_start", "lambda_end"]))]
     pub resume: bool,
     /// Epochs of hint training (stage 1 of `hints`).
     #[arg(long, default_value_t = 3)]
@@ -193,7 +197,15 @@ pub struct StudentArgs {
     pub device: DeviceArgs,
 }
 
-/// Starts a run, or reopens it with `--resume` (whose saved settings then win).
+/// The options of [`ScheduleArgs`], which `--resume` refuses: a resumed run keeps the
+/// settings it was started with.
+const SCHEDULE_OPTIONS: [&str; 10] =
+    ["epochs", "batch", "optimizer", "lr", "final_lr", "seed", "shift", "hflip", "crop_pad", "erase"];
+
+/// Starts a run, or reopens it with `--resume`. A resumed run keeps its saved settings
+/// (clap refuses the options that would set them); what a resume must still be told (the
+/// config, data, method and teacher) must be what the run was started with, or the
+/// resume is refused before anything is written.
 fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir, RunInfo)> {
     let exists = dir.join("run.json").exists();
     if resume {
@@ -210,6 +222,26 @@ fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir,
             info.data.name,
             info.data.split_seed
         );
+        ensure!(
+            info.config == fresh.config,
+            "{} was started with another network config ({}): resume it with the config it was started with \
+             (its copy is {})",
+            dir.display(),
+            info.config.name,
+            dir.join("config.toml").display()
+        );
+        ensure!(
+            info.method == fresh.method,
+            "{} was started with --method {}: resume it with that method",
+            dir.display(),
+            info.method.map_or("none", Method::name)
+        );
+        ensure!(
+            fresh.teacher.is_none() || same_path(info.teacher.as_deref(), fresh.teacher.as_deref()),
+            "{} was started with the teacher {}: resume it with that teacher",
+            dir.display(),
+            info.teacher.as_deref().map_or("none".into(), |t| t.display().to_string())
+        );
         return Ok((run, info));
     }
     ensure!(!exists, "{} already holds a run: pass --resume to continue it, or choose another --run", dir.display());
@@ -219,8 +251,21 @@ fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir,
     Ok((run, fresh))
 }
 
+/// Whether two optional paths name the same file (both absent, equal, or the same once
+/// resolved).
+fn same_path(a: Option<&Path>, b: Option<&Path>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b),
+        (a, b) => a == b,
+    }
+}
+
 /// `fitnets train teacher`.
 pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
+    ensure!(
+        !args.flip_average || args.schedule.hflip,
+        "--flip-average averages each image with its mirror image: it needs a teacher trained with --hflip"
+    );
     let config = NetConfig::load(&args.config)?;
     let splits = args.data.load()?;
     let fresh = RunInfo {
@@ -369,7 +414,7 @@ fn finish<B: AutodiffBackend>(
     let (valid_accuracy, _) = evaluate(&net, &splits.valid, &batcher, info.flip_average, device);
     let (test_accuracy, confusion) = evaluate(&net, &splits.test, &batcher, info.flip_average, device);
     save_net(net, run)?;
-    let (params, macs) = count::totals(&info.config)?;
+    let (params, macs) = info.cost()?;
     let train_seconds = hint_history.iter().chain(&history).map(|e| e.seconds).sum();
     let result =
         RunResult { params, macs, valid_accuracy, test_accuracy, confusion, hint_history, history, train_seconds };
@@ -403,6 +448,12 @@ pub fn eval(dir: &Path, flip_average: bool, data: &DataArgs, device: &DeviceArgs
 fn eval_in<B: Backend>(dir: &Path, flip_average: bool, test: &data::Dataset, device: &B::Device) -> anyhow::Result<()> {
     let (net, info) = load_run::<B>(dir, device)?;
     let batcher = Batcher { normalization: info.data.normalization.clone(), augment: Augment::default() };
+    if flip_average && !info.schedule.augment.hflip {
+        eprintln!(
+            "note: {} was trained without --hflip: mirror images are unlike the images it learnt from",
+            dir.display()
+        );
+    }
     let flip_average = flip_average || info.flip_average;
     let (accuracy, confusion) = evaluate(&net, test, &batcher, flip_average, device);
     let how = if flip_average { ", each averaged with its mirror image" } else { "" };

@@ -265,6 +265,32 @@ fn a_tiny_sweep_runs_end_to_end_and_resumes() {
     let (ok, _, stderr) = fitnets(&resume);
     assert!(!ok);
     assert!(stderr.contains("was started on other data (300 training and 100 validation images"), "{stderr}");
+    // ... with the network, the method and the settings it was started with.
+    *resume.last_mut().unwrap() = "300";
+    let (ok, _, stderr) = fitnets(&resume);
+    assert!(!ok);
+    assert!(stderr.contains("was started with another network config (sweep-depth3)"), "{stderr}");
+    let kd_config = format!("{kd_run}/config.toml");
+    resume[10] = &kd_config;
+    let (ok, _, stderr) = fitnets(&resume);
+    assert!(!ok);
+    assert!(stderr.contains("was started with --method kd: resume it with that method"), "{stderr}");
+    resume[3] = "kd";
+    resume[5] = &kd_run;
+    let (ok, _, stderr) = fitnets(&resume);
+    assert!(!ok);
+    assert!(stderr.contains(&format!("was started with the teacher {teacher}")), "{stderr}");
+    resume[5] = &teacher;
+    resume.extend(["--epochs", "5"]);
+    let (ok, _, stderr) = fitnets(&resume);
+    assert!(!ok);
+    assert!(stderr.contains("'--resume' cannot be used with '--epochs <EPOCHS>'"), "{stderr}");
+    // Told what it was started with, a finished run resumes to the same result.
+    resume.truncate(resume.len() - 2);
+    let result = std::fs::read_to_string(dir.join("sweep/depth-3/kd/result.json")).unwrap();
+    let (ok, _, stderr) = fitnets(&resume);
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("sweep/depth-3/kd/result.json")).unwrap(), result);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -307,18 +333,30 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
     assert!(stderr.contains("the teacher's outputs for 300 training images computed once"), "{stderr}");
     assert!(run_json(&dir.join("student")).get("flip_average").is_none(), "a student classifies plainly");
     // Mirrored images keep those logits, so the cache serves a student trained with
-    // flips; shifted images do not.
-    for (augment, cached) in [("--hflip", true), ("--shift", false)] {
-        let run = path(&format!("student{augment}"));
+    // flips alone; any other change of the image, or a teacher that does not average,
+    // rules it out.
+    let plain_teacher = path("plain-teacher");
+    let mut plain = train.clone();
+    plain[5] = &plain_teacher;
+    plain.retain(|arg| *arg != "--flip-average");
+    let (ok, _, stderr) = fitnets(&plain);
+    assert!(ok, "{stderr}");
+    let cases: [(&str, &[&str], bool); 5] = [
+        (&teacher, &["--hflip"], true),
+        (&teacher, &["--shift", "1"], false),
+        (&teacher, &["--hflip", "--erase"], false),
+        (&teacher, &["--hflip", "--crop-pad", "1"], false),
+        (&plain_teacher, &["--hflip"], false),
+    ];
+    for (k, (teacher, augment, cached)) in cases.into_iter().enumerate() {
+        let run = path(&format!("student-{k}"));
         let mut args = kd.clone();
+        args[5] = teacher;
         args[7] = &run;
-        args.push(augment);
-        if augment == "--shift" {
-            args.push("1");
-        }
+        args.extend(augment);
         let (ok, _, stderr) = fitnets(&args);
         assert!(ok, "{stderr}");
-        assert_eq!(stderr.contains("computed once"), cached, "{augment}: {stderr}");
+        assert_eq!(stderr.contains("computed once"), cached, "{teacher} {augment:?}: {stderr}");
     }
     // A blob has no mirror images to average over.
     let (ok, _, stderr) = fitnets(&["eval", &path("model.fnet"), "--flip-average", "--data", &data]);
