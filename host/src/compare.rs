@@ -184,7 +184,8 @@ fn read_run(dir: &Path) -> anyhow::Result<(RunInfo, RunResult)> {
 
 fn row(dir: &Path) -> anyhow::Result<Row> {
     let (info, result) = read_run(dir)?;
-    Ok(Row { name: info.label(), params: result.params, macs: result.macs, accuracies: vec![result.test_accuracy] })
+    let (params, macs) = info.cost()?;
+    Ok(Row { name: info.label(), params, macs, accuracies: vec![result.test_accuracy] })
 }
 
 fn seed_row(dirs: &[PathBuf]) -> anyhow::Result<Row> {

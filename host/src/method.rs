@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Augment, Dataset, Normalization};
 use crate::model::config::LayerConfig;
 use crate::model::net::ConvLayer;
-use crate::model::{Net, NetConfig};
+use crate::model::{Net, NetConfig, count};
 use crate::train::batch::Batcher;
 use crate::train::fit::{EpochMetrics, Objective, Phase, Trainee, fit};
 use crate::train::run_dir::RunDir;
@@ -100,6 +100,13 @@ impl RunInfo {
         }
     }
 
+    /// `(parameters, MACs)` of one classification as the run classifies: flip averaging
+    /// runs the network twice.
+    pub fn cost(&self) -> anyhow::Result<(u64, u64)> {
+        let (params, macs) = count::totals(&self.config)?;
+        Ok((params, if self.flip_average { 2 * macs } else { macs }))
+    }
+
     /// The config's name, with `, flip-averaged` when the run classifies so.
     pub fn network_name(&self) -> String {
         match self.flip_average {
@@ -161,6 +168,7 @@ pub mod config_text {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub params: u64,
+    /// MACs of one classification as `test_accuracy` was measured ([`RunInfo::cost`]).
     pub macs: u64,
     pub valid_accuracy: f64,
     pub test_accuracy: f64,

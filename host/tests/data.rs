@@ -394,35 +394,40 @@ fn same_seed_same_augmentation() {
 
 #[test]
 fn erasing_fills_one_rectangle_with_noise_half_the_time() {
-    const S: usize = 28;
-    let image: Vec<u8> = (0..S * S).map(|i| (i % 251) as u8).collect();
-    let aug = Augment { erase: true, ..Augment::default() };
-    assert!(!aug.is_identity());
-    let mut erased = 0;
-    let mut sizes = std::collections::HashSet::new();
-    for seed in 0..200 {
-        let mut out = vec![0; S * S];
-        aug.apply(&image, S, S, 1, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
-        let changed: Vec<(usize, usize)> = (0..S * S).filter(|&i| out[i] != image[i]).map(|i| (i / S, i % S)).collect();
-        if changed.is_empty() {
-            continue;
+    // Square grey, square colour (CIFAR) and a wide colour image.
+    for (h, w, c) in [(28, 28, 1), (32, 32, 3), (20, 36, 3)] {
+        let image: Vec<u8> = (0..h * w * c).map(|i| (i % 251) as u8).collect();
+        let aug = Augment { erase: true, ..Augment::default() };
+        assert!(!aug.is_identity());
+        let mut erased = 0;
+        let mut sizes = std::collections::HashSet::new();
+        for seed in 0..200 {
+            let mut out = vec![0; h * w * c];
+            aug.apply(&image, h, w, c, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
+            let changed = |p: usize| out[p * c..(p + 1) * c] != image[p * c..(p + 1) * c];
+            let pixels: Vec<(usize, usize)> = (0..h * w).filter(|&p| changed(p)).map(|p| (p / w, p % w)).collect();
+            if pixels.is_empty() {
+                continue;
+            }
+            erased += 1;
+            let (ys, xs): (Vec<usize>, Vec<usize>) = pixels.iter().copied().unzip();
+            let (y0, x0) = (*ys.iter().min().unwrap(), *xs.iter().min().unwrap());
+            let (eh, ew) = (ys.iter().max().unwrap() - y0 + 1, xs.iter().max().unwrap() - x0 + 1);
+            // Random fill keeps about one byte in 256 as it was, so the changed bytes of
+            // every channel fill the box, and nothing outside it changes.
+            let inside = |i: usize| (y0..y0 + eh).contains(&(i / c / w)) && (x0..x0 + ew).contains(&(i / c % w));
+            let changed_bytes = (0..h * w * c).filter(|&i| out[i] != image[i]).count();
+            assert!(changed_bytes * 10 >= eh * ew * c * 9, "{h}x{w}x{c} seed {seed}: scattered over {eh}x{ew}");
+            assert!((0..h * w * c).all(|i| inside(i) || out[i] == image[i]));
+            // 2-40 % of the area and aspect 0.3-3.3, give or take rounding each side to pixels.
+            let (area, full, slack) = ((eh * ew) as f64, (h * w) as f64, (eh + ew) as f64 / 2.0 + 0.25);
+            assert!((0.02 * full - slack..=0.4 * full + slack).contains(&area), "{h}x{w} seed {seed}: {eh}x{ew}");
+            assert!((0.2..=5.0).contains(&(eh as f64 / ew as f64)), "{h}x{w} seed {seed}: {eh}x{ew}");
+            sizes.insert((eh, ew));
         }
-        erased += 1;
-        let (ys, xs): (Vec<usize>, Vec<usize>) = changed.iter().copied().unzip();
-        let (eh, ew) = (
-            ys.iter().max().unwrap() - ys.iter().min().unwrap() + 1,
-            xs.iter().max().unwrap() - xs.iter().min().unwrap() + 1,
-        );
-        // Random fill keeps about one pixel in 256 as it was, so the changes fill their box.
-        assert!(changed.len() * 10 >= eh * ew * 9, "seed {seed}: {} changes scattered over {eh}x{ew}", changed.len());
-        // 2-40 % of the area and aspect 0.3-3.3, give or take rounding each side to pixels.
-        let (area, slack) = ((eh * ew) as f64, (eh + ew) as f64 / 2.0 + 0.25);
-        assert!((0.02 * 784.0 - slack..=0.4 * 784.0 + slack).contains(&area), "seed {seed}: {eh}x{ew}");
-        assert!((0.2..=5.0).contains(&(eh as f64 / ew as f64)), "seed {seed}: {eh}x{ew}");
-        sizes.insert((eh, ew));
+        assert!((70..=130).contains(&erased), "{h}x{w}x{c}: {erased} of 200 images erased");
+        assert!(sizes.len() > 20, "{h}x{w}x{c}: only {} rectangle sizes", sizes.len());
     }
-    assert!((70..=130).contains(&erased), "{erased} of 200 images erased");
-    assert!(sizes.len() > 20, "only {} rectangle sizes", sizes.len());
 }
 
 /// Needs Debian's `dataset-fashion-mnist`; skips, and says so, where it is not installed.

@@ -128,7 +128,11 @@ fn info(method: Option<Method>, config: &str) -> RunInfo {
 fn a_flip_averaged_teacher_is_labelled_so() {
     let teacher = info(None, TEACHER);
     assert_eq!(teacher.label(), "teacher (tiny-teacher)");
-    assert_eq!(RunInfo { flip_average: true, ..teacher }.label(), "teacher (tiny-teacher, flip-averaged)");
+    let averaged = RunInfo { flip_average: true, ..teacher.clone() };
+    assert_eq!(averaged.label(), "teacher (tiny-teacher, flip-averaged)");
+    // Averaging runs the network twice an image.
+    let (params, macs) = teacher.cost().unwrap();
+    assert_eq!(averaged.cost().unwrap(), (params, 2 * macs));
     assert_eq!(info(Some(Method::Hints), STUDENT).label(), "FitNet hints");
 }
 
@@ -273,6 +277,17 @@ fn every_figure_follows_its_input() {
     assert_eq!(row(&wider, "teacher (tiny-teacher) float32")[1], thousands(wider_params));
     assert_eq!(row(&wider, "FitNet kd float32")[4], format!("{:.1}x", wider_params as f64 / student_params as f64));
     assert_eq!(row(&wider, "FitNet kd float32")[6], format!("{:.1}x", wider_macs as f64 / student_macs as f64));
+
+    // A flip-averaged teacher runs its network twice an image: its MACs and every
+    // speed-up double, and the training table says its validation accuracy is plain.
+    let mut runs = made_up_runs();
+    runs[0].info.flip_average = true;
+    let averaged = render(&made_up_report(runs, tiny_blob(), Firmware::default()), "runs/compare");
+    assert_eq!(row(&averaged, "teacher (tiny-teacher, flip-averaged) float32")[2], thousands(2 * teacher_macs));
+    let speed_up = 2.0 * teacher_macs as f64 / student_macs as f64;
+    assert_eq!(row(&averaged, "FitNet kd float32")[6], format!("{speed_up:.1}x"));
+    let note = "A flip-averaged network's validation accuracy is its plain network's";
+    assert!(averaged.contains(note) && !markdown.contains(note), "{averaged}");
 
     // The best student is chosen by validation accuracy, not test accuracy.
     let mut runs = made_up_runs();

@@ -66,6 +66,9 @@ pub fn erase_random(image: &mut [u8], h: usize, w: usize, c: usize, rng: &mut Ch
     const AREA: (f64, f64) = (0.02, 0.4);
     const LOG_RATIO: f64 = 1.203_972_804_325_936; // ln(1 / 0.3)
     assert_eq!(image.len(), h * w * c, "image is not {h}x{w}x{c}");
+    if image.is_empty() {
+        return;
+    }
     for _ in 0..100 {
         let area = rng.random_range(AREA.0..AREA.1) * (h * w) as f64;
         let ratio = rng.random_range(-LOG_RATIO..LOG_RATIO).exp();

@@ -344,6 +344,13 @@ fn training_section(md: &mut String, runs: &[Run]) {
          is the sum of the epochs' training passes in `metrics.csv`, across resumes; \
          loading data and evaluating are left out."
     );
+    if runs.iter().any(|run| run.info.flip_average) {
+        let _ = writeln!(
+            md,
+            "A flip-averaged network's validation accuracy is its plain network's, as trained; its \
+             test accuracy averages each image with its mirror image."
+        );
+    }
 }
 
 /// `26226` → `26,226`.

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail, ensure};
 
 use crate::method::{RunInfo, RunResult};
-use crate::model::count;
 use crate::train::run_dir::RunDir;
 
 /// The runs of a comparison, by sub-directory, teacher first.
@@ -50,9 +49,9 @@ impl Run {
         self.info.label()
     }
 
-    /// `(parameters, MACs)` of the run's network, counted from its config.
+    /// `(parameters, MACs)` of one classification by the run ([`RunInfo::cost`]).
     pub fn cost(&self) -> anyhow::Result<(u64, u64)> {
-        count::totals(&self.info.config)
+        self.info.cost()
     }
 }
 
