@@ -197,6 +197,21 @@ pub struct StudentArgs {
     pub device: DeviceArgs,
 }
 
+impl StudentArgs {
+    /// The training settings these arguments give a new run: the schedule, the hint
+    /// schedule (`hints` only) and KD's (with a teacher).
+    pub fn settings(&self) -> (Schedule, Option<Schedule>, Option<KdSettings>) {
+        let schedule = self.schedule.schedule();
+        let hint_schedule = Schedule { epochs: self.hint_epochs, ..schedule.clone() };
+        let kd = KdSettings { tau: self.tau, lambda_start: self.lambda_start, lambda_end: self.lambda_end };
+        (
+            schedule,
+            (self.method == Method::Hints).then_some(hint_schedule),
+            (self.method != Method::Scratch).then_some(kd),
+        )
+    }
+}
+
 /// The options of [`ScheduleArgs`], which `--resume` refuses: a resumed run keeps the
 /// settings it was started with.
 const SCHEDULE_OPTIONS: [&str; 10] =
@@ -303,19 +318,14 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     if let Some(teacher) = &args.teacher {
         take_teacher_normalization(&mut splits, teacher)?;
     }
-    let mut hint_schedule = args.schedule.schedule();
-    hint_schedule.epochs = args.hint_epochs;
+    let (schedule, hint_schedule, kd) = args.settings();
     let fresh = RunInfo {
         role: "student".into(),
         method: Some(args.method),
         config,
-        schedule: args.schedule.schedule(),
-        hint_schedule: (args.method == Method::Hints).then_some(hint_schedule),
-        kd: (args.method != Method::Scratch).then_some(KdSettings {
-            tau: args.tau,
-            lambda_start: args.lambda_start,
-            lambda_end: args.lambda_end,
-        }),
+        schedule,
+        hint_schedule,
+        kd,
         teacher: args.teacher.clone(),
         data: splits.info.clone(),
         backend: args.device.describe(),

@@ -64,9 +64,6 @@ impl StudentPlan {
         run: &Path,
         seed_offset: u64,
     ) -> anyhow::Result<()> {
-        if finished(run).is_some() {
-            return Ok(());
-        }
         anyhow::ensure!(self.hint_epochs < self.student_epochs, "--hint-epochs must leave epochs for the KD stage");
         let mut schedule = self.schedule.clone();
         schedule.seed = self.schedule.seed + seed_offset;
@@ -86,10 +83,33 @@ impl StudentPlan {
             schedule,
             device: self.device.clone(),
         };
+        if student.resume {
+            check_settings(run, &student)?;
+            if finished(run).is_some() {
+                return Ok(());
+            }
+        }
         cli::train_student(&student).with_context(|| {
             format!("training {} with {} (seed {})", run.display(), method.name(), student.schedule.seed)
         })
     }
+}
+
+/// A run is reused (or resumed) only if it was started with the settings this command
+/// would give it; otherwise the table would mix schedules without saying so.
+fn check_settings(run: &Path, student: &cli::StudentArgs) -> anyhow::Result<()> {
+    let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
+    let wanted = student.settings();
+    let saved = (info.schedule, info.hint_schedule, info.kd);
+    anyhow::ensure!(
+        saved == wanted,
+        "{} holds a run started with other settings than this command gives it:\n  the run's:     {}\n  \
+         this command: {}\nchoose another --runs, or pass the run's options",
+        run.display(),
+        serde_json::to_string(&saved)?,
+        serde_json::to_string(&wanted)?
+    );
+    Ok(())
 }
 
 /// One row of the table: a network and its test accuracy for each seed.

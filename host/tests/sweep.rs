@@ -294,6 +294,35 @@ fn a_tiny_sweep_runs_end_to_end_and_resumes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn compare_reuses_only_runs_with_its_settings() {
+    let dir = tiny_data_set("compare", 400, 5);
+    let student = TINY_TEACHER.replace("tiny-teacher", "tiny-student").replace("hint =", "guided =");
+    std::fs::write(dir.join("student.toml"), student).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (data, runs, teacher, student) = (path("data"), path("compare"), path("teacher.toml"), path("student.toml"));
+    let mut compare = vec!["compare", "--runs", &runs, "--teacher-config", &teacher, "--student-config", &student];
+    compare.extend(["--teacher-epochs", "1", "--student-epochs", "2", "--hint-epochs", "1"]);
+    compare.extend(["--data", &data, "--valid", "100", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"]);
+    let (ok, _, stderr) = fitnets(&compare);
+    assert!(ok, "{stderr}");
+    let table = std::fs::read_to_string(dir.join("compare/table.md")).unwrap();
+    assert!(table.contains("| FitNet hints |"), "{table}");
+    // The same command reuses every run: nothing trains again.
+    let (ok, stdout, stderr) = fitnets(&compare);
+    assert!(ok, "{stderr}");
+    assert!(!format!("{stdout}{stderr}").contains("epoch 1/"), "{stdout}{stderr}");
+    assert_eq!(stdout, table);
+    // Another student schedule in the same directory would mix schedules in one table.
+    compare[10] = "3";
+    let (ok, _, stderr) = fitnets(&compare);
+    assert!(!ok);
+    assert!(stderr.contains("holds a run started with other settings than this command gives it"), "{stderr}");
+    assert!(stderr.contains("\"epochs\":2") && stderr.contains("\"epochs\":3"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("compare/table.md")).unwrap(), table);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// The `data` object of a run's `run.json`.
 fn run_data(run: &std::path::Path) -> serde_json::Value {
     run_json(run)["data"].clone()
