@@ -442,10 +442,10 @@ fn finish<B: AutodiffBackend>(
 }
 
 /// `fitnets eval RUN`: test accuracy and confusion matrix of a finished run, its inputs
-/// normalized as it was trained (the data options only choose the test set). With
-/// `flip_average`, or when the run classifies so ([`RunInfo::flip_average`]), each image
-/// is classified by its mean logits with its mirror image.
-pub fn eval(dir: &Path, flip_average: bool, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
+/// normalized as it was trained (the data options only choose the test set). Each image
+/// is classified by its mean logits with its mirror image when `flip_average` says so,
+/// or, when it says nothing, when the run classifies so ([`RunInfo::flip_average`]).
+pub fn eval(dir: &Path, flip_average: Option<bool>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
     let (_, test) = data.sets()?;
     crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
         dir,
@@ -455,18 +455,27 @@ pub fn eval(dir: &Path, flip_average: bool, data: &DataArgs, device: &DeviceArgs
     ))
 }
 
-fn eval_in<B: Backend>(dir: &Path, flip_average: bool, test: &data::Dataset, device: &B::Device) -> anyhow::Result<()> {
+fn eval_in<B: Backend>(
+    dir: &Path,
+    flip_average: Option<bool>,
+    test: &data::Dataset,
+    device: &B::Device,
+) -> anyhow::Result<()> {
     let (net, info) = load_run::<B>(dir, device)?;
     let batcher = Batcher { normalization: info.data.normalization.clone(), augment: Augment::default() };
+    let flip_average = flip_average.unwrap_or(info.flip_average);
     if flip_average && !info.schedule.augment.hflip {
         eprintln!(
             "note: {} was trained without --hflip: mirror images are unlike the images it learnt from",
             dir.display()
         );
     }
-    let flip_average = flip_average || info.flip_average;
     let (accuracy, confusion) = evaluate(&net, test, &batcher, flip_average, device);
-    let how = if flip_average { ", each averaged with its mirror image" } else { "" };
+    let how = match (flip_average, info.flip_average) {
+        (true, _) => ", each averaged with its mirror image",
+        (false, true) => ", each once (the run itself averages with mirror images)",
+        (false, false) => "",
+    };
     println!("{}: test accuracy {:.2}% on {} images{how}", info.config.name, 100.0 * accuracy, test.len());
     print!("{}", confusion_table(&confusion));
     Ok(())

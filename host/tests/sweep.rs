@@ -387,9 +387,15 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
         assert!(ok, "{stderr}");
         assert_eq!(stderr.contains("computed once"), cached, "{teacher} {augment:?}: {stderr}");
     }
+    // `--plain` classifies each image once, and says so.
+    let (ok, stdout, stderr) = fitnets(&["eval", &teacher, "--plain", "--data", &data]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("on 100 images, each once (the run itself averages with mirror images)"), "{stdout}");
     // A blob has no mirror images to average over.
-    let (ok, _, stderr) = fitnets(&["eval", &path("model.fnet"), "--flip-average", "--data", &data]);
-    assert!(!ok && stderr.contains("--flip-average is for a run"), "{stderr}");
+    for option in ["--flip-average", "--plain"] {
+        let (ok, _, stderr) = fitnets(&["eval", &path("model.fnet"), option, "--data", &data]);
+        assert!(!ok && stderr.contains("--flip-average and --plain are for a run"), "{stderr}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

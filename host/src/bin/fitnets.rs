@@ -30,6 +30,9 @@ enum Command {
         /// With a run: classify each image by its mean logits with its mirror image.
         #[arg(long, conflicts_with = "float")]
         flip_average: bool,
+        /// With a run that flip-averages: classify each image once, by its plain network.
+        #[arg(long, conflicts_with_all = ["float", "flip_average"])]
+        plain: bool,
         #[command(flatten)]
         data: cli::DataArgs,
         #[command(flatten)]
@@ -82,12 +85,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(Train::Student(args)) => cli::train_student(&args),
         Command::Compare(args) => fitnets::compare::compare(&args),
         Command::Sweep(args) => fitnets::sweep::sweep(&args),
-        Command::Eval { target, float, flip_average, data, device } if target.is_dir() => {
+        Command::Eval { target, float, flip_average, plain, data, device } if target.is_dir() => {
             anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());
+            let flip_average = match (flip_average, plain) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            };
             cli::eval(&target, flip_average, &data, &device)
         }
-        Command::Eval { target, float, flip_average, data, device } => {
-            anyhow::ensure!(!flip_average, "--flip-average is for a run: {} is a blob", target.display());
+        Command::Eval { target, float, flip_average, plain, data, device } => {
+            anyhow::ensure!(
+                !flip_average && !plain,
+                "--flip-average and --plain are for a run: {} is a blob (or no such run)",
+                target.display()
+            );
             fitnets::quant::command::eval_blob(&target, float.as_deref(), &data, &device)
         }
         Command::Export(args) => fitnets::quant::command::export_command(&args),
