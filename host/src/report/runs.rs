@@ -48,11 +48,6 @@ impl Run {
     pub fn label(&self) -> String {
         self.info.label()
     }
-
-    /// `(parameters, MACs)` of one classification by the run ([`RunInfo::cost`]).
-    pub fn cost(&self) -> anyhow::Result<(u64, u64)> {
-        self.info.cost()
-    }
 }
 
 /// The runs present under `dir` among [`RUN_NAMES`], teacher first. A sub-directory

@@ -76,7 +76,8 @@ impl Stage {
 pub fn stages(runs: &[Run], int8: &Int8Student) -> anyhow::Result<Vec<Stage>> {
     let mut rows = Vec::with_capacity(runs.len() + 1);
     for run in runs {
-        let (params, macs) = run.cost().with_context(|| format!("counting the network of {}", run.dir.display()))?;
+        let (params, macs) =
+            run.info.cost().with_context(|| format!("counting the network of {}", run.dir.display()))?;
         rows.push(Stage {
             label: run.label(),
             run: Some(run.name.clone()),
