@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, Dataset, Normalization};
 use crate::model::config::LayerConfig;
-use crate::model::net::ConvLayer;
+use crate::model::net::{ConvLayer, materialize};
 use crate::model::{Net, NetConfig, count};
 use crate::train::batch::Batcher;
 use crate::train::fit::{EpochMetrics, Objective, Phase, Trainee, fit};
@@ -320,7 +320,9 @@ impl RegressorShape {
         let conv = Conv2dConfig::new([self.in_channels, self.units * self.pieces], self.kernel)
             .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
             .init(device);
-        ConvLayer { conv, norm: None, pieces: self.pieces, relu: false }
+        let regressor = ConvLayer { conv, norm: None, pieces: self.pieces, relu: false };
+        materialize(&regressor);
+        regressor
     }
 
     /// Trainable parameters of the regressor (dropped after hint training).

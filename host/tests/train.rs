@@ -220,6 +220,25 @@ fn values(net: &Net<B>) -> Vec<f32> {
 }
 
 #[test]
+fn initial_weights_depend_only_on_the_seed_set_before_building() {
+    let _rng = rng_lock();
+    let config = NetConfig::parse(STUDENT).unwrap();
+    let device = Default::default();
+    let seed = |seed| <B as burn::tensor::backend::Backend>::seed(&device, seed);
+    seed(7);
+    let a = Net::<B>::new(&config, &device).unwrap();
+    // What a training phase does before the first forward pass: seed for its epoch, draw.
+    seed(8);
+    let _ = Tensor::<B, 1>::random([5], burn::tensor::Distribution::Default, &device);
+    seed(7);
+    let b = Net::<B>::new(&config, &device).unwrap();
+    assert_eq!(values(&a), values(&b));
+    seed(9);
+    let c = Net::<B>::new(&config, &device).unwrap();
+    assert_ne!(values(&a), values(&c));
+}
+
+#[test]
 fn resumed_training_equals_uninterrupted_training() {
     let _rng = rng_lock();
     let splits = splits();

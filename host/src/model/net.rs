@@ -4,7 +4,7 @@
 //! `units * k` channels; channels `g*k .. (g+1)*k` are the pieces of unit `g`
 //! (unit-major, the layout `shared` uses), and the unit keeps their maximum.
 
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
@@ -140,7 +140,8 @@ impl<B: Backend> Layer<B> {
 }
 
 impl<B: Backend> Net<B> {
-    /// Builds the layers of `config` with fresh parameters on `device`.
+    /// Builds the layers of `config` with fresh parameters on `device`, drawn now from
+    /// the backend's generator (see [`materialize`]).
     pub fn new(config: &NetConfig, device: &B::Device) -> anyhow::Result<Net<B>> {
         let shapes = config.shapes()?;
         let mut channels = config.input[2];
@@ -179,7 +180,9 @@ impl<B: Backend> Net<B> {
             [channels, spatial[0], spatial[1]] = *shape;
             features = channels * spatial[0] * spatial[1];
         }
-        Ok(Net { layers })
+        let net = Net { layers };
+        materialize(&net);
+        Ok(net)
     }
 
     /// The logits `[N, classes]` of a batch `[N, C, H, W]`.
@@ -202,4 +205,21 @@ impl<B: Backend> Net<B> {
     pub fn forward_to(&self, x: Tensor<B, 4>, count: usize) -> Activations<B> {
         self.layers[..count].iter().fold(Activations::Map(x), |x, layer| layer.forward(x))
     }
+}
+
+/// Draws the initial values of every parameter of `module` now, in the module's order.
+///
+/// burn initializes a parameter lazily, on its first use, from the backend's generator as
+/// it is then. Drawn at once, a network's initial weights depend only on the seed set
+/// before it was built, not on what runs before its first forward pass (an epoch's
+/// seed, another training phase, a checkpoint, another thread); so students trained by
+/// different methods from one seed start from the same weights.
+pub fn materialize<B: Backend, M: Module<B>>(module: &M) {
+    struct Draw;
+    impl<B: Backend> ModuleVisitor<B> for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Draw);
 }
