@@ -322,6 +322,10 @@ fn paper_configs_have_the_papers_sizes() {
     // Computed by hand from the layer shapes (see the configs' notes): the teacher's
     // convs 64*96*21*21 + 3072*96*8*8 + 1200*48*5*5 MACs and a 96 -> 10 dense layer.
     assert_eq!(count::totals(&teacher).unwrap(), (359_866, 2_709_504 + 18_874_368 + 1_440_000 + 960));
+    // Batch norm adds a scale and a shift to each of the 96 + 96 + 48 conv channels and
+    // no MACs (it folds into the convs).
+    let teacher_bn = config("configs/mnist-teacher-bn.toml");
+    assert_eq!(count::totals(&teacher_bn).unwrap(), (359_866 + 480, count::totals(&teacher).unwrap().1));
     // 225,792 + 3,612,672 + 2 * 903,168 + 169,344 + 127,008 + 5,880 MACs.
     assert_eq!(count::totals(&fitnet).unwrap(), (26_226, 5_947_032));
     // The regressor follows the rule: 16x7x7 guided, 48x3x3 hint: 5x5 valid, 2 pieces.
@@ -418,18 +422,15 @@ fn batches_are_normalized_nchw() {
 
 #[test]
 fn configs_survive_a_round_trip_through_toml() {
-    for path in [
-        "configs/mnist-teacher.toml",
-        "configs/mnist-fitnet.toml",
-        "configs/cifar-teacher.toml",
-        "configs/cifar-fitnet1.toml",
-        "configs/cifar-fitnet2.toml",
-        "configs/cifar-fitnet3.toml",
-        "configs/cifar-fitnet4.toml",
-    ] {
-        let original = config(path);
+    // Every shipped config, so a new one is covered when it is added.
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../configs");
+    let mut paths: Vec<_> = std::fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    paths.retain(|path| path.extension().is_some_and(|ext| ext == "toml"));
+    assert!(paths.len() >= 8, "{paths:?}");
+    for path in paths {
+        let original = NetConfig::load(&path).unwrap();
         let text = toml::to_string(&original).unwrap();
-        assert_eq!(NetConfig::parse(&text).unwrap(), original, "{path}");
+        assert_eq!(NetConfig::parse(&text).unwrap(), original, "{}", path.display());
     }
 }
 
