@@ -1,4 +1,4 @@
-//! The kernels of [`super::conv`] and [`super::pool`] as burn-flex
+//! The kernels of [`super::conv`], [`super::norm`] and [`super::pool`] as burn-flex
 //! operations: forward-only ones for `Flex` and ones with their own backward step for
 //! `Autodiff<Flex>`.
 
@@ -15,6 +15,7 @@ use burn::tensor::backend::BackendTypes;
 use burn::tensor::{TensorData, TensorMetadata};
 
 use super::conv::{self, ConvGeometry};
+use super::norm::{self, NormGeometry};
 use super::pool::{self, PoolGeometry};
 use crate::backend::Flex;
 
@@ -160,4 +161,80 @@ pub fn max_pool_autodiff(g: &PoolGeometry, x: AutodiffFlexTensor) -> AutodiffFle
         }
         OpsKind::UnTracked(prep) => prep.finish(max_pool(g, x.primitive)),
     }
+}
+
+/// Batch norm + maxout on `Flex`, in inference mode (the running statistics).
+pub fn norm_maxout(
+    g: &NormGeometry,
+    z: FlexTensor,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+) -> FlexTensor {
+    let [n, _, h, w] = z.shape().dims::<4>();
+    tensor(norm::forward_inference(g, &values(&z), gamma, beta, mean, var), [n, g.units(), h, w])
+}
+
+/// What the batch norm's backward step keeps from the forward pass.
+#[derive(Clone)]
+struct NormSaved {
+    geometry: NormGeometry,
+    state: Arc<norm::State>,
+    gamma: Arc<Vec<f32>>,
+}
+
+impl fmt::Debug for NormSaved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NormSaved").field("geometry", &self.geometry).finish_non_exhaustive()
+    }
+}
+
+/// The backward step of batch norm + maxout in training mode: parents `[z, γ, β]`.
+#[derive(Debug)]
+struct NormMaxoutBackward;
+
+impl Backward<Flex, 3> for NormMaxoutBackward {
+    type State = NormSaved;
+
+    fn backward(self, ops: Ops<NormSaved, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_z, node_gamma, node_beta] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let NormSaved { geometry: g, state, gamma } = ops.state;
+        let (dz, dgamma, dbeta) = norm::backward(&g, &state, &gamma, &values(&dy));
+        let [n, _, h, w] = dy.shape().dims::<4>();
+        if let Some(node) = node_z {
+            grads.register::<Flex>(node.id, tensor(dz, [n, g.channels, h, w]));
+        }
+        for (node, values) in [(node_gamma, dgamma), (node_beta, dbeta)] {
+            if let Some(node) = node {
+                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(values, [g.channels])));
+            }
+        }
+    }
+}
+
+/// Batch norm + maxout on `Autodiff<Flex>`, in training mode (the batch's own
+/// statistics), with [`norm::backward`] as its backward step. Also gives the batch's
+/// mean and biased variance per channel, for the running statistics.
+pub fn norm_maxout_autodiff(
+    g: &NormGeometry,
+    z: AutodiffFlexTensor,
+    gamma: AutodiffFlexTensor,
+    beta: AutodiffFlexTensor,
+) -> (AutodiffFlexTensor, Vec<f32>, Vec<f32>) {
+    let [n, _, h, w] = z.primitive.shape().dims::<4>();
+    let gamma_values = values(&gamma.primitive).into_owned();
+    let norm::Trained { output, mean, variance, state } =
+        norm::forward_train(g, &values(&z.primitive), &gamma_values, &values(&beta.primitive));
+    let output = tensor(output, [n, g.units(), h, w]);
+    let nodes = [z.node.clone(), gamma.node.clone(), beta.node.clone()];
+    let y = match NormMaxoutBackward.prepare::<NoCheckpointing>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let saved = NormSaved { geometry: *g, state: Arc::new(state), gamma: Arc::new(gamma_values) };
+            prep.finish(saved, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    };
+    (y, mean, variance)
 }

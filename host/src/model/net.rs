@@ -95,13 +95,20 @@ pub fn maxout_flat<B: Backend>(x: Tensor<B, 2>, pieces: usize) -> Tensor<B, 2> {
 }
 
 impl<B: Backend> ConvLayer<B> {
-    /// `[N, C, H, W]` to `[N, units, H', W']`: through the fused CPU kernel of
-    /// [`kernels`](crate::kernels) where the backend has it, else burn's ops.
+    /// `[N, C, H, W]` to `[N, units, H', W']`: through the CPU kernels of
+    /// [`kernels`](crate::kernels) where the backend has them, else burn's ops. With
+    /// batch norm, which sits between the conv and maxout, one kernel computes the conv
+    /// alone (one piece per unit) and another the batch norm and maxout.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        if self.norm.is_some() {
-            return self.forward_with_burn(x);
-        }
-        match crate::kernels::conv_maxout(&self.conv, self.pieces, x) {
+        let y = match &self.norm {
+            None => crate::kernels::conv_maxout(&self.conv, self.pieces, x),
+            Some(norm) => match crate::kernels::conv_maxout(&self.conv, 1, x) {
+                Ok(z) => Ok(crate::kernels::norm_maxout(norm, self.pieces, z)
+                    .unwrap_or_else(|z| maxout_map(norm.forward(z), self.pieces))),
+                Err(x) => Err(x),
+            },
+        };
+        match y {
             Ok(y) if self.relu => relu(y),
             Ok(y) => y,
             Err(x) => self.forward_with_burn(x),
