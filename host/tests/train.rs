@@ -326,6 +326,8 @@ fn paper_configs_have_the_papers_sizes() {
     // no MACs (it folds into the convs).
     let teacher_bn = config("configs/mnist-teacher-bn.toml");
     assert_eq!(count::totals(&teacher_bn).unwrap(), (359_866 + 480, count::totals(&teacher).unwrap().1));
+    let fitnet_bn = config("configs/mnist-fitnet-bn.toml");
+    assert_eq!(count::totals(&fitnet_bn).unwrap(), (26_226 + 352, 5_947_032));
     // 225,792 + 3,612,672 + 2 * 903,168 + 169,344 + 127,008 + 5,880 MACs.
     assert_eq!(count::totals(&fitnet).unwrap(), (26_226, 5_947_032));
     // The regressor follows the rule: 16x7x7 guided, 48x3x3 hint: 5x5 valid, 2 pieces.
