@@ -104,8 +104,9 @@ fn check_layer(case: Case, seed: u64, norm: bool) {
         if let Some(norm) = &layer.norm {
             out.push(("scale gradient", norm.gamma.grad(&grads).expect("the scale takes part")));
             out.push(("shift gradient", norm.beta.grad(&grads).expect("the shift takes part")));
-            out.push(("running mean", norm.running_mean.value().inner()));
-            out.push(("running variance", norm.running_var.value().inner()));
+            // `value_sync`: burn's running state shows an update only once synced.
+            out.push(("running mean", norm.running_mean.value_sync().inner()));
+            out.push(("running variance", norm.running_var.value_sync().inner()));
             let inference = layer.valid();
             let x = x.clone().inner();
             let y = if fused { inference.forward(x) } else { inference.forward_with_burn(x) };
@@ -115,19 +116,30 @@ fn check_layer(case: Case, seed: u64, norm: bool) {
     };
     let burn = run(false);
     let fused = run(true);
-    // burn sums batch norm's statistics in f32, the kernel in f64; a channel of nearly
-    // equal values (mostly padding) has a small variance that amplifies the difference.
-    let tolerance = if norm { 1e-3 } else { 1e-5 };
+    let largest = |t: &Tensor<Flex, 1>| t.clone().abs().max().into_scalar();
+    // Values per channel: the sums batch norm's statistics and a conv's bias and weight
+    // gradients run over.
+    let out = |size: usize, before: usize, after: usize| (size + before + after - kernel) / stride + 1;
+    let per_channel = (batch * out(h, t, b) * out(w, l, r)) as f32;
+    let input_gradient_scale = largest(&fused[1].1);
     for ((what, a), (_, b)) in burn.into_iter().zip(fused) {
         assert_eq!(a.dims(), b.dims(), "{what} for {case:?}");
-        // Batch norm subtracts each channel's mean, the conv's bias with it, and undoes
-        // any scaling of a channel, so a weight gradient is orthogonal to its weights.
-        // The bias gradient is zero, and so is the weight gradient with one weight per
-        // channel: both paths give rounding noise there, which is not compared.
-        let vanishes = what == "bias gradient" || (what == "weight gradient" && c * kernel * kernel == 1);
-        if norm && vanishes {
+        // Batch norm subtracts each channel's mean, the conv's bias with it: the bias
+        // gradient is zero, and both paths give rounding noise of sums over
+        // `per_channel` values.
+        if norm && what == "bias gradient" {
+            let bound = 1e-4 * per_channel * input_gradient_scale;
+            assert!(largest(&b) <= bound, "{what} {} is not zero for {case:?}", largest(&b));
             continue;
         }
+        // burn sums batch norm's statistics in f32, the kernel in f64; a channel of
+        // nearly equal values (mostly padding) has a small variance that amplifies the
+        // difference in what is normalized. The statistics themselves are plain means.
+        let tolerance = match what {
+            _ if !norm => 1e-5,
+            "running mean" | "running variance" => 1e-5,
+            _ => 1e-3,
+        };
         let diff = relative(a, b);
         assert!(diff < tolerance, "{what} differs by {diff:e} for {case:?} (batch norm: {norm})");
     }
@@ -201,15 +213,20 @@ fn fused_conv_maxout_matches_burn_on_odd_shapes() {
             checked += 1;
             // With batch norm, a channel whose every window holds only padding is
             // constant: normalized, it is zero in exact arithmetic and rounding noise in
-            // burn's f32. Padding narrower than the kernel leaves every window a pixel.
-            if padding.iter().all(|&p| p < kernel) {
+            // burn's f32. That happens when no output row, or no output column, has a
+            // window that reaches the image.
+            let reaches = |size: usize, before: usize, after: usize| {
+                let outputs = (size + before + after - kernel) / stride + 1;
+                (0..outputs).any(|o| o * stride + kernel > before && o * stride < before + size)
+            };
+            if reaches(input[1], padding[0], padding[2]) && reaches(input[2], padding[1], padding[3]) {
                 check_layer(case, 100 + seed, true);
                 normalized += 1;
             }
         }
     }
     assert!(checked >= 40, "only {checked} shapes fit");
-    assert!(normalized >= 15, "only {normalized} shapes checked with batch norm");
+    assert!(normalized >= 30, "only {normalized} shapes checked with batch norm");
 }
 
 #[test]
