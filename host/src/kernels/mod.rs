@@ -42,6 +42,14 @@ pub use pool::PoolGeometry;
 
 use crate::backend::Flex;
 
+/// The float primitive of a tensor (training tensors are never quantized).
+fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> B::FloatTensorPrimitive {
+    match t.into_primitive() {
+        TensorPrimitive::Float(t) => t,
+        TensorPrimitive::QFloat(_) => unreachable!("training tensors are not quantized"),
+    }
+}
+
 /// `value` as a `U` if `T` is `U`.
 fn cast<T: 'static, U: 'static>(value: T) -> Option<U> {
     let mut slot = Some(value);
@@ -76,16 +84,8 @@ pub fn conv_maxout<B: Backend>(conv: &Conv2d<B>, pieces: usize, x: Tensor<B, 4>)
         return Err(x);
     }
     let Some(g) = geometry(conv, x.dims(), pieces) else { return Err(x) };
-    let bias = conv.bias.as_ref().expect("geometry checked the bias").val();
-    let float = |t: Tensor<B, 4>| match t.into_primitive() {
-        TensorPrimitive::Float(t) => t,
-        TensorPrimitive::QFloat(_) => unreachable!("training tensors are not quantized"),
-    };
-    let (x, weight) = (float(x), float(conv.weight.val()));
-    let bias = match bias.into_primitive() {
-        TensorPrimitive::Float(t) => t,
-        TensorPrimitive::QFloat(_) => unreachable!("training tensors are not quantized"),
-    };
+    let bias = primitive(conv.bias.as_ref().expect("geometry checked the bias").val());
+    let (x, weight) = (primitive(x), primitive(conv.weight.val()));
     // `B` is one of the two backends checked above, so each cast succeeds.
     let same = "the backend's own tensor type";
     let output = if autodiff {
@@ -120,10 +120,7 @@ pub fn max_pool<B: Backend>(pool: &MaxPool2d, x: Tensor<B, 4>) -> Result<Tensor<
         return Err(x);
     }
     let Some(g) = pool_geometry(pool, x.dims()) else { return Err(x) };
-    let x = match x.into_primitive() {
-        TensorPrimitive::Float(t) => t,
-        TensorPrimitive::QFloat(_) => unreachable!("training tensors are not quantized"),
-    };
+    let x = primitive(x);
     let same = "the backend's own tensor type";
     let output = if autodiff {
         cast(flex::max_pool_autodiff(&g, cast(x).expect(same))).expect(same)
@@ -151,22 +148,14 @@ pub fn norm_maxout<B: Backend>(
         return Err(z);
     };
     let device = z.device();
-    let float = |t: Tensor<B, 4>| match t.into_primitive() {
-        TensorPrimitive::Float(t) => t,
-        TensorPrimitive::QFloat(_) => unreachable!("training tensors are not quantized"),
-    };
     let vector = |t: Tensor<B, 1>| t.into_data().into_vec::<f32>().expect("float parameters");
     let same = "the backend's own tensor type";
     let output = if autodiff {
-        let param = |t: Tensor<B, 1>| match t.into_primitive() {
-            TensorPrimitive::Float(t) => cast(t).expect(same),
-            TensorPrimitive::QFloat(_) => unreachable!("training tensors are not quantized"),
-        };
         let (y, mean, variance) = flex::norm_maxout_autodiff(
             &g,
-            cast(float(z)).expect(same),
-            param(norm.gamma.val()),
-            param(norm.beta.val()),
+            cast(primitive(z)).expect(same),
+            cast(primitive(norm.gamma.val())).expect(same),
+            cast(primitive(norm.beta.val())).expect(same),
         );
         let momentum = norm.momentum;
         let update = |state: &RunningState<Tensor<B, 1>>, batch: Vec<f32>| {
@@ -180,7 +169,7 @@ pub fn norm_maxout<B: Backend>(
     } else {
         let [gamma, beta] = [norm.gamma.val(), norm.beta.val()].map(vector);
         let [mean, var] = [norm.running_mean.value(), norm.running_var.value()].map(vector);
-        cast(flex::norm_maxout(&g, cast(float(z)).expect(same), &gamma, &beta, &mean, &var)).expect(same)
+        cast(flex::norm_maxout(&g, cast(primitive(z)).expect(same), &gamma, &beta, &mean, &var)).expect(same)
     };
     Ok(Tensor::from_primitive(TensorPrimitive::Float(output)))
 }
