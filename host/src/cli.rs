@@ -11,7 +11,7 @@ use crate::data::{self, Augment};
 use crate::method::{
     self, KdSettings, Method, RunInfo, RunResult, Splits, Teacher, check_pair, evaluate, load_run, save_net,
 };
-use crate::model::{NetConfig, count};
+use crate::model::{NetConfig, Views, count};
 use crate::train::batch::Batcher;
 use crate::train::run_dir::RunDir;
 use crate::train::schedule::{OptimizerKind, Schedule};
@@ -147,7 +147,7 @@ pub struct TeacherArgs {
     pub run: PathBuf,
     /// Continue an interrupted run in `--run` with its saved settings: give the config and
     /// data options it was started with, and no schedule options.
-    #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS.into_iter().chain(["flip_average"]))]
+    #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS.into_iter().chain(["flip_average", "shift_average"]))]
     pub resume: bool,
     #[command(flatten)]
     pub data: DataArgs,
@@ -157,6 +157,11 @@ pub struct TeacherArgs {
     /// for the students that distil from this teacher (needs --hflip).
     #[arg(long, requires = "hflip")]
     pub flip_average: bool,
+    /// Classify by the mean logits of each image and its four one-pixel shifts (with
+    /// --flip-average, their mirror images too: 10 forward passes), in evaluation and for
+    /// the students that distil from this teacher (needs --shift).
+    #[arg(long)]
+    pub shift_average: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -281,6 +286,10 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         !args.flip_average || args.schedule.hflip,
         "--flip-average averages each image with its mirror image: it needs a teacher trained with --hflip"
     );
+    ensure!(
+        !args.shift_average || args.schedule.shift > 0,
+        "--shift-average averages each image with its one-pixel shifts: it needs a teacher trained with --shift"
+    );
     let config = NetConfig::load(&args.config)?;
     let splits = args.data.load()?;
     let fresh = RunInfo {
@@ -294,6 +303,7 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         data: splits.info.clone(),
         backend: args.device.describe(),
         flip_average: args.flip_average,
+        shift_average: args.shift_average,
     };
     let (run, info) = open_run(&args.run, args.resume, fresh)?;
     crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
@@ -330,6 +340,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         data: splits.info.clone(),
         backend: args.device.describe(),
         flip_average: false,
+        shift_average: false,
     };
     if args.method != Method::Scratch && args.teacher.is_none() {
         bail!("--method {} needs --teacher RUN", args.method.name());
@@ -384,8 +395,7 @@ fn student_in<B: AutodiffBackend>(
                 "the teacher in {} was trained with another split or normalization of the data",
                 teacher_dir.display()
             );
-            let teacher =
-                Teacher { net: &teacher, config: &teacher_info.config, flip_average: teacher_info.flip_average };
+            let teacher = Teacher { net: &teacher, config: &teacher_info.config, views: teacher_info.views() };
             method::train_student::<B>(
                 &info.config,
                 method,
@@ -421,8 +431,8 @@ fn finish<B: AutodiffBackend>(
     use burn::module::AutodiffModule as _;
     let net = net.valid();
     let batcher = splits.batcher(Augment::default());
-    let (valid_accuracy, _) = evaluate(&net, &splits.valid, &batcher, info.flip_average, device);
-    let (test_accuracy, confusion) = evaluate(&net, &splits.test, &batcher, info.flip_average, device);
+    let (valid_accuracy, _) = evaluate(&net, &splits.valid, &batcher, info.views(), device);
+    let (test_accuracy, confusion) = evaluate(&net, &splits.test, &batcher, info.views(), device);
     save_net(net, run)?;
     let (params, macs) = info.cost()?;
     let train_seconds = hint_history.iter().chain(&history).map(|e| e.seconds).sum();
@@ -443,38 +453,41 @@ fn finish<B: AutodiffBackend>(
 
 /// `fitnets eval RUN`: test accuracy and confusion matrix of a finished run, its inputs
 /// normalized as it was trained (the data options only choose the test set). Each image
-/// is classified by its mean logits with its mirror image when `flip_average` says so,
-/// or, when it says nothing, when the run classifies so ([`RunInfo::flip_average`]).
-pub fn eval(dir: &Path, flip_average: Option<bool>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
+/// is classified by its mean logits over `views`, or, when that is `None`, over the views
+/// the run classifies by ([`RunInfo::views`]).
+pub fn eval(dir: &Path, views: Option<Views>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
     let (_, test) = data.sets()?;
     crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
-        dir,
-        flip_average,
-        &test,
-        &dev
+        dir, views, &test, &dev
     ))
 }
 
 fn eval_in<B: Backend>(
     dir: &Path,
-    flip_average: Option<bool>,
+    views: Option<Views>,
     test: &data::Dataset,
     device: &B::Device,
 ) -> anyhow::Result<()> {
     let (net, info) = load_run::<B>(dir, device)?;
     let batcher = Batcher { normalization: info.data.normalization.clone(), augment: Augment::default() };
-    let flip_average = flip_average.unwrap_or(info.flip_average);
-    if flip_average && !info.schedule.augment.hflip {
+    let views = views.unwrap_or(info.views());
+    if views.mirror && !info.schedule.augment.hflip {
         eprintln!(
             "note: {} was trained without --hflip: mirror images are unlike the images it learnt from",
             dir.display()
         );
     }
-    let (accuracy, confusion) = evaluate(&net, test, &batcher, flip_average, device);
-    let how = match (flip_average, info.flip_average) {
-        (true, _) => ", each averaged with its mirror image",
-        (false, true) => ", each once (the run itself averages with mirror images)",
-        (false, false) => "",
+    if views.shift && info.schedule.augment.shift == 0 {
+        eprintln!(
+            "note: {} was trained without --shift: shifted images are unlike the images it learnt from",
+            dir.display()
+        );
+    }
+    let (accuracy, confusion) = evaluate(&net, test, &batcher, views, device);
+    let how = match (views.description(), info.views().label()) {
+        (Some(description), _) => format!(", {description}"),
+        (None, Some(own)) => format!(", each once (the run itself is {own})"),
+        (None, None) => String::new(),
     };
     println!("{}: test accuracy {:.2}% on {} images{how}", info.config.name, 100.0 * accuracy, test.len());
     print!("{}", confusion_table(&confusion));

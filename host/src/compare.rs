@@ -139,6 +139,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             data: args.plan.data.clone(),
             schedule,
             flip_average: false,
+            shift_average: false,
             device: args.plan.device.clone(),
         };
         cli::train_teacher(&teacher).context("training the teacher")?;

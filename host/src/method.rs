@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Augment, Dataset, Normalization};
 use crate::model::config::LayerConfig;
 use crate::model::net::{ConvLayer, materialize};
-use crate::model::{Net, NetConfig, count};
+use crate::model::{Net, NetConfig, Views, count};
 use crate::train::batch::Batcher;
 use crate::train::fit::{EpochMetrics, Objective, Phase, Trainee, fit};
 use crate::train::run_dir::RunDir;
@@ -88,6 +88,10 @@ pub struct RunInfo {
     /// per-epoch validation of `metrics.csv` stays the plain network's, as trained.)
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flip_average: bool,
+    /// As `flip_average`, over each image and its four one-pixel shifts (with their mirror
+    /// images as well when both are set).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shift_average: bool,
 }
 
 impl RunInfo {
@@ -100,18 +104,24 @@ impl RunInfo {
         }
     }
 
-    /// `(parameters, MACs)` of one classification as the run classifies: flip averaging
-    /// runs the network twice.
-    pub fn cost(&self) -> anyhow::Result<(u64, u64)> {
-        let (params, macs) = count::totals(&self.config)?;
-        Ok((params, if self.flip_average { 2 * macs } else { macs }))
+    /// The views of an image whose logits the network averages to classify it.
+    pub fn views(&self) -> Views {
+        Views { mirror: self.flip_average, shift: self.shift_average }
     }
 
-    /// The config's name, with `, flip-averaged` when the run classifies so.
+    /// `(parameters, MACs)` of one classification as the run classifies: averaging over
+    /// views runs the network once per view.
+    pub fn cost(&self) -> anyhow::Result<(u64, u64)> {
+        let (params, macs) = count::totals(&self.config)?;
+        Ok((params, self.views().count() as u64 * macs))
+    }
+
+    /// The config's name, with `, flip-averaged` (or how else it averages views) when
+    /// the run classifies so.
     pub fn network_name(&self) -> String {
-        match self.flip_average {
-            true => format!("{}, flip-averaged", self.config.name),
-            false => self.config.name.clone(),
+        match self.views().label() {
+            Some(label) => format!("{}, {label}", self.config.name),
+            None => self.config.name.clone(),
         }
     }
 }
@@ -356,10 +366,9 @@ pub fn train_on_labels<B: AutodiffBackend>(
 pub struct Teacher<'a, B: Backend> {
     pub net: &'a Net<B>,
     pub config: &'a NetConfig,
-    /// Distil the logits averaged over each image and its mirror image
-    /// ([`RunInfo::flip_average`]). Hint maps are never averaged: the hint is the
-    /// teacher's map of the image itself.
-    pub flip_average: bool,
+    /// Distil the logits averaged over these views of each image ([`RunInfo::views`]).
+    /// Hint maps are never averaged: the hint is the teacher's map of the image itself.
+    pub views: Views,
 }
 
 /// Trains a student with `method` from a trained teacher.
@@ -404,7 +413,8 @@ pub fn train_student<B: AutodiffBackend>(
     let phase = splits.phase("student", schedule, &batcher, run);
     let objective = Objective::Distill {
         teacher: teacher.net.clone(),
-        flip_average: teacher.flip_average,
+        views: teacher.views,
+        background: splits.info.normalization.background(),
         tau: kd.tau,
         lambda_start: kd.lambda_start,
         lambda_end: kd.lambda_end,
@@ -419,15 +429,16 @@ pub fn evaluate<B: Backend>(
     net: &Net<B>,
     data: &Dataset,
     batcher: &Batcher,
-    flip_average: bool,
+    views: Views,
     device: &B::Device,
 ) -> (f64, Vec<Vec<u64>>) {
     let classes = data.classes;
+    let background = batcher.normalization.background();
     let mut confusion = vec![vec![0u64; classes]; classes];
     let indices: Vec<usize> = (0..data.len()).collect();
     for chunk in indices.chunks(512) {
         let images = batcher.images::<B>(data, chunk, None, device);
-        let predicted = net.predict(images, flip_average).argmax(1).into_data();
+        let predicted = net.predict(images, views, &background).argmax(1).into_data();
         let predicted = predicted.iter::<i64>();
         for (&i, p) in chunk.iter().zip(predicted) {
             confusion[usize::from(data.labels[i])][p as usize] += 1;

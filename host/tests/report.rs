@@ -121,6 +121,7 @@ fn info(method: Option<Method>, config: &str) -> RunInfo {
         },
         backend: "cpu (flex)".into(),
         flip_average: false,
+        shift_average: false,
     }
 }
 
@@ -133,6 +134,13 @@ fn a_flip_averaged_teacher_is_labelled_so() {
     // Averaging runs the network twice an image.
     let (params, macs) = teacher.cost().unwrap();
     assert_eq!(averaged.cost().unwrap(), (params, 2 * macs));
+    // Shifts: the image and four one-pixel shifts, each mirrored too when both are set.
+    let shifted = RunInfo { shift_average: true, ..teacher.clone() };
+    assert_eq!(shifted.label(), "teacher (tiny-teacher, shift-averaged)");
+    assert_eq!(shifted.cost().unwrap(), (params, 5 * macs));
+    let both = RunInfo { shift_average: true, ..averaged };
+    assert_eq!(both.label(), "teacher (tiny-teacher, flip- and shift-averaged)");
+    assert_eq!(both.cost().unwrap(), (params, 10 * macs));
     assert_eq!(info(Some(Method::Hints), STUDENT).label(), "FitNet hints");
 }
 

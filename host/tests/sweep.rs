@@ -340,6 +340,12 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
     let (ok, _, stderr) = fitnets(&train);
     assert!(!ok && stderr.contains("--hflip"), "{stderr}");
     assert!(!dir.join("teacher").exists());
+    // Averaging over shifted images, on shifted ones.
+    let mut shifted = train.clone();
+    shifted.extend(["--hflip", "--shift-average"]);
+    let (ok, _, stderr) = fitnets(&shifted);
+    assert!(!ok && stderr.contains("--shift"), "{stderr}");
+    assert!(!dir.join("teacher").exists());
     train.push("--hflip");
     let (ok, stdout, stderr) = fitnets(&train);
     assert!(ok, "{stderr}");
@@ -390,11 +396,18 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
     // `--plain` classifies each image once, and says so.
     let (ok, stdout, stderr) = fitnets(&["eval", &teacher, "--plain", "--data", &data]);
     assert!(ok, "{stderr}");
-    assert!(stdout.contains("on 100 images, each once (the run itself averages with mirror images)"), "{stdout}");
-    // A blob has no mirror images to average over.
-    for option in ["--flip-average", "--plain"] {
+    assert!(stdout.contains("on 100 images, each once (the run itself is flip-averaged)"), "{stdout}");
+    // Shifted views can be asked for too; this teacher never saw shifted images, and
+    // `eval` says so.
+    let (ok, stdout, stderr) = fitnets(&["eval", &teacher, "--flip-average", "--shift-average", "--data", &data]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("trained without --shift"), "{stderr}");
+    let views = "on 100 images, each averaged with its mirror image, its four one-pixel shifts and theirs";
+    assert!(stdout.contains(views), "{stdout}");
+    // A blob has no views to average over.
+    for option in ["--flip-average", "--shift-average", "--plain"] {
         let (ok, _, stderr) = fitnets(&["eval", &path("model.fnet"), option, "--data", &data]);
-        assert!(!ok && stderr.contains("--flip-average and --plain are for a run"), "{stderr}");
+        assert!(!ok && stderr.contains("--flip-average, --shift-average and --plain are for a run"), "{stderr}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

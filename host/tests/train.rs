@@ -10,7 +10,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
 use fitnets::data::{Augment, Dataset};
 use fitnets::method::{self, KdSettings, Method, Splits, Teacher, evaluate, regressor_shape};
-use fitnets::model::{Net, NetConfig, count};
+use fitnets::model::{Net, NetConfig, Views, count};
 use fitnets::train::batch::Batcher;
 use fitnets::train::fit::{Objective, Phase, Trainee, fit};
 use fitnets::train::loss::{cross_entropy, kd_loss, lambda_at, soft_cross_entropy};
@@ -151,7 +151,7 @@ fn temp_run(name: &str) -> RunDir {
 }
 
 fn test_accuracy(net: &Net<Inner>, splits: &Splits) -> f64 {
-    evaluate(net, &splits.test, &splits.batcher(Augment::default()), false, &Default::default()).0
+    evaluate(net, &splits.test, &splits.batcher(Augment::default()), Views::PLAIN, &Default::default()).0
 }
 
 fn trained_teacher(splits: &Splits) -> Net<Inner> {
@@ -179,7 +179,7 @@ fn every_method_learns_and_hints_lower_their_loss() {
         let (net, hint_history, history) = method::train_student::<B>(
             &student_config,
             method,
-            Teacher { net: &teacher, config: &teacher_config, flip_average: false },
+            Teacher { net: &teacher, config: &teacher_config, views: Views::PLAIN },
             &splits,
             &schedule(4, 11),
             Some(&schedule(3, 11)),
@@ -442,24 +442,67 @@ fn untrained_teacher() -> Net<Inner> {
     Net::<Inner>::new(&NetConfig::parse(TEACHER).unwrap(), &Default::default()).unwrap()
 }
 
+const MIRROR: Views = Views { mirror: true, shift: false };
+const SHIFT: Views = Views { mirror: false, shift: true };
+const BOTH: Views = Views { mirror: true, shift: true };
+
 #[test]
-fn flip_averaged_predictions_are_mirror_invariant_means() {
+fn averaged_predictions_are_means_over_the_views() {
     let net = untrained_teacher();
     let splits = splits();
-    let images =
-        splits.batcher(Augment::default()).images::<Inner>(&splits.test, &[0, 5, 9], None, &Default::default());
-    let mirrored = images.clone().flip([3]);
+    let batcher = splits.batcher(Augment::default());
+    let background = batcher.normalization.background();
+    let test = &splits.test;
+    let (h, w, c) = (test.height, test.width, test.channels);
+    let indices = [0, 5, 9];
+    let device = Default::default();
+    let images = batcher.images::<Inner>(test, &indices, None, &device);
     let max_diff = |a: Tensor<Inner, 2>, b: Tensor<Inner, 2>| -> f32 { (a - b).abs().max().into_scalar() };
-    let plain = net.predict(images.clone(), false);
-    assert_eq!(max_diff(plain.clone(), net.forward(images.clone())), 0.0);
-    // The generated images are not symmetric, so mirroring changes the plain logits...
-    assert!(max_diff(plain.clone(), net.predict(mirrored.clone(), false)) > 1e-3);
-    // ...but not the averaged ones, which are the mean of both: bit for bit, so a cache
-    // of them serves mirrored images too.
-    let averaged = net.predict(images.clone(), true);
-    assert_eq!(max_diff(averaged.clone(), net.predict(mirrored.clone(), true)), 0.0);
-    let mean = (plain + net.forward(mirrored)) / 2.0;
-    assert!(max_diff(averaged, mean) <= 1e-6);
+    let plain = net.predict(images.clone(), Views::PLAIN, &background);
+    assert_eq!(max_diff(plain, net.forward(images.clone())), 0.0);
+    // The views as the training augmentation makes them, from the bytes: moved with
+    // zeros coming in, mirrored after.
+    let view = |dy: isize, dx: isize, mirror: bool| {
+        let mut moved = test.subset(&indices);
+        for (i, out) in moved.images.chunks_exact_mut(h * w * c).enumerate() {
+            fitnets::data::augment::translate(test.image(indices[i]), h, w, c, dy, dx, out);
+            if mirror {
+                fitnets::data::augment::hflip(out, h, w, c);
+            }
+        }
+        net.forward(batcher.images::<Inner>(&moved, &[0, 1, 2], None, &device))
+    };
+    let shifts = [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)];
+    let mean = |views: &[(isize, isize, bool)]| {
+        let sum = views.iter().map(|&(dy, dx, m)| view(dy, dx, m)).reduce(|a, b| a + b).unwrap();
+        sum / views.len() as f32
+    };
+    let mirror = mean(&[(0, 0, false), (0, 0, true)]);
+    let shift: Vec<_> = shifts.iter().map(|&(dy, dx)| (dy, dx, false)).collect();
+    let both: Vec<_> = shifts.iter().flat_map(|&(dy, dx)| [(dy, dx, false), (dy, dx, true)]).collect();
+    for (views, expected) in [(MIRROR, mirror), (SHIFT, mean(&shift)), (BOTH, mean(&both))] {
+        let diff = max_diff(net.predict(images.clone(), views, &background), expected);
+        assert!(diff <= 1e-5, "{views:?} differ from the mean of their views by {diff}");
+    }
+    // The generated images are not symmetric, so mirroring changes the plain logits and
+    // the shift-averaged ones...
+    let mirrored = images.clone().flip([3]);
+    for views in [Views::PLAIN, SHIFT] {
+        let diff = max_diff(
+            net.predict(images.clone(), views, &background),
+            net.predict(mirrored.clone(), views, &background),
+        );
+        assert!(diff > 1e-3, "{views:?}");
+    }
+    // ...but not those averaged with mirror images: bit for bit, so a cache of them
+    // serves mirrored images too.
+    for views in [MIRROR, BOTH] {
+        let diff = max_diff(
+            net.predict(images.clone(), views, &background),
+            net.predict(mirrored.clone(), views, &background),
+        );
+        assert_eq!(diff, 0.0, "{views:?}");
+    }
 }
 
 #[test]
@@ -472,8 +515,9 @@ fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
     let outputs = [
         CachedOutput::Layers(1),
         CachedOutput::Layers(net.layers.len()),
-        CachedOutput::Logits { flip_average: false },
-        CachedOutput::Logits { flip_average: true },
+        CachedOutput::Logits { views: Views::PLAIN },
+        CachedOutput::Logits { views: MIRROR },
+        CachedOutput::Logits { views: BOTH },
     ];
     for output in outputs {
         let cache = TeacherCache::build(&net, output, &splits.train, &batcher, &device);
@@ -481,9 +525,9 @@ fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
         let images = batcher.images::<Inner>(&splits.train, &indices, None, &device);
         let fresh = match output {
             CachedOutput::Layers(layers) => net.forward_to(images, layers).map(),
-            CachedOutput::Logits { flip_average } => {
+            CachedOutput::Logits { views } => {
                 let [n, c] = [indices.len(), 4];
-                net.predict(images, flip_average).reshape([n, c, 1, 1])
+                net.predict(images, views, &batcher.normalization.background()).reshape([n, c, 1, 1])
             }
         };
         let cached = cache.gather::<Inner>(&indices, &device);
@@ -508,7 +552,7 @@ fn a_batch_split_over_devices_trains() {
     let (net, _, history) = method::train_student::<B>(
         &config,
         Method::Kd,
-        Teacher { net: &teacher, config: &NetConfig::parse(TEACHER).unwrap(), flip_average: false },
+        Teacher { net: &teacher, config: &NetConfig::parse(TEACHER).unwrap(), views: Views::PLAIN },
         &splits,
         &schedule(4, 11),
         None,

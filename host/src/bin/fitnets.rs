@@ -27,11 +27,16 @@ enum Command {
         /// With a blob: the run it was exported from, to compare with its float model.
         #[arg(long, value_name = "RUN")]
         float: Option<PathBuf>,
-        /// With a run: classify each image by its mean logits with its mirror image.
+        /// With a run: classify each image by its mean logits with its mirror image (with
+        /// --shift-average as well: over its shifts and their mirror images).
         #[arg(long, conflicts_with = "float")]
         flip_average: bool,
-        /// With a run that flip-averages: classify each image once, by its plain network.
-        #[arg(long, conflicts_with_all = ["float", "flip_average"])]
+        /// With a run: classify each image by its mean logits with its four one-pixel
+        /// shifts.
+        #[arg(long, conflicts_with = "float")]
+        shift_average: bool,
+        /// With a run that averages views: classify each image once, by its plain network.
+        #[arg(long, conflicts_with_all = ["float", "flip_average", "shift_average"])]
         plain: bool,
         #[command(flatten)]
         data: cli::DataArgs,
@@ -85,19 +90,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(Train::Student(args)) => cli::train_student(&args),
         Command::Compare(args) => fitnets::compare::compare(&args),
         Command::Sweep(args) => fitnets::sweep::sweep(&args),
-        Command::Eval { target, float, flip_average, plain, data, device } if target.is_dir() => {
+        Command::Eval { target, float, flip_average, shift_average, plain, data, device } if target.is_dir() => {
             anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());
-            let flip_average = match (flip_average, plain) {
-                (true, _) => Some(true),
-                (_, true) => Some(false),
-                _ => None,
-            };
-            cli::eval(&target, flip_average, &data, &device)
+            // Any of the three options says exactly how to classify; none keeps the run's way.
+            let views = (flip_average || shift_average || plain)
+                .then_some(fitnets::model::Views { mirror: flip_average, shift: shift_average });
+            cli::eval(&target, views, &data, &device)
         }
-        Command::Eval { target, float, flip_average, plain, data, device } => {
+        Command::Eval { target, float, flip_average, shift_average, plain, data, device } => {
             anyhow::ensure!(
-                !flip_average && !plain,
-                "--flip-average and --plain are for a run: {} is a blob (or no such run)",
+                !flip_average && !shift_average && !plain,
+                "--flip-average, --shift-average and --plain are for a run: {} is a blob (or no such run)",
                 target.display()
             );
             fitnets::quant::command::eval_blob(&target, float.as_deref(), &data, &device)

@@ -44,6 +44,12 @@ impl Normalization {
         Normalization { mean, std }
     }
 
+    /// The normalized value of a zero pixel, per channel: what a shift moves into an image
+    /// from outside it.
+    pub fn background(&self) -> Vec<f32> {
+        self.mean.iter().zip(&self.std).map(|(&mean, &std)| -mean / std).collect()
+    }
+
     /// Writes `(image / 255 - mean) / std` into `out` channel-major (CHW), ready for
     /// burn's NCHW tensors; `image` is one NHWC image with `channels` channels.
     ///

@@ -13,6 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 
 use super::config::{Activation, LayerConfig, NetConfig};
+use super::views::{Views, translate};
 
 /// A conv with optional batch norm, then maxout over `pieces` or an activation.
 #[derive(Module, Debug)]
@@ -197,15 +198,30 @@ impl<B: Backend> Net<B> {
         self.forward_to(x, self.layers.len()).flat()
     }
 
-    /// Logits for classification: [`Net::forward`], or with `flip_average` the mean of the
-    /// logits of each image and of its mirror image (test-time augmentation, for a network
-    /// trained on mirrored images; it costs two forward passes).
-    pub fn predict(&self, x: Tensor<B, 4>, flip_average: bool) -> Tensor<B, 2> {
-        if !flip_average {
+    /// Logits for classification: the mean of [`Net::forward`] over the `views` of each
+    /// image (test-time augmentation, for a network trained on such views; it costs
+    /// [`Views::count`] forward passes). `background` is the normalized value of a zero
+    /// pixel per channel, what a shifted view moves in from outside the image.
+    ///
+    /// With plain views this is exactly [`Net::forward`]; with mirror images only, the
+    /// mean of the two logits.
+    pub fn predict(&self, x: Tensor<B, 4>, views: Views, background: &[f32]) -> Tensor<B, 2> {
+        if views.is_plain() {
             return self.forward(x);
         }
-        let mirrored = x.clone().flip([3]);
-        (self.forward(x) + self.forward(mirrored)).mul_scalar(0.5)
+        // The logits of a view, plus its mirror image's when asked.
+        let pair = |dy, dx| {
+            let view = translate(x.clone(), dy, dx, background);
+            let logits = self.forward(view.clone());
+            if views.mirror { logits + self.forward(view.flip([3])) } else { logits }
+        };
+        let mut sum = pair(0, 0);
+        if views.shift {
+            // Mirroring an image swaps its left and right shifts: summed as one term they
+            // make the mean of an image and of its mirror image equal bit for bit.
+            sum = sum + pair(-1, 0) + pair(1, 0) + (pair(0, -1) + pair(0, 1));
+        }
+        sum.div_scalar(views.count() as f64)
     }
 
     /// The output of the first `count` layers (a hint or guided layer is `index + 1`).

@@ -344,11 +344,12 @@ fn training_section(md: &mut String, runs: &[Run]) {
          is the sum of the epochs' training passes in `metrics.csv`, across resumes; \
          loading data and evaluating are left out."
     );
-    if runs.iter().any(|run| run.info.flip_average) {
+    if runs.iter().any(|run| !run.info.views().is_plain()) {
         let _ = writeln!(
             md,
-            "A flip-averaged network's validation accuracy is its plain network's, as trained; its \
-             test accuracy averages each image with its mirror image."
+            "A flip- or shift-averaged network's validation accuracy is its plain network's, as \
+             trained; its test accuracy averages the logits of each image with those of its mirror \
+             image or its one-pixel shifts."
         );
     }
 }

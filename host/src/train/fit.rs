@@ -23,6 +23,7 @@ use super::run_dir::RunDir;
 use super::schedule::{OptimizerKind, Schedule, epoch_seed};
 use super::teacher_cache::{CachedOutput, TeacherCache};
 use crate::data::{Augment, Dataset};
+use crate::model::Views;
 use crate::model::net::{ConvLayer, Net};
 
 /// What is being trained: a network, and during hint training its regressor.
@@ -38,8 +39,16 @@ pub enum Objective<B: AutodiffBackend> {
     /// Cross-entropy with the labels.
     Labels,
     /// Knowledge distillation from `teacher` (run without gradients), whose logits are
-    /// [`Net::predict`]'s with `flip_average`.
-    Distill { teacher: Net<B::InnerBackend>, flip_average: bool, tau: f64, lambda_start: f64, lambda_end: f64 },
+    /// [`Net::predict`]'s over `views`; `background` is the normalized zero pixel per
+    /// channel, which shifted views move in.
+    Distill {
+        teacher: Net<B::InnerBackend>,
+        views: Views,
+        background: Vec<f32>,
+        tau: f64,
+        lambda_start: f64,
+        lambda_end: f64,
+    },
     /// Hint training: the first `guided_layers` of the student, through the regressor,
     /// regress the output of the teacher's first `hint_layers`.
     Hints { teacher: Net<B::InnerBackend>, hint_layers: usize, guided_layers: usize },
@@ -298,9 +307,10 @@ impl<B: AutodiffBackend> Objective<B> {
     fn to_device(&self, device: &B::Device) -> Objective<B> {
         match self {
             Objective::Labels => Objective::Labels,
-            Objective::Distill { teacher, flip_average, tau, lambda_start, lambda_end } => Objective::Distill {
+            Objective::Distill { teacher, views, background, tau, lambda_start, lambda_end } => Objective::Distill {
                 teacher: teacher.clone().to_device(device),
-                flip_average: *flip_average,
+                views: *views,
+                background: background.clone(),
                 tau: *tau,
                 lambda_start: *lambda_start,
                 lambda_end: *lambda_end,
@@ -414,9 +424,9 @@ fn data_parallel_step<B: AutodiffBackend>(
 
 /// The teacher's outputs on the whole training set when they can be computed once:
 /// the objective uses a teacher and its outputs do not depend on the augmentation, as
-/// when the images are not augmented, or only mirrored and the teacher's logits are
-/// flip-averaged (the mean over an image and its mirror is the same for both, exactly:
-/// the sum is the same two terms).
+/// when the images are not augmented, or only mirrored and the teacher's logits average
+/// mirror images (the mean over the views of an image and of its mirror image is the
+/// same, bit for bit: [`Net::predict`] sums the same terms in an order mirroring keeps).
 fn teacher_cache<B: AutodiffBackend>(
     objective: &Objective<B>,
     phase: &Phase<'_>,
@@ -424,14 +434,13 @@ fn teacher_cache<B: AutodiffBackend>(
 ) -> Option<TeacherCache> {
     let (teacher, output) = match objective {
         Objective::Labels => return None,
-        Objective::Distill { teacher, flip_average, .. } => {
-            (teacher, CachedOutput::Logits { flip_average: *flip_average })
-        }
+        Objective::Distill { teacher, views, .. } => (teacher, CachedOutput::Logits { views: *views }),
         Objective::Hints { teacher, hint_layers, .. } => (teacher, CachedOutput::Layers(*hint_layers)),
     };
     let augment = phase.batcher.augment;
     let mirror_only = augment == Augment { hflip: true, ..Augment::default() };
-    if !(augment.is_identity() || mirror_only && output == (CachedOutput::Logits { flip_average: true })) {
+    let mirror_invariant = matches!(output, CachedOutput::Logits { views } if views.mirror);
+    if !(augment.is_identity() || mirror_only && mirror_invariant) {
         return None;
     }
     let started = Instant::now();
@@ -463,10 +472,10 @@ fn batch_loss<B: AutodiffBackend>(
             let logits = model.net.forward(images);
             (cross_entropy(logits.clone(), labels), Some(logits), None)
         }
-        Objective::Distill { teacher, flip_average, tau, lambda_start, lambda_end } => {
+        Objective::Distill { teacher, views, background, tau, lambda_start, lambda_end } => {
             let teacher_logits = Tensor::from_inner(match cached {
                 Some(logits) => logits.flatten(1, 3),
-                None => teacher.predict(inner, *flip_average),
+                None => teacher.predict(inner, *views, background),
             });
             let lambda = lambda_at(step, total_steps, *lambda_start, *lambda_end);
             let logits = model.net.forward(images);
@@ -597,7 +606,14 @@ mod tests {
         let labels: Vec<i64> = (0..11).map(|i| i % 4).collect();
         let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [11]), &device);
         let batch = || Batch::<B> { images: images.clone(), cached: None, labels: labels.clone() };
-        let kd = Objective::Distill { teacher, flip_average: false, tau: 3.0, lambda_start: 4.0, lambda_end: 1.0 };
+        let kd = Objective::Distill {
+            teacher,
+            views: Views::PLAIN,
+            background: vec![0.0],
+            tau: 3.0,
+            lambda_start: 4.0,
+            lambda_end: 1.0,
+        };
         for objective in [Objective::Labels, kd] {
             let mut whole = shard_step(&model, &objective, batch(), 3, 10, None);
             let whole = gradients(&model.net, &whole.grads.take().unwrap());

@@ -6,13 +6,14 @@
 //! the teacher's forward pass (for the MNIST teacher, 4x the FitNet's multiplications)
 //! from every training step. With augmentation every step sees a new image and the
 //! teacher runs on it as before, except where the teacher's answer cannot change: a
-//! flip-averaged teacher's logits are the same for an image and its mirror.
+//! teacher that averages mirror images gives the same logits for an image and its mirror.
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::batch::Batcher;
 use crate::data::Dataset;
+use crate::model::Views;
 use crate::model::net::{Activations, Net};
 
 /// Images per teacher forward pass while filling the cache.
@@ -24,7 +25,7 @@ pub enum CachedOutput {
     /// The output of the first N layers (a hint layer is its index + 1).
     Layers(usize),
     /// The logits of [`Net::predict`].
-    Logits { flip_average: bool },
+    Logits { views: Views },
 }
 
 /// The output of the teacher's first `layers` layers for each image of a dataset, as
@@ -52,7 +53,9 @@ impl TeacherCache {
             let images = batcher.images::<B>(data, chunk, None, device);
             let out = match output {
                 CachedOutput::Layers(layers) => teacher.forward_to(images, layers).map(),
-                CachedOutput::Logits { flip_average } => Activations::Flat(teacher.predict(images, flip_average)).map(),
+                CachedOutput::Logits { views } => {
+                    Activations::Flat(teacher.predict(images, views, &batcher.normalization.background())).map()
+                }
             };
             let [_, c, h, w] = out.dims();
             item = [c, h, w];
