@@ -146,8 +146,10 @@ pub struct TeacherArgs {
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
     /// Continue an interrupted run in `--run` with its saved settings: give the config and
-    /// data options it was started with, and no schedule options.
-    #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS.into_iter().chain(["flip_average", "shift_average"]))]
+    /// data options it was started with, and no schedule options. --flip-average and
+    /// --shift-average may be added (they change how the network classifies, not how it
+    /// trains); a finished run is then evaluated again.
+    #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS)]
     pub resume: bool,
     #[command(flatten)]
     pub data: DataArgs,
@@ -155,7 +157,7 @@ pub struct TeacherArgs {
     pub schedule: ScheduleArgs,
     /// Classify by the mean logits of each image and its mirror image, in evaluation and
     /// for the students that distil from this teacher (needs --hflip).
-    #[arg(long, requires = "hflip")]
+    #[arg(long)]
     pub flip_average: bool,
     /// Classify by the mean logits of each image and its four one-pixel shifts (with
     /// --flip-average, their mirror images too: 10 forward passes), in evaluation and for
@@ -282,14 +284,6 @@ fn same_path(a: Option<&Path>, b: Option<&Path>) -> bool {
 
 /// `fitnets train teacher`.
 pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
-    ensure!(
-        !args.flip_average || args.schedule.hflip,
-        "--flip-average averages each image with its mirror image: it needs a teacher trained with --hflip"
-    );
-    ensure!(
-        !args.shift_average || args.schedule.shift > 0,
-        "--shift-average averages each image with its one-pixel shifts: it needs a teacher trained with --shift"
-    );
     let config = NetConfig::load(&args.config)?;
     let splits = args.data.load()?;
     let fresh = RunInfo {
@@ -305,10 +299,33 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         flip_average: args.flip_average,
         shift_average: args.shift_average,
     };
-    let (run, info) = open_run(&args.run, args.resume, fresh)?;
+    if !args.resume {
+        check_views(&fresh)?;
+    }
+    let (run, mut info) = open_run(&args.run, args.resume, fresh)?;
+    if args.resume && (args.flip_average && !info.flip_average || args.shift_average && !info.shift_average) {
+        info.flip_average |= args.flip_average;
+        info.shift_average |= args.shift_average;
+        check_views(&info)?;
+        run.write_json("run.json", &info)?;
+    }
     crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
         teacher_in::<B>(&run, &info, &splits, &devices)
     })
+}
+
+/// A network averages only over views like those it was trained on.
+fn check_views(info: &RunInfo) -> anyhow::Result<()> {
+    let augment = info.schedule.augment;
+    ensure!(
+        !info.flip_average || augment.hflip,
+        "--flip-average averages each image with its mirror image: it needs a teacher trained with --hflip"
+    );
+    ensure!(
+        !info.shift_average || augment.shift > 0,
+        "--shift-average averages each image with its one-pixel shifts: it needs a teacher trained with --shift"
+    );
+    Ok(())
 }
 
 fn teacher_in<B: AutodiffBackend>(

@@ -393,6 +393,20 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
         assert!(ok, "{stderr}");
         assert_eq!(stderr.contains("computed once"), cached, "{teacher} {augment:?}: {stderr}");
     }
+    // Views can be added to a finished run: it is evaluated again and then classifies
+    // (and teaches) so; a view it was not trained for is refused and changes nothing.
+    let (ok, stdout, stderr) = fitnets(&["eval", &plain_teacher, "--flip-average", "--data", &data]);
+    assert!(ok, "{stderr}");
+    let averaged = stdout.split("test accuracy ").nth(1).and_then(|s| s.split(" on").next()).unwrap().to_string();
+    let resume = ["train", "teacher", "--config", &config, "--run", &plain_teacher, "--resume"];
+    let data_options = ["--data", &data, "--valid", "100"];
+    let (ok, _, stderr) = fitnets(&[&resume[..], &["--shift-average"], &data_options].concat());
+    assert!(!ok && stderr.contains("--shift"), "{stderr}");
+    assert!(run_json(&dir.join("plain-teacher")).get("shift_average").is_none());
+    let (ok, stdout, stderr) = fitnets(&[&resume[..], &["--flip-average"], &data_options].concat());
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("test accuracy {averaged},")), "{stdout}");
+    assert_eq!(run_json(&dir.join("plain-teacher"))["flip_average"], true);
     // `--plain` classifies each image once, and says so.
     let (ok, stdout, stderr) = fitnets(&["eval", &teacher, "--plain", "--data", &data]);
     assert!(ok, "{stderr}");
