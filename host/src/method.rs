@@ -12,7 +12,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Augment, Dataset, Normalization};
-use crate::model::config::LayerConfig;
+use crate::model::config::{Activation, LayerConfig};
 use crate::model::net::{ConvLayer, materialize};
 use crate::model::{Net, NetConfig, Views, count};
 use crate::train::batch::Batcher;
@@ -269,8 +269,9 @@ pub fn load_run<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(N
 }
 
 /// The regressor that maps the student's guided layer onto the teacher's hint layer:
-/// a valid conv of kernel `N_g - N_h + 1` per axis with the hint layer's maxout pieces
-/// (the paper's rule), unless the student's config overrides kernel or pieces.
+/// a valid conv of kernel `N_g - N_h + 1` per axis with the hint layer's nonlinearity,
+/// its maxout pieces or its ReLU (the paper's rule), unless the student's config
+/// overrides kernel or pieces.
 pub fn regressor_shape(student: &NetConfig, teacher: &NetConfig) -> anyhow::Result<RegressorShape> {
     let guided_name = student.guided.as_deref().with_context(|| format!("{} names no guided layer", student.name))?;
     let hint_name = teacher.hint.as_deref().with_context(|| format!("{} names no hint layer", teacher.name))?;
@@ -283,18 +284,20 @@ pub fn regressor_shape(student: &NetConfig, teacher: &NetConfig) -> anyhow::Resu
         "guided map {gh}x{gw} is smaller than the hint map {hh}x{hw}: set [regressor] kernel in {}",
         student.name
     );
-    // The hint layer's nonlinearity: the pieces of the last conv up to it.
-    let hint_pieces = teacher.layers[..=hint]
+    // The hint layer's nonlinearity: that of the last conv up to it (pooling keeps it).
+    let (hint_pieces, relu) = teacher.layers[..=hint]
         .iter()
         .rev()
         .find_map(|l| match l {
-            LayerConfig::Conv { pieces, .. } => Some(*pieces),
+            LayerConfig::Conv { pieces, activation, .. } => Some((*pieces, *activation == Activation::Relu)),
             _ => None,
         })
-        .unwrap_or(1);
+        .unwrap_or((1, false));
     let overrides =
         student.regressor.clone().unwrap_or(crate::model::config::RegressorConfig { kernel: None, pieces: None });
     let pieces = overrides.pieces.unwrap_or(hint_pieces);
+    // A ReLU is only for a single piece (maxout is its own nonlinearity).
+    let relu = relu && pieces == 1;
     let (kernel, padding) = match overrides.kernel {
         None => ([gh - hh + 1, gw - hw + 1], [0, 0]),
         Some(k) => {
@@ -307,7 +310,7 @@ pub fn regressor_shape(student: &NetConfig, teacher: &NetConfig) -> anyhow::Resu
             ([k, k], [pad(gh, hh)?, pad(gw, hw)?])
         }
     };
-    Ok(RegressorShape { guided, hint, in_channels: gc, units: hc, pieces, kernel, padding })
+    Ok(RegressorShape { guided, hint, in_channels: gc, units: hc, pieces, relu, kernel, padding })
 }
 
 /// The regressor's geometry, from [`regressor_shape`].
@@ -319,6 +322,8 @@ pub struct RegressorShape {
     pub in_channels: usize,
     pub units: usize,
     pub pieces: usize,
+    /// A ReLU after the conv (a single piece, for a ReLU hint layer).
+    pub relu: bool,
     /// `[height, width]`.
     pub kernel: [usize; 2],
     pub padding: [usize; 2],
@@ -330,7 +335,7 @@ impl RegressorShape {
         let conv = Conv2dConfig::new([self.in_channels, self.units * self.pieces], self.kernel)
             .with_padding(PaddingConfig2d::Explicit(ph, pw, ph, pw))
             .init(device);
-        let regressor = ConvLayer { conv, norm: None, pieces: self.pieces, relu: false };
+        let regressor = ConvLayer { conv, norm: None, pieces: self.pieces, relu: self.relu };
         materialize(&regressor);
         regressor
     }

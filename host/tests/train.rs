@@ -316,6 +316,29 @@ fn config(path: &str) -> NetConfig {
 }
 
 #[test]
+fn stronger_teacher_configs_have_their_documented_sizes() {
+    // The paper's teacher with a 48-unit third layer: 1200*96 weights and 96 biases,
+    // on a 5x5 map, and a 192 -> 10 dense layer.
+    let wide = config("configs/mnist-teacher-wide.toml");
+    assert_eq!(count::totals(&wide).unwrap(), (418_474, 2_709_504 + 18_874_368 + 2_880_000 + 1_920));
+    // Five 3x3 ReLU convs at 28, 28, 14, 14 and 7 pixels, then 128x3x3 -> 10.
+    let cnn = config("configs/mnist-teacher-cnn.toml");
+    let macs = 784 * 32 * 9 + 784 * 32 * 288 + 196 * 64 * 288 + 196 * 64 * 576 + 49 * 128 * 576 + 1152 * 10;
+    assert_eq!(count::totals(&cnn).unwrap(), (150_378, macs));
+    // Both teach the FitNet: the wide one through the paper's 5x5 regressor, the CNN
+    // through a 1x1 one (its 64x7x7 hint is the guided layer's size).
+    let fitnet = config("configs/mnist-fitnet.toml");
+    let shape = regressor_shape(&fitnet, &wide).unwrap();
+    assert_eq!((shape.kernel, shape.units, shape.in_channels), ([5, 5], 48, 16));
+    assert!(!regressor_shape(&fitnet, &wide).unwrap().relu, "maxout is its own nonlinearity");
+    let shape = regressor_shape(&fitnet, &cnn).unwrap();
+    assert_eq!((shape.kernel, shape.padding, shape.units, shape.in_channels), ([1, 1], [0, 0], 64, 16));
+    // The hint layer's nonlinearity is a ReLU: so is the regressor's.
+    assert_eq!((shape.pieces, shape.relu), (1, true));
+    assert_eq!(cnn.shapes().unwrap()[shape.hint], [64, 7, 7]);
+}
+
+#[test]
 fn paper_configs_have_the_papers_sizes() {
     let teacher = config("configs/mnist-teacher.toml");
     let fitnet = config("configs/mnist-fitnet.toml");
