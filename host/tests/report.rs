@@ -294,7 +294,7 @@ fn every_figure_follows_its_input() {
     assert_eq!(row(&averaged, "teacher (tiny-teacher, flip-averaged) float32")[2], thousands(2 * teacher_macs));
     let speed_up = 2.0 * teacher_macs as f64 / student_macs as f64;
     assert_eq!(row(&averaged, "FitNet kd float32")[6], format!("{speed_up:.1}x"));
-    let note = "A flip-averaged network's validation accuracy is its plain network's";
+    let note = "A flip- or shift-averaged network's validation accuracy is its plain network's";
     assert!(averaged.contains(note) && !markdown.contains(note), "{averaged}");
 
     // The best student is chosen by validation accuracy, not test accuracy.
