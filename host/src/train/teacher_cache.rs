@@ -49,13 +49,12 @@ impl TeacherCache {
         let indices: Vec<usize> = (0..data.len()).collect();
         let mut item = [0; 3];
         let mut values = Vec::new();
+        let background = batcher.normalization.background();
         for chunk in indices.chunks(CHUNK) {
             let images = batcher.images::<B>(data, chunk, None, device);
             let out = match output {
                 CachedOutput::Layers(layers) => teacher.forward_to(images, layers).map(),
-                CachedOutput::Logits { views } => {
-                    Activations::Flat(teacher.predict(images, views, &batcher.normalization.background())).map()
-                }
+                CachedOutput::Logits { views } => Activations::Flat(teacher.predict(images, views, &background)).map(),
             };
             let [_, c, h, w] = out.dims();
             item = [c, h, w];
