@@ -264,6 +264,9 @@ fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir,
             dir.display(),
             info.teacher.as_deref().map_or("none".into(), |t| t.display().to_string())
         );
+        if let (Some(teacher), Some(now)) = (&info.teacher, fresh.teacher_views) {
+            check_teacher_views(dir, &info, teacher, now)?;
+        }
         return Ok((run, info));
     }
     ensure!(!exists, "{} already holds a run: pass --resume to continue it, or choose another --run", dir.display());
@@ -271,6 +274,23 @@ fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir,
     run.write_json("run.json", &fresh)?;
     run.write("config.toml", toml::to_string(&fresh.config)?.as_bytes())?;
     Ok((run, fresh))
+}
+
+/// A student that recorded the views its teacher averaged is continued (or reused) only
+/// while the teacher still averages those: views added to the teacher since change the
+/// logits the student distils.
+pub(crate) fn check_teacher_views(dir: &Path, student: &RunInfo, teacher: &Path, now: Views) -> anyhow::Result<()> {
+    match student.teacher_views {
+        Some(then) if then != now => bail!(
+            "{} distilled the teacher {} when it classified {}; it now classifies {}, so the run cannot be \
+             continued or reused: train the student again in a new run",
+            dir.display(),
+            teacher.display(),
+            then.name(),
+            now.name()
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// Whether two optional paths name the same file (both absent, equal, or the same once
@@ -294,6 +314,7 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         hint_schedule: None,
         kd: None,
         teacher: None,
+        teacher_views: None,
         data: splits.info.clone(),
         backend: args.device.describe(),
         flip_average: args.flip_average,
@@ -342,9 +363,10 @@ fn teacher_in<B: AutodiffBackend>(
 pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
     let mut splits = args.data.load()?;
-    if let Some(teacher) = &args.teacher {
-        take_teacher_normalization(&mut splits, teacher)?;
-    }
+    let teacher_views = match &args.teacher {
+        Some(teacher) => Some(take_teacher_normalization(&mut splits, teacher)?),
+        None => None,
+    };
     let (schedule, hint_schedule, kd) = args.settings();
     let fresh = RunInfo {
         role: "student".into(),
@@ -354,6 +376,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         hint_schedule,
         kd,
         teacher: args.teacher.clone(),
+        teacher_views: teacher_views.filter(|_| args.method != Method::Scratch),
         data: splits.info.clone(),
         backend: args.device.describe(),
         flip_average: false,
@@ -372,7 +395,8 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
 /// the same input tensors, and the methods of a comparison see the same inputs. The
 /// student must hold out the teacher's validation images (same data set, split seed and
 /// count), which its teacher never trained on; it may train on a sample of the rest.
-fn take_teacher_normalization(splits: &mut Splits, teacher: &Path) -> anyhow::Result<()> {
+/// Returns the views the teacher averages.
+fn take_teacher_normalization(splits: &mut Splits, teacher: &Path) -> anyhow::Result<Views> {
     let info: RunInfo = RunDir::open(teacher)?
         .read_json("run.json")
         .with_context(|| format!("reading the teacher run {}", teacher.display()))?;
@@ -392,7 +416,7 @@ fn take_teacher_normalization(splits: &mut Splits, teacher: &Path) -> anyhow::Re
         theirs.split_seed
     );
     splits.info.normalization = theirs.normalization.clone();
-    Ok(())
+    Ok(info.views())
 }
 
 fn student_in<B: AutodiffBackend>(

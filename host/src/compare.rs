@@ -100,7 +100,7 @@ impl StudentPlan {
 fn check_settings(run: &Path, student: &cli::StudentArgs) -> anyhow::Result<()> {
     let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
     let wanted = student.settings();
-    let saved = (info.schedule, info.hint_schedule, info.kd);
+    let saved = (info.schedule.clone(), info.hint_schedule.clone(), info.kd);
     anyhow::ensure!(
         saved == wanted,
         "{} holds a run started with other settings than this command gives it:\n  the run's:     {}\n  \
@@ -109,6 +109,10 @@ fn check_settings(run: &Path, student: &cli::StudentArgs) -> anyhow::Result<()> 
         serde_json::to_string(&saved)?,
         serde_json::to_string(&wanted)?
     );
+    if let Some(teacher) = &student.teacher {
+        let now = RunDir::open(teacher)?.read_json::<RunInfo>("run.json")?.views();
+        cli::check_teacher_views(run, &info, teacher, now)?;
+    }
     Ok(())
 }
 

@@ -81,6 +81,12 @@ pub struct RunInfo {
     pub hint_schedule: Option<Schedule>,
     pub kd: Option<KdSettings>,
     pub teacher: Option<PathBuf>,
+    /// The views the teacher averaged when this student distilled from it (absent for
+    /// runs that predate the field and for students without a teacher). Views can be
+    /// added to a finished teacher, after which its logits are not the ones this student
+    /// learned from: resuming or reusing the student is then refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_views: Option<Views>,
     pub data: DataInfo,
     pub backend: String,
     /// The network classifies by [`Net::predict`] with flip averaging: evaluation and the

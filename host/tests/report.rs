@@ -111,6 +111,7 @@ fn info(method: Option<Method>, config: &str) -> RunInfo {
         hint_schedule: (method == Some(Method::Hints)).then(|| schedule(2)),
         kd: None,
         teacher: None,
+        teacher_views: None,
         data: DataInfo {
             name: "fashion-mnist-train-train".into(),
             train_images: 55_000,

@@ -304,6 +304,7 @@ fn compare_reuses_only_runs_with_its_settings() {
     let mut compare = vec!["compare", "--runs", &runs, "--teacher-config", &teacher, "--student-config", &student];
     compare.extend(["--teacher-epochs", "1", "--student-epochs", "2", "--hint-epochs", "1"]);
     compare.extend(["--data", &data, "--valid", "100", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"]);
+    compare.extend(["--shift", "1"]);
     let (ok, _, stderr) = fitnets(&compare);
     assert!(ok, "{stderr}");
     let table = std::fs::read_to_string(dir.join("compare/table.md")).unwrap();
@@ -319,6 +320,14 @@ fn compare_reuses_only_runs_with_its_settings() {
     assert!(!ok);
     assert!(stderr.contains("holds a run started with other settings than this command gives it"), "{stderr}");
     assert!(stderr.contains("\"epochs\":2") && stderr.contains("\"epochs\":3"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("compare/table.md")).unwrap(), table);
+    // Nor are students reused once their teacher averages other views than they distilled.
+    compare[10] = "2";
+    let resume = ["train", "teacher", "--config", &teacher, "--run", &format!("{runs}/teacher"), "--resume"];
+    let (ok, _, stderr) = fitnets(&[&resume[..], &["--shift-average", "--data", &data, "--valid", "100"]].concat());
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = fitnets(&compare);
+    assert!(!ok && stderr.contains("when it classified plain; it now classifies shift-averaged"), "{stderr}");
     assert_eq!(std::fs::read_to_string(dir.join("compare/table.md")).unwrap(), table);
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -407,6 +416,15 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains(&format!("test accuracy {averaged},")), "{stdout}");
     assert_eq!(run_json(&dir.join("plain-teacher"))["flip_average"], true);
+    // A student records the views its teacher averaged; one that distilled the plain
+    // teacher is not continued from the averaged one.
+    assert_eq!(run_json(&dir.join("student-4"))["teacher_views"], serde_json::json!({"mirror": false, "shift": false}));
+    let before = std::fs::read_to_string(dir.join("student-4/run.json")).unwrap();
+    let (student, teacher_arg) = (path("student-4"), plain_teacher.clone());
+    let again = ["train", "student", "--method", "kd", "--teacher", &teacher_arg, "--run", &student, "--resume"];
+    let (ok, _, stderr) = fitnets(&[&again[..], &["--config", &config], &data_options].concat());
+    assert!(!ok && stderr.contains("when it classified plain; it now classifies flip-averaged"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(dir.join("student-4/run.json")).unwrap(), before);
     // `--plain` classifies each image once, and says so.
     let (ok, stdout, stderr) = fitnets(&["eval", &teacher, "--plain", "--data", &data]);
     assert!(ok, "{stderr}");

@@ -7,9 +7,10 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use serde::{Deserialize, Serialize};
 
 /// Which views of an image a network averages its logits over.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Views {
     /// Each view and its mirror image (left to right).
     pub mirror: bool,
@@ -39,6 +40,11 @@ impl Views {
             (false, true) => Some("shift-averaged"),
             (true, true) => Some("flip- and shift-averaged"),
         }
+    }
+
+    /// How error messages name the averaging: `plain` for a plain network.
+    pub fn name(self) -> &'static str {
+        self.label().unwrap_or("plain")
     }
 
     /// How `fitnets eval` says each image is classified: `None` for a plain network.
