@@ -402,6 +402,17 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
         assert!(ok, "{stderr}");
         assert_eq!(stderr.contains("computed once"), cached, "{teacher} {augment:?}: {stderr}");
     }
+    // With more epochs to run than an image has placements, the logits of every
+    // placement are computed once instead (9 translations; mirrors share them here).
+    let run = path("student-shifted");
+    let mut args = kd.clone();
+    args[7] = &run;
+    assert_eq!(args[10..12], ["--epochs", "1"]);
+    args[11] = "10";
+    args.extend(["--shift", "1", "--hflip"]);
+    let (ok, _, stderr) = fitnets(&args);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("for 300 training images at 9 placements each computed once"), "{stderr}");
     // Views can be added to a finished run: it is evaluated again and then classifies
     // (and teaches) so; a view it was not trained for is refused and changes nothing.
     let (ok, stdout, stderr) = fitnets(&["eval", &plain_teacher, "--flip-average", "--data", &data]);

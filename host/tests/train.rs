@@ -530,22 +530,37 @@ fn averaged_predictions_are_means_over_the_views() {
 
 #[test]
 fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
-    use fitnets::train::teacher_cache::{CachedOutput, TeacherCache};
+    use fitnets::train::teacher_cache::{CachedOutput, Placements, TeacherCache};
+    use rand::SeedableRng;
     let net = untrained_teacher();
     let splits = splits();
-    let batcher = splits.batcher(Augment::default());
+    let plain = splits.batcher(Augment::default());
+    let augmented = splits.batcher(Augment { shift: 1, hflip: true, ..Augment::default() });
     let device = Default::default();
-    let outputs = [
-        CachedOutput::Layers(1),
-        CachedOutput::Layers(net.layers.len()),
-        CachedOutput::Logits { views: Views::PLAIN },
-        CachedOutput::Logits { views: MIRROR },
-        CachedOutput::Logits { views: BOTH },
+    let every = |mirrored| Placements { reach: 1, mirrored };
+    // Without augmentation, one entry an image; with shifts and flips, one for each
+    // placement, except that mirror-averaging teachers share theirs with the mirror.
+    let cases = [
+        (CachedOutput::Layers(1), Placements::IDENTITY),
+        (CachedOutput::Layers(net.layers.len()), Placements::IDENTITY),
+        (CachedOutput::Logits { views: Views::PLAIN }, Placements::IDENTITY),
+        (CachedOutput::Logits { views: MIRROR }, Placements::IDENTITY),
+        (CachedOutput::Logits { views: BOTH }, Placements::IDENTITY),
+        (CachedOutput::Logits { views: Views::PLAIN }, every(true)),
+        (CachedOutput::Logits { views: MIRROR }, every(false)),
+        (CachedOutput::Logits { views: BOTH }, every(false)),
     ];
-    for output in outputs {
-        let cache = TeacherCache::build(&net, output, &splits.train, &batcher, &device);
-        let indices = [17, 3, 1100, 3, 0];
-        let images = batcher.images::<Inner>(&splits.train, &indices, None, &device);
+    for (output, placements) in cases {
+        let batcher = if placements == Placements::IDENTITY { &plain } else { &augmented };
+        let cache = TeacherCache::build(&net, output, &splits.train, batcher, placements, &device);
+        assert_eq!(cache.placements(), placements);
+        let indices = [17, 3, 1100, 3, 0, 42, 42, 42, 42, 42, 42, 5, 9, 11, 12, 13];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let (images, drawn) = batcher.placed_images::<Inner>(&splits.train, &indices, Some(&mut rng), &device);
+        if placements != Placements::IDENTITY {
+            assert!(drawn.iter().any(|p| p.mirrored) && drawn.iter().any(|p| !p.mirrored), "{drawn:?}");
+            assert!(drawn.iter().any(|p| p.dy != 0) && drawn.iter().any(|p| p.dx != 0), "{drawn:?}");
+        }
         let fresh = match output {
             CachedOutput::Layers(layers) => net.forward_to(images, layers).map(),
             CachedOutput::Logits { views } => {
@@ -553,10 +568,10 @@ fn cached_teacher_outputs_equal_a_fresh_forward_pass() {
                 net.predict(images, views, &batcher.normalization.background()).reshape([n, c, 1, 1])
             }
         };
-        let cached = cache.gather::<Inner>(&indices, &device);
+        let cached = cache.gather::<Inner>(&indices, &drawn, &device);
         assert_eq!(fresh.dims(), cached.dims());
         let diff: f32 = (fresh - cached).abs().max().into_scalar();
-        assert!(diff <= 1e-5, "cached {output:?} differ by {diff}");
+        assert!(diff <= 1e-5, "cached {output:?} at {placements:?} differ by {diff}");
     }
 }
 

@@ -33,27 +33,57 @@ impl Augment {
         self.shift == 0 && !self.hflip && self.crop_pad == 0 && !self.erase
     }
 
-    /// Writes an augmented copy of `image` (`h * w * c` bytes, NHWC) into `out`.
+    /// The largest translation [`Augment::apply`] can draw along each axis: the shift's
+    /// and the crop's add up.
+    pub fn reach(&self) -> i32 {
+        i32::from(self.shift) + i32::from(self.crop_pad)
+    }
+
+    /// Writes an augmented copy of `image` (`h * w * c` bytes, NHWC) into `out`, and
+    /// returns where it was moved and whether it was mirrored (erasing, drawn last, is
+    /// not part of the placement).
     ///
     /// Draws from `rng` in a fixed order (shift, then crop, then flip, then erasing; rows
     /// before columns), and only for the augmentations that are enabled, so a seeded
     /// generator gives the same images on every platform. Panics if `image` or `out` is not
     /// `h * w * c` bytes long.
-    pub fn apply(&self, image: &[u8], h: usize, w: usize, c: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) {
-        let (mut dy, mut dx) = (0, 0);
+    pub fn apply(&self, image: &[u8], h: usize, w: usize, c: usize, rng: &mut ChaCha8Rng, out: &mut [u8]) -> Placement {
+        let mut placement = Placement::IDENTITY;
         for max in [self.shift, self.crop_pad] {
             if max > 0 {
                 let max = i32::from(max);
-                dy += rng.random_range(-max..=max);
-                dx += rng.random_range(-max..=max);
+                placement.dy += rng.random_range(-max..=max);
+                placement.dx += rng.random_range(-max..=max);
             }
         }
-        translate(image, h, w, c, dy as isize, dx as isize, out);
-        if self.hflip && rng.random_bool(0.5) {
-            hflip(out, h, w, c);
-        }
+        placement.mirrored = self.hflip && rng.random_bool(0.5);
+        placement.apply(image, h, w, c, out);
         if self.erase && rng.random_bool(0.5) {
             erase_random(out, h, w, c, rng);
+        }
+        placement
+    }
+}
+
+/// Where an augmented image was moved (down by `dy`, right by `dx` pixels; negative: up,
+/// left) and whether it was then mirrored left to right.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Placement {
+    pub dy: i32,
+    pub dx: i32,
+    pub mirrored: bool,
+}
+
+impl Placement {
+    /// The image as it is.
+    pub const IDENTITY: Placement = Placement { dy: 0, dx: 0, mirrored: false };
+
+    /// Writes `image` (`h * w * c` bytes, NHWC) placed so into `out`: translated (zeros
+    /// moved in), then mirrored. Panics if `image` or `out` is not `h * w * c` bytes long.
+    pub fn apply(&self, image: &[u8], h: usize, w: usize, c: usize, out: &mut [u8]) {
+        translate(image, h, w, c, self.dy as isize, self.dx as isize, out);
+        if self.mirrored {
+            hflip(out, h, w, c);
         }
     }
 }

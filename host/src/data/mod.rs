@@ -17,7 +17,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
-pub use augment::Augment;
+pub use augment::{Augment, Placement};
 pub use normalize::Normalization;
 
 /// Where Debian's `dataset-fashion-mnist` package installs the four gzip-compressed IDX files.

@@ -21,8 +21,8 @@ use super::batch::Batcher;
 use super::loss::{cross_entropy, hint_loss, kd_loss, lambda_at};
 use super::run_dir::RunDir;
 use super::schedule::{OptimizerKind, Schedule, epoch_seed};
-use super::teacher_cache::{CachedOutput, TeacherCache};
-use crate::data::{Augment, Dataset};
+use super::teacher_cache::{CachedOutput, Placements, TeacherCache};
+use crate::data::Dataset;
 use crate::model::Views;
 use crate::model::net::{ConvLayer, Net};
 
@@ -190,7 +190,8 @@ pub fn fit<B: AutodiffBackend>(
         }
     }
 
-    let cache = if start < schedule.epochs { teacher_cache(objective, phase, device) } else { None };
+    let cache =
+        if start < schedule.epochs { teacher_cache(objective, phase, schedule.epochs - start, device) } else { None };
     // The objective (its teacher) on every device but the first, for data parallelism.
     let objectives: Vec<Objective<B>> = devices[1..].iter().map(|d| objective.to_device(d)).collect();
     let n = phase.train.len();
@@ -218,9 +219,11 @@ pub fn fit<B: AutodiffBackend>(
         for (b, indices) in order.chunks(schedule.batch_size).enumerate() {
             let step = epoch * steps_per_epoch + b;
             lr = schedule.learning_rate_at(step, total_steps);
+            let (images, placements) =
+                phase.batcher.placed_images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device);
             let batch = Batch {
-                images: phase.batcher.images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device),
-                cached: cache.as_ref().map(|cache| cache.gather::<B::InnerBackend>(indices, device)),
+                images,
+                cached: cache.as_ref().map(|cache| cache.gather::<B::InnerBackend>(indices, &placements, device)),
                 labels: phase.batcher.labels::<B>(phase.train, indices, device),
             };
             let (grads, outcome) = if devices.len() == 1 {
@@ -422,14 +425,21 @@ fn data_parallel_step<B: AutodiffBackend>(
     (accumulator.grads(), total)
 }
 
-/// The teacher's outputs on the whole training set when they can be computed once:
-/// the objective uses a teacher and its outputs do not depend on the augmentation, as
-/// when the images are not augmented, or only mirrored and the teacher's logits average
-/// mirror images (the mean over the views of an image and of its mirror image is the
-/// same, bit for bit: [`Net::predict`] sums the same terms in an order mirroring keeps).
+/// The teacher's outputs on the whole training set when they can be computed once, and
+/// computing them is cheaper than running the teacher on every batch of the
+/// `epochs_left` epochs:
+/// - hint maps when the images are not augmented (at several placements they would
+///   take gigabytes);
+/// - logits for every placement the augmentation can draw ([`Placements`]) when it
+///   only translates and mirrors, fewer placements than epochs remain, and the cache
+///   stays under [`MAX_CACHE_BYTES`]. A teacher that averages mirror images needs no
+///   entry for mirrored placements: the mean over the views of an image and of its
+///   mirror image is the same, bit for bit ([`Net::predict`] sums the same terms in an
+///   order mirroring keeps).
 fn teacher_cache<B: AutodiffBackend>(
     objective: &Objective<B>,
     phase: &Phase<'_>,
+    epochs_left: usize,
     device: &B::Device,
 ) -> Option<TeacherCache> {
     let (teacher, output) = match objective {
@@ -438,15 +448,28 @@ fn teacher_cache<B: AutodiffBackend>(
         Objective::Hints { teacher, hint_layers, .. } => (teacher, CachedOutput::Layers(*hint_layers)),
     };
     let augment = phase.batcher.augment;
-    let mirror_only = augment == Augment { hflip: true, ..Augment::default() };
-    let mirror_invariant = matches!(output, CachedOutput::Logits { views } if views.mirror);
-    if !(augment.is_identity() || mirror_only && mirror_invariant) {
+    if augment.erase {
         return None;
     }
+    let placements = match output {
+        CachedOutput::Layers(_) if !augment.is_identity() => return None,
+        CachedOutput::Layers(_) => Placements::IDENTITY,
+        CachedOutput::Logits { views } => {
+            Placements { reach: augment.reach(), mirrored: augment.hflip && !views.mirror }
+        }
+    };
+    let count = placements.count();
+    if count > 1 {
+        let bytes = phase.train.len() * count * phase.train.classes * size_of::<f32>();
+        if count >= epochs_left || bytes > MAX_CACHE_BYTES {
+            return None;
+        }
+    }
     let started = Instant::now();
-    let cache = TeacherCache::build(teacher, output, phase.train, phase.batcher, device);
+    let cache = TeacherCache::build(teacher, output, phase.train, phase.batcher, placements, device);
+    let each = if count > 1 { format!(" at {count} placements each") } else { String::new() };
     eprintln!(
-        "{}: the teacher's outputs for {} training images computed once ({:.1} MB, {:.1}s)",
+        "{}: the teacher's outputs for {} training images{each} computed once ({:.1} MB, {:.1}s)",
         phase.name,
         phase.train.len(),
         cache.bytes() as f64 / 1e6,
@@ -454,6 +477,10 @@ fn teacher_cache<B: AutodiffBackend>(
     );
     Some(cache)
 }
+
+/// The largest cache of logits at several placements that is built (CIFAR-10 with a
+/// crop padding of 4 and flips: 162 placements, 324 MB).
+const MAX_CACHE_BYTES: usize = 1 << 30;
 
 /// The loss of one batch, the logits when the objective has them, and λ when it uses one.
 /// `cached` is the teacher's output for the batch when it was computed beforehand.
