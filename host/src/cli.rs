@@ -147,8 +147,9 @@ pub struct TeacherArgs {
     pub run: PathBuf,
     /// Continue an interrupted run in `--run` with its saved settings: give the config and
     /// data options it was started with, and no schedule options. --flip-average and
-    /// --shift-average may be added (they change how the network classifies, not how it
-    /// trains); a finished run is then evaluated again.
+    /// --shift-average may be added, or removed with --no-flip-average and
+    /// --no-shift-average (they change how the network classifies, not how it trains); a
+    /// finished run is then evaluated again.
     #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS)]
     pub resume: bool,
     #[command(flatten)]
@@ -164,6 +165,12 @@ pub struct TeacherArgs {
     /// the students that distil from this teacher (needs --shift).
     #[arg(long)]
     pub shift_average: bool,
+    /// With --resume: classify without averaging over mirror images from now on.
+    #[arg(long, conflicts_with = "flip_average")]
+    pub no_flip_average: bool,
+    /// With --resume: classify without averaging over shifted images from now on.
+    #[arg(long, conflicts_with = "shift_average")]
+    pub no_shift_average: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -321,12 +328,20 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         shift_average: args.shift_average,
     };
     if !args.resume {
+        ensure!(
+            !args.no_flip_average && !args.no_shift_average,
+            "--no-flip-average and --no-shift-average change the views of an existing run: pass --resume"
+        );
         check_views(&fresh)?;
     }
     let (run, mut info) = open_run(&args.run, args.resume, fresh)?;
-    if args.resume && (args.flip_average && !info.flip_average || args.shift_average && !info.shift_average) {
-        info.flip_average |= args.flip_average;
-        info.shift_average |= args.shift_average;
+    let views = Views {
+        mirror: (info.flip_average || args.flip_average) && !args.no_flip_average,
+        shift: (info.shift_average || args.shift_average) && !args.no_shift_average,
+    };
+    if views != info.views() {
+        info.flip_average = views.mirror;
+        info.shift_average = views.shift;
         check_views(&info)?;
         run.write_json("run.json", &info)?;
     }

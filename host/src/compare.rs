@@ -144,6 +144,8 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             schedule,
             flip_average: false,
             shift_average: false,
+            no_flip_average: false,
+            no_shift_average: false,
             device: args.plan.device.clone(),
         };
         cli::train_teacher(&teacher).context("training the teacher")?;

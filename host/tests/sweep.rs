@@ -436,6 +436,20 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
     let (ok, _, stderr) = fitnets(&[&again[..], &["--config", &config], &data_options].concat());
     assert!(!ok && stderr.contains("when it classified plain; it now classifies flip-averaged"), "{stderr}");
     assert_eq!(std::fs::read_to_string(dir.join("student-4/run.json")).unwrap(), before);
+    // Views can be removed again, only from an existing run; the student then resumes.
+    let (ok, stdout, stderr) = fitnets(&["eval", &plain_teacher, "--plain", "--data", &data]);
+    assert!(ok, "{stderr}");
+    let plain_accuracy = stdout.split("test accuracy ").nth(1).and_then(|s| s.split(" on").next()).unwrap().to_string();
+    let fresh = ["train", "teacher", "--config", &config, "--run", &path("other"), "--hflip", "--no-flip-average"];
+    let (ok, _, stderr) = fitnets(&[&fresh[..], &data_options].concat());
+    assert!(!ok && stderr.contains("pass --resume"), "{stderr}");
+    assert!(!dir.join("other").exists());
+    let (ok, stdout, stderr) = fitnets(&[&resume[..], &["--no-flip-average"], &data_options].concat());
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(&format!("test accuracy {plain_accuracy},")), "{stdout}");
+    assert!(run_json(&dir.join("plain-teacher")).get("flip_average").is_none());
+    let (ok, _, stderr) = fitnets(&[&again[..], &["--config", &config], &data_options].concat());
+    assert!(ok, "{stderr}");
     // `--plain` classifies each image once, and says so.
     let (ok, stdout, stderr) = fitnets(&["eval", &teacher, "--plain", "--data", &data]);
     assert!(ok, "{stderr}");
