@@ -57,11 +57,15 @@ pub fn describe(blob: &[u8]) -> anyhow::Result<String> {
     let input = model.input_shape();
     writeln!(text, "model     {}", model.name())?;
     writeln!(text, "blob      {} bytes, crc {:#010x}", blob.len(), model.crc())?;
-    writeln!(text, "input     {} (zero point {})", shape(input), model.input_quant().zero_point)?;
+    writeln!(text, "input     {} (HxWxC), zero point {}", shape(input), model.input_quant().zero_point)?;
     let labels: Vec<&str> = model.labels().collect();
     writeln!(text, "classes   {}: {}", model.classes(), labels.join(", "))?;
     writeln!(text)?;
-    writeln!(text, "{:>3}  {:<16} {:>12} {:>12} {:>9} {:>11}", "#", "layer", "input", "output", "params", "MACs")?;
+    writeln!(
+        text,
+        "{:>3}  {:<16} {:>12} {:>12} {:>9} {:>11}",
+        "#", "layer", "in (HxWxC)", "out (HxWxC)", "params", "MACs"
+    )?;
     let summaries = layers(&model)?;
     for l in &summaries {
         writeln!(

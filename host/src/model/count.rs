@@ -16,38 +16,112 @@ pub struct LayerCost {
     pub macs: u64,
 }
 
-/// Per-layer costs of `config`.
+/// Per-layer costs of `config` (checked first: see [`NetConfig::shapes`]).
 pub fn layers(config: &NetConfig) -> anyhow::Result<Vec<LayerCost>> {
     let shapes = config.shapes()?;
+    Ok(layers_of(config, &shapes))
+}
+
+/// Per-layer costs from the output shapes [`NetConfig::shapes`] computed. The products
+/// saturate at `u64::MAX`, which the config's limits then refuse.
+pub(crate) fn layers_of(config: &NetConfig, shapes: &[[usize; 3]]) -> Vec<LayerCost> {
     let mut input = [config.input[2], config.input[0], config.input[1]];
     let mut costs = Vec::with_capacity(shapes.len());
-    for (i, (layer, &output)) in config.layers.iter().zip(&shapes).enumerate() {
+    let mul = |values: &[u64]| values.iter().fold(1u64, |acc, &v| acc.saturating_mul(v));
+    for (i, (layer, &output)) in config.layers.iter().zip(shapes).enumerate() {
         let [c_in, h_in, w_in] = input.map(|v| v as u64);
         let (kind, params, macs) = match *layer {
             LayerConfig::Conv { units, pieces, kernel, batch_norm, .. } => {
-                let maps = (units * pieces) as u64;
-                let fan_in = c_in * (kernel * kernel) as u64;
-                let cells = (output[1] * output[2]) as u64;
-                let norm = if batch_norm { 2 * maps } else { 0 };
-                ("conv", fan_in * maps + maps + norm, fan_in * maps * cells)
+                let maps = mul(&[units as u64, pieces as u64]);
+                let fan_in = mul(&[c_in, kernel as u64, kernel as u64]);
+                let cells = mul(&[output[1] as u64, output[2] as u64]);
+                let norm = if batch_norm { maps.saturating_mul(2) } else { 0 };
+                ("conv", mul(&[fan_in, maps]).saturating_add(maps).saturating_add(norm), mul(&[fan_in, maps, cells]))
             }
             LayerConfig::MaxPool { .. } => ("max_pool", 0, 0),
             LayerConfig::Dropout { .. } => ("dropout", 0, 0),
             LayerConfig::Dense { units, pieces, .. } => {
-                let outs = (units * pieces) as u64;
-                let fan_in = c_in * h_in * w_in;
-                ("dense", fan_in * outs + outs, fan_in * outs)
+                let outs = mul(&[units as u64, pieces as u64]);
+                let fan_in = mul(&[c_in, h_in, w_in]);
+                ("dense", mul(&[fan_in, outs]).saturating_add(outs), mul(&[fan_in, outs]))
             }
         };
         let name = layer.name().map_or_else(|| format!("{kind}{i}"), str::to_string);
         costs.push(LayerCost { name, kind, output, params, macs });
         input = output;
     }
-    Ok(costs)
+    costs
+}
+
+/// What training one network on batches of a given size holds in memory, roughly: its
+/// weights with their gradients and optimizer state, and every layer's activations (the
+/// pre-maxout maps too) kept for the backward pass, with their gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub params: u64,
+    /// Bytes of float32 values that one image's forward pass keeps.
+    pub activation_bytes_per_image: u64,
+}
+
+impl Footprint {
+    pub fn of(config: &NetConfig) -> anyhow::Result<Footprint> {
+        let shapes = config.shapes()?;
+        let costs = layers_of(config, &shapes);
+        let mut values = (config.input[0] * config.input[1] * config.input[2]) as u64;
+        for (layer, shape) in config.layers.iter().zip(&shapes) {
+            let pieces = match *layer {
+                LayerConfig::Conv { pieces, .. } | LayerConfig::Dense { pieces, .. } => pieces as u64,
+                _ => 1,
+            };
+            let out = (shape[0] * shape[1] * shape[2]) as u64;
+            values = values.saturating_add(out.saturating_mul(pieces + 1));
+        }
+        Ok(Footprint {
+            params: costs.iter().map(|c| c.params).fold(0, u64::saturating_add),
+            activation_bytes_per_image: values.saturating_mul(4),
+        })
+    }
+
+    /// Bytes for training on batches of `batch` images: the weights four times (values,
+    /// gradients, two optimizer moments) and the activations twice (values, gradients).
+    pub fn training_bytes(&self, batch: usize) -> u64 {
+        let weights = self.params.saturating_mul(16);
+        let activations = self.activation_bytes_per_image.saturating_mul(batch as u64).saturating_mul(2);
+        weights.saturating_add(activations)
+    }
+}
+
+/// Memory this machine can give a new process, in bytes (`MemAvailable` on Linux), or
+/// `None` where it cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.saturating_mul(1024))
+}
+
+/// Refuses, with the numbers, to train `config` on batches of `batch` when that would
+/// need more memory than the machine has available.
+pub fn check_memory(config: &NetConfig, batch: usize) -> anyhow::Result<()> {
+    let footprint = Footprint::of(config)?;
+    let need = footprint.training_bytes(batch);
+    let Some(available) = available_memory() else { return Ok(()) };
+    anyhow::ensure!(
+        need <= available,
+        "{}: training on batches of {batch} needs about {:.1} GB ({} parameters, {:.1} MB of activations per \
+         image), but this machine has {:.1} GB available: use a smaller --batch or a smaller network",
+        config.name,
+        need as f64 / 1e9,
+        footprint.params,
+        footprint.activation_bytes_per_image as f64 / 1e6,
+        available as f64 / 1e9
+    );
+    Ok(())
 }
 
 /// Total `(parameters, MACs)`.
 pub fn totals(config: &NetConfig) -> anyhow::Result<(u64, u64)> {
     let costs = layers(config)?;
-    Ok((costs.iter().map(|c| c.params).sum(), costs.iter().map(|c| c.macs).sum()))
+    let sum = |f: fn(&LayerCost) -> u64| costs.iter().map(f).fold(0, u64::saturating_add);
+    Ok((sum(|c| c.params), sum(|c| c.macs)))
 }
