@@ -59,7 +59,12 @@ impl Default for KdSettings {
 /// Where the images came from and how they were split and normalized.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DataInfo {
+    /// The data set: its folder's name, `cifar10`, or `--name`.
     pub name: String,
+    /// SHA-256 of the files read ([`crate::data::content_hash`]); absent in runs made
+    /// before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
     pub train_images: usize,
     pub valid_images: usize,
     pub test_images: usize,
@@ -197,6 +202,35 @@ pub struct RunResult {
     pub train_seconds: f64,
 }
 
+impl DataInfo {
+    /// Whether two runs saw the same data set: the same content hash (when both recorded
+    /// one; else the same name), split, counts and normalization.
+    pub fn same_data(&self, other: &DataInfo) -> bool {
+        self.same_set(other)
+            && self.train_images == other.train_images
+            && self.valid_images == other.valid_images
+            && self.test_images == other.test_images
+            && self.split_seed == other.split_seed
+            && self.normalization == other.normalization
+    }
+
+    /// Whether two runs read the same files: by content hash when both have one.
+    pub fn same_set(&self, other: &DataInfo) -> bool {
+        match (&self.content_hash, &other.content_hash) {
+            (Some(a), Some(b)) => a == b,
+            _ => crate::data::base_name(&self.name) == crate::data::base_name(&other.name),
+        }
+    }
+
+    /// The name and the first 12 digits of the hash: `fashion-mnist (sha256 3f2a…)`.
+    pub fn describe(&self) -> String {
+        match &self.content_hash {
+            Some(hash) => format!("{} (sha256 {}…)", crate::data::base_name(&self.name), &hash[..hash.len().min(12)]),
+            None => crate::data::base_name(&self.name),
+        }
+    }
+}
+
 /// The splits of one experiment.
 #[derive(Clone, Debug)]
 pub struct Splits {
@@ -225,7 +259,8 @@ impl Splits {
         }
         let normalization = Normalization::of(&train);
         let info = DataInfo {
-            name: train.name.clone(),
+            name: crate::data::base_name(&train.name),
+            content_hash: None,
             train_images: train.len(),
             valid_images: valid.len(),
             test_images: test.len(),
@@ -267,10 +302,22 @@ pub fn save_net<B: Backend>(net: Net<B>, run: &RunDir) -> anyhow::Result<()> {
 pub fn load_run<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(Net<B>, RunInfo)> {
     let run = RunDir::open(dir)?;
     let info: RunInfo = run.read_json("run.json")?;
-    ensure!(run.join("model.bin").exists(), "{} has no final model: the run did not finish", dir.display());
+    let file = run.join("model.bin");
+    ensure!(
+        file.exists(),
+        "{} has no final model (model.bin): the run did not finish; finish it with --resume",
+        dir.display()
+    );
     let net = Net::<B>::new(&info.config, device)?
         .load_file(run.join(MODEL_FILE), &Recorder32::new(), device)
-        .with_context(|| format!("loading the model of {}", dir.display()))?;
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} cannot be decoded: it is damaged (truncated?) or does not hold the network of {}'s run.json; \
+                 train the run again or restore the file",
+                file.display(),
+                dir.display()
+            )
+        })?;
     Ok((net, info))
 }
 

@@ -114,6 +114,7 @@ fn info(method: Option<Method>, config: &str) -> RunInfo {
         teacher_views: None,
         data: DataInfo {
             name: "fashion-mnist-train-train".into(),
+            content_hash: None,
             train_images: 55_000,
             valid_images: 5_000,
             test_images: 10_000,

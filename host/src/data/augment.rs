@@ -28,6 +28,22 @@ pub struct Augment {
 }
 
 impl Augment {
+    /// Refuses shifts and crop paddings as large as the images they move.
+    pub fn check(&self, height: usize, width: usize) -> anyhow::Result<()> {
+        let side = height.min(width);
+        anyhow::ensure!(
+            usize::from(self.shift) < side,
+            "--shift {}: the images are {height}x{width}, so a shift must be below {side}",
+            self.shift
+        );
+        anyhow::ensure!(
+            usize::from(self.crop_pad) < side,
+            "--crop-pad {}: the images are {height}x{width}, so a crop padding must be below {side}",
+            self.crop_pad
+        );
+        Ok(())
+    }
+
     /// Whether [`Augment::apply`] copies every image unchanged.
     pub fn is_identity(&self) -> bool {
         self.shift == 0 && !self.hflip && self.crop_pad == 0 && !self.erase

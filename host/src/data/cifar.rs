@@ -41,6 +41,23 @@ pub fn load_cifar10(dir: &Path) -> anyhow::Result<(Dataset, Dataset)> {
     Ok((train, test))
 }
 
+/// The test batch alone (what an int8 model's evaluation needs).
+pub fn load_cifar10_test(dir: &Path) -> anyhow::Result<Dataset> {
+    let mut test = empty("cifar10-test", class_names(dir)?.len());
+    read_batch(&dir.join("test_batch.bin"), &mut test)?;
+    Ok(test)
+}
+
+/// The files [`load_cifar10`] reads from `dir`, in order (`batches.meta.txt` when present).
+pub fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = TRAIN_FILES.iter().chain(&["test_batch.bin"]).map(|f| dir.join(f)).collect();
+    let meta = dir.join("batches.meta.txt");
+    if meta.is_file() {
+        files.push(meta);
+    }
+    files
+}
+
 /// The class names, one per non-empty line of `dir/batches.meta.txt`, or
 /// [`CIFAR10_LABELS`] if that file does not exist.
 pub fn class_names(dir: &Path) -> anyhow::Result<Vec<String>> {

@@ -143,26 +143,89 @@ impl fmt::Debug for Dataset {
     }
 }
 
-/// Fashion-MNIST from the four IDX files in `dir`: `(train, test)`, 60000 and 10000 images
-/// of 28x28x1 in the official release. Each file may be gzip-compressed (`<name>.gz`,
-/// preferred when both exist) or raw (`<name>`). Both sets get the larger class count.
+/// An IDX set (Fashion-MNIST, MNIST or any other) from the four files in `dir` (see
+/// [`idx_files`]): `(train, test)`, named after the folder (`<folder>-train`,
+/// `<folder>-test`); Fashion-MNIST's official release has 60000 and 10000 images of
+/// 28x28x1. Both sets get the larger class count.
 pub fn fashion_mnist(dir: &Path) -> anyhow::Result<(Dataset, Dataset)> {
-    let mut train = idx::load_idx(
-        &find(dir, "train-images-idx3-ubyte")?,
-        &find(dir, "train-labels-idx1-ubyte")?,
-        "fashion-mnist-train",
-    )?;
-    let mut test = idx::load_idx(
-        &find(dir, "t10k-images-idx3-ubyte")?,
-        &find(dir, "t10k-labels-idx1-ubyte")?,
-        "fashion-mnist-test",
-    )?;
+    let [train_images, train_labels, test_images, test_labels] = idx_files(dir)?;
+    let name = folder_name(dir);
+    let mut train = idx::load_idx(&train_images, &train_labels, &format!("{name}-train"))?;
+    let mut test = idx::load_idx(&test_images, &test_labels, &format!("{name}-test"))?;
     let (a, b) = ((train.height, train.width, train.channels), (test.height, test.width, test.channels));
     ensure!(a == b, "{}: training images are {a:?} (h, w, c) but test images are {b:?}", dir.display());
     let classes = train.classes.max(test.classes);
     train.classes = classes;
     test.classes = classes;
     Ok((train, test))
+}
+
+/// The four files of an IDX set in `dir`, in the order training images, training
+/// labels, test images, test labels, named like MNIST's. Each may be gzip-compressed
+/// (`<name>.gz`, preferred when both exist) or raw (`<name>`).
+pub fn idx_files(dir: &Path) -> anyhow::Result<[PathBuf; 4]> {
+    Ok([
+        find(dir, "train-images-idx3-ubyte")?,
+        find(dir, "train-labels-idx1-ubyte")?,
+        find(dir, "t10k-images-idx3-ubyte")?,
+        find(dir, "t10k-labels-idx1-ubyte")?,
+    ])
+}
+
+/// The test images and labels of an IDX set in `dir` (see [`idx_files`]): all that
+/// evaluating a model needs.
+pub fn idx_test_files(dir: &Path) -> anyhow::Result<[PathBuf; 2]> {
+    Ok([find(dir, "t10k-images-idx3-ubyte")?, find(dir, "t10k-labels-idx1-ubyte")?])
+}
+
+/// A data set's name from its folder: the last component of its absolute path
+/// (`fashion-mnist` for Debian's package), `data` when there is none.
+pub fn folder_name(dir: &Path) -> String {
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.components()
+        .rev()
+        .find_map(|c| match c {
+            std::path::Component::Normal(name) => Some(name.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .unwrap_or_else(|| "data".into())
+}
+
+/// The SHA-256 of `files` (each file's name, length and bytes, in order) as 64 hex digits:
+/// what identifies a data set whatever its folder is called.
+pub fn content_hash(files: &[PathBuf]) -> anyhow::Result<String> {
+    use sha2::{Digest as _, Sha256};
+    use std::io::Read as _;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    for path in files {
+        let mut file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        hasher.update((base.len() as u64).to_le_bytes());
+        hasher.update(base.as_bytes());
+        hasher.update(len.to_le_bytes());
+        loop {
+            let n = file.read(&mut buf).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A data set's name without the `-train`/`-valid`/`-test` suffixes that loading and
+/// splitting add.
+pub fn base_name(name: &str) -> String {
+    let mut name = name;
+    while let Some(stripped) =
+        name.strip_suffix("-train").or_else(|| name.strip_suffix("-valid")).or_else(|| name.strip_suffix("-test"))
+    {
+        name = stripped;
+    }
+    name.to_string()
 }
 
 /// `dir/<base>.gz` if it exists, else `dir/<base>`.
@@ -175,5 +238,9 @@ fn find(dir: &Path, base: &str) -> anyhow::Result<PathBuf> {
     if raw.is_file() {
         return Ok(raw);
     }
-    bail!("{}: neither {base}.gz nor {base} found", dir.display())
+    bail!(
+        "{}: neither {base}.gz nor {base} found (an IDX data set is four files named like MNIST's: \
+         train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte)",
+        dir.display()
+    )
 }

@@ -95,9 +95,5 @@ impl Report {
 
 /// A data set's name without the `-train`/`-valid` suffixes that splits add.
 pub fn data_set_name(name: &str) -> String {
-    let mut name = name;
-    while let Some(stripped) = name.strip_suffix("-train").or_else(|| name.strip_suffix("-valid")) {
-        name = stripped;
-    }
-    name.to_string()
+    crate::data::base_name(name)
 }
