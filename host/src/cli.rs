@@ -26,33 +26,188 @@ pub struct DataArgs {
     /// A folder with CIFAR-10's binary batches instead.
     #[arg(long, value_name = "DIR", conflicts_with = "data")]
     pub cifar: Option<PathBuf>,
-    /// Training images held out for validation (seeded).
-    #[arg(long, default_value_t = 5000)]
-    pub valid: usize,
+    /// The data set's name in run records and reports. Default: its folder's name
+    /// (`cifar10` with --cifar). Runs are matched by the files' content hash, not by name.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Training images held out for validation (seeded). Default: 5000, or a tenth of
+    /// the training images when that is fewer.
+    #[arg(long, value_name = "N", value_parser = positive_count)]
+    pub valid: Option<usize>,
     /// Train on a seeded sample of this many of the training split's images (short
     /// schedules). The validation split is the one the whole set gives, so a student on
     /// a sample is validated on the images its full-data teacher never trained on.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = positive_count)]
     pub subset: Option<usize>,
     /// Evaluate on a seeded sample of this many test images.
-    #[arg(long)]
+    #[arg(long, value_name = "N", value_parser = positive_count)]
     pub test_subset: Option<usize>,
-    #[arg(long, default_value_t = 1)]
+    /// Seed of the split into training and validation images, and of the samples.
+    #[arg(long, default_value_t = 1, value_name = "SEED")]
     pub split_seed: u64,
 }
 
+/// The validation images held out when `--valid` is not given: 5000, or a tenth of a
+/// smaller training set.
+pub fn default_valid(train_images: usize) -> usize {
+    5000.min(train_images / 10).max(1)
+}
+
+/// A count of at least one (`--valid`, `--subset`, `--test-subset`, `--batch`).
+pub fn positive_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+/// The most epochs a phase may ask for: more is a typo, not a schedule.
+pub const MAX_EPOCHS: usize = 10_000;
+
+/// A number of epochs, 0 to [`MAX_EPOCHS`].
+pub fn epoch_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n <= MAX_EPOCHS => Ok(n),
+        Ok(n) => Err(format!("{n} epochs: at most {MAX_EPOCHS}")),
+        Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+/// A finite number above zero (learning rates, τ).
+pub fn positive_number(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number above zero")),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
+/// A finite number, zero or more (the final learning rate, λ).
+pub fn non_negative_number(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) => Err(format!("{v} is not a finite number of zero or more")),
+        Err(e) => Err(format!("not a number: {e}")),
+    }
+}
+
 impl DataArgs {
-    /// Loads the splits of this experiment.
+    /// Loads the splits of this experiment, with the data set's name and content hash.
     pub fn load(&self) -> anyhow::Result<Splits> {
         let (train, test) = self.sets()?;
-        Splits::new(&train, test, self.valid, self.split_seed, self.subset)
+        let valid = self.valid.unwrap_or_else(|| default_valid(train.len()));
+        ensure!(
+            valid < train.len(),
+            "--valid {valid}: {} has only {} training images; hold out fewer (--valid {} holds out a tenth)",
+            self.describe(),
+            train.len(),
+            default_valid(train.len())
+        );
+        let mut splits = Splits::new(&train, test, valid, self.split_seed, self.subset)?;
+        let (name, hash) = self.identity()?;
+        splits.info.name = name;
+        splits.info.content_hash = Some(hash);
+        Ok(splits)
+    }
+
+    /// The splits a finished run was trained on, from its record: the data options name
+    /// only the folder (`--valid` and `--subset` must agree with the run if given; the
+    /// split seed is the run's). Refuses files whose content differs from the run's.
+    pub fn load_like(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<Splits> {
+        let given = |option: &str, value: Option<usize>, saved: usize| {
+            ensure!(
+                value.is_none_or(|v| v == saved),
+                "{option} {}: {} was trained with {option} {saved}; leave the option out to use the run's",
+                value.unwrap_or_default(),
+                run.display()
+            );
+            Ok(())
+        };
+        given("--valid", self.valid, info.valid_images)?;
+        let mut data = self.clone();
+        data.valid = Some(info.valid_images);
+        data.split_seed = info.split_seed;
+        let splits = data.load()?;
+        ensure!(
+            splits.info.same_set(info),
+            "{} was trained on {}, but {} is {}: pass the data it was trained on",
+            run.display(),
+            info.describe(),
+            self.describe(),
+            splits.info.describe()
+        );
+        // A run on a sample: the same sample (drawn from the same split with the same seed).
+        let splits = if splits.train.len() > info.train_images {
+            given("--subset", self.subset, info.train_images)?;
+            data.subset = Some(info.train_images);
+            data.load()?
+        } else {
+            splits
+        };
+        Ok(splits)
+    }
+
+    /// The folder the data comes from.
+    fn dir(&self) -> &Path {
+        match (&self.cifar, &self.data) {
+            (Some(dir), _) | (None, Some(dir)) => dir,
+            (None, None) => Path::new(data::FASHION_MNIST_DIR),
+        }
+    }
+
+    /// How errors name the data: `--data DIR`, `--cifar DIR` or the default.
+    fn describe(&self) -> String {
+        match (&self.cifar, &self.data) {
+            (Some(dir), _) => format!("--cifar {}", dir.display()),
+            (None, Some(dir)) => format!("--data {}", dir.display()),
+            (None, None) => format!("the default data ({})", data::FASHION_MNIST_DIR),
+        }
+    }
+
+    /// The data set's name (`--name`, else its folder's, `cifar10` for CIFAR-10) and the
+    /// SHA-256 of the files it is read from.
+    pub fn identity(&self) -> anyhow::Result<(String, String)> {
+        let files = match self.cifar {
+            Some(_) => data::cifar::files(self.dir()),
+            None => data::idx_files(self.dir())?.to_vec(),
+        };
+        let name = match (&self.name, &self.cifar) {
+            (Some(name), _) => name.clone(),
+            (None, Some(_)) => "cifar10".into(),
+            (None, None) => data::folder_name(self.dir()),
+        };
+        Ok((name, data::content_hash(&files)?))
+    }
+
+    /// The test set alone, sampled as `--test-subset` asks: an int8 blob needs nothing
+    /// else, so the training files need not be present.
+    pub fn test_set(&self) -> anyhow::Result<data::Dataset> {
+        let mut test = match &self.cifar {
+            Some(dir) => data::cifar::load_cifar10_test(dir)?,
+            None => {
+                let files = data::idx_test_files(self.dir());
+                let [images, labels] = match self.data {
+                    Some(_) => files?,
+                    None => files.context("install the Debian package dataset-fashion-mnist, or pass --data")?,
+                };
+                data::idx::load_idx(&images, &labels, &format!("{}-test", data::folder_name(self.dir())))?
+            }
+        };
+        if let Some(name) = &self.name {
+            test.name = format!("{name}-test");
+        }
+        Ok(match self.test_subset {
+            Some(n) => test.sample(n.min(test.len()), self.split_seed),
+            None => test,
+        })
     }
 
     /// The whole training set and the test set sampled as `--test-subset` asks (an int8
     /// blob needs only the test set; [`DataArgs::load`] splits and samples the training
     /// set).
     pub fn sets(&self) -> anyhow::Result<(data::Dataset, data::Dataset)> {
-        let (train, test) = match (&self.cifar, &self.data) {
+        let (mut train, mut test) = match (&self.cifar, &self.data) {
             (Some(dir), _) => data::cifar::load_cifar10(dir)?,
             (None, Some(dir)) => data::fashion_mnist(dir)?,
             (None, None) => data::fashion_mnist(Path::new(data::FASHION_MNIST_DIR)).with_context(|| {
@@ -62,6 +217,10 @@ impl DataArgs {
                 )
             })?,
         };
+        if let Some(name) = &self.name {
+            train.name = format!("{name}-train");
+            test.name = format!("{name}-test");
+        }
         let test = match self.test_subset {
             Some(n) => test.sample(n.min(test.len()), self.split_seed),
             None => test,
@@ -73,28 +232,32 @@ impl DataArgs {
 /// How a phase trains.
 #[derive(Args, Clone, Debug)]
 pub struct ScheduleArgs {
-    #[arg(long, default_value_t = 10)]
+    /// Passes over the training images (0 trains nothing: the network keeps its initial
+    /// weights and is evaluated as it is).
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = epoch_count)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 128)]
+    /// Images per optimizer step.
+    #[arg(long, default_value_t = 128, value_name = "N", value_parser = positive_count)]
     pub batch: usize,
     #[arg(long, value_enum, default_value_t = OptimizerKind::Rmsprop)]
     pub optimizer: OptimizerKind,
     /// Initial learning rate (paper, MNIST: 0.0005).
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, value_name = "LR", value_parser = positive_number)]
     pub lr: f64,
     /// Learning rate at the last step (linear decay).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_name = "LR", value_parser = non_negative_number)]
     pub final_lr: f64,
-    #[arg(long, default_value_t = 0)]
+    /// Seed of the initial weights, the order of the images and the augmentation.
+    #[arg(long, default_value_t = 0, value_name = "SEED")]
     pub seed: u64,
     /// Random shifts of up to this many pixels.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "PIXELS")]
     pub shift: u8,
     /// Random horizontal flips.
     #[arg(long)]
     pub hflip: bool,
     /// Zero-pad by this many pixels and crop back at random (CIFAR style).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_name = "PIXELS")]
     pub crop_pad: u8,
     /// Random erasing: with probability one half, a random rectangle of 2-40 % of the
     /// image becomes noise.
@@ -140,6 +303,7 @@ impl DeviceArgs {
 /// Arguments of `fitnets train teacher`.
 #[derive(Args, Clone, Debug)]
 pub struct TeacherArgs {
+    /// The teacher's network config (a preset in configs/ or your own).
     #[arg(long, value_name = "TOML")]
     pub config: PathBuf,
     /// The run directory (config, metrics.csv, checkpoints, model).
@@ -178,13 +342,16 @@ pub struct TeacherArgs {
 /// Arguments of `fitnets train student`.
 #[derive(Args, Clone, Debug)]
 pub struct StudentArgs {
+    /// The student's network config; `hints` needs its `guided` layer.
     #[arg(long, value_name = "TOML")]
     pub config: PathBuf,
+    /// How the student learns.
     #[arg(long, value_enum)]
     pub method: Method,
     /// The teacher's run directory (not needed for `scratch`).
     #[arg(long, value_name = "DIR")]
     pub teacher: Option<PathBuf>,
+    /// The run directory (config, metrics.csv, checkpoints, model).
     #[arg(long, value_name = "DIR")]
     pub run: PathBuf,
     /// Continue an interrupted run in `--run` with its saved settings: give the config,
@@ -192,16 +359,18 @@ pub struct StudentArgs {
     /// options.
     #[arg(long, conflicts_with_all = SCHEDULE_OPTIONS.into_iter().chain(["hint_epochs", "tau", "lambda_start", "lambda_end"]))]
     pub resume: bool,
-    /// Epochs of hint training (stage 1 of `hints`).
-    #[arg(long, default_value_t = 3)]
+    /// Epochs of hint training (stage 1 of `hints`; 0 skips it, which makes `hints` the
+    /// same as `kd`).
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = epoch_count)]
     pub hint_epochs: usize,
     /// KD temperature τ.
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = positive_number)]
     pub tau: f64,
     /// KD weight λ at the first step, annealed linearly to `--lambda-end`.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = non_negative_number)]
     pub lambda_start: f64,
-    #[arg(long, default_value_t = 1.0)]
+    /// KD weight λ at the last step.
+    #[arg(long, default_value_t = 1.0, value_parser = non_negative_number)]
     pub lambda_end: f64,
     #[command(flatten)]
     pub data: DataArgs,
@@ -231,56 +400,147 @@ impl StudentArgs {
 const SCHEDULE_OPTIONS: [&str; 10] =
     ["epochs", "batch", "optimizer", "lr", "final_lr", "seed", "shift", "hflip", "crop_pad", "erase"];
 
-/// Starts a run, or reopens it with `--resume`. A resumed run keeps its saved settings
-/// (clap refuses the options that would set them); what a resume must still be told (the
-/// config, data, method and teacher) must be what the run was started with, or the
-/// resume is refused before anything is written.
+/// Whether the run directory `dir` holds a run that got anywhere: a `run.json` with a
+/// checkpoint or a final model. A `run.json` alone is a start that failed or was stopped
+/// before its first epoch ended, which starting again loses nothing of.
+fn started(dir: &Path) -> bool {
+    let has_checkpoint = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("checkpoint-") && name.ends_with(".json")
+        })
+    });
+    dir.join("run.json").exists() && (has_checkpoint || dir.join("model.bin").exists())
+}
+
+/// Starts a run, or reopens it with `--resume`, holding the directory's lock. A resumed
+/// run keeps its saved settings (clap refuses the options that would set them); what a
+/// resume must still be told (the config, data, method and teacher) must be what the run
+/// was started with, or the resume is refused before anything is written. Call it only
+/// once every input has been checked: it writes `run.json`.
 fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir, RunInfo)> {
     let exists = dir.join("run.json").exists();
     if resume {
-        ensure!(exists, "{} holds no run to resume", dir.display());
-        let run = RunDir::open(dir)?;
+        ensure!(exists, "{} holds no run to resume: leave out --resume to start one", dir.display());
+        let run = RunDir::lock(dir)?;
         let info: RunInfo = run.read_json("run.json")?;
         ensure!(
-            info.data == fresh.data,
-            "{} was started on other data ({} training and {} validation images of {}, split seed {}): \
-             resume it with the data options it was started with",
+            info.role == fresh.role,
+            "{} is a {} run: resume it with `fitnets train {}`",
             dir.display(),
-            info.data.train_images,
-            info.data.valid_images,
-            info.data.name,
-            info.data.split_seed
+            info.role,
+            info.role
+        );
+        ensure!(
+            info.data.same_data(&fresh.data),
+            "{} was started on other data: resume it with the data options it was started with.\n  \
+             it has:   {}\n  you gave: {}",
+            dir.display(),
+            describe_split(&info.data),
+            describe_split(&fresh.data)
         );
         ensure!(
             info.config == fresh.config,
-            "{} was started with another network config ({}): resume it with the config it was started with \
-             (its copy is {})",
+            "{} was started with another network config ({}; you gave {}): resume it with the config it was \
+             started with (its copy is {})",
             dir.display(),
             info.config.name,
+            fresh.config.name,
             dir.join("config.toml").display()
         );
         ensure!(
             info.method == fresh.method,
-            "{} was started with --method {}: resume it with that method",
+            "{} was started with --method {} (you gave --method {}): resume it with that method",
             dir.display(),
-            info.method.map_or("none", Method::name)
+            info.method.map_or("none", Method::name),
+            fresh.method.map_or("none", Method::name)
         );
         ensure!(
             fresh.teacher.is_none() || same_path(info.teacher.as_deref(), fresh.teacher.as_deref()),
-            "{} was started with the teacher {}: resume it with that teacher",
+            "{} was started with the teacher {} (you gave {}): resume it with that teacher",
             dir.display(),
-            info.teacher.as_deref().map_or("none".into(), |t| t.display().to_string())
+            info.teacher.as_deref().map_or("none".into(), |t| t.display().to_string()),
+            fresh.teacher.as_deref().map_or("none".into(), |t| t.display().to_string())
         );
         if let (Some(teacher), Some(now)) = (&info.teacher, fresh.teacher_views) {
             check_teacher_views(dir, &info, teacher, now)?;
         }
         return Ok((run, info));
     }
-    ensure!(!exists, "{} already holds a run: pass --resume to continue it, or choose another --run", dir.display());
-    let run = RunDir::create(dir)?;
-    run.write_json("run.json", &fresh)?;
+    let run = RunDir::lock(dir)?;
+    if exists {
+        ensure!(
+            !started(dir),
+            "{} already holds a run: pass --resume to continue it, or choose another --run",
+            dir.display()
+        );
+        eprintln!("note: {} held a run that never finished an epoch; starting it again", dir.display());
+        remove_start_files(&run);
+    }
     run.write("config.toml", toml::to_string(&fresh.config)?.as_bytes())?;
+    run.write_json("run.json", &fresh)?;
     Ok((run, fresh))
+}
+
+/// The files a run writes before its first checkpoint: what [`discard_unstarted`] removes.
+const START_FILES: [&str; 4] = ["run.json", "config.toml", "metrics.csv", "history-hints.json"];
+
+/// Removes what a run wrote before its first epoch ended, so that the same command can
+/// start it again (and a folder this command made is removed when nothing else is in it).
+fn discard_unstarted(run: &RunDir) {
+    remove_start_files(run);
+    let only_lock = std::fs::read_dir(run.path())
+        .is_ok_and(|entries| entries.flatten().all(|e| e.file_name() == crate::train::run_dir::LOCK_FILE));
+    if only_lock {
+        let _ = std::fs::remove_file(run.join(crate::train::run_dir::LOCK_FILE));
+        let _ = std::fs::remove_dir(run.path());
+    }
+}
+
+/// Removes the files of [`START_FILES`] from `run`.
+fn remove_start_files(run: &RunDir) {
+    for name in START_FILES {
+        let _ = std::fs::remove_file(run.join(name));
+    }
+}
+
+/// Runs `body` on a run just opened; when it fails before the run's first checkpoint,
+/// the run's start is undone (see [`discard_unstarted`]) so that the same command, once
+/// its cause is fixed, just works. A resumed run is left as it is.
+fn undo_failed_start(run: &RunDir, resumed: bool, body: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let result = body();
+    if result.is_err() && !resumed && !started(run.path()) {
+        discard_unstarted(run);
+    }
+    result
+}
+
+/// Refuses to reuse the run at `dir` (recorded as `info`) for data other than what
+/// `data` names: runs are matched by the content hash of their files.
+pub fn check_reuse_data(dir: &Path, info: &RunInfo, data: &DataArgs) -> anyhow::Result<()> {
+    let (name, hash) = data.identity()?;
+    let ours = crate::method::DataInfo { name, content_hash: Some(hash), ..info.data.clone() };
+    ensure!(
+        info.data.same_set(&ours),
+        "{} holds a run on {}, but this command's data is {}: choose another --runs for other data",
+        dir.display(),
+        info.data.describe(),
+        ours.describe()
+    );
+    Ok(())
+}
+
+/// One line on a run's data: `fashion-mnist (sha256 3f2a…), 55000 training and 5000
+/// validation images, split seed 1`.
+fn describe_split(data: &crate::method::DataInfo) -> String {
+    format!(
+        "{}, {} training and {} validation images, split seed {}",
+        data.describe(),
+        data.train_images,
+        data.valid_images,
+        data.split_seed
+    )
 }
 
 /// A student that recorded the views its teacher averaged is continued (or reused) only
@@ -309,6 +569,21 @@ fn same_path(a: Option<&Path>, b: Option<&Path>) -> bool {
     }
 }
 
+/// Checks what every training run must hold before anything is written: the config
+/// against the data, the augmentation against the image size, memory for the network
+/// at this batch size. Says what an odd but legal schedule does.
+fn check_training(config: &NetConfig, config_path: &Path, splits: &Splits, schedule: &Schedule) -> anyhow::Result<()> {
+    config
+        .check_data(&[&splits.train, &splits.valid, &splits.test])
+        .with_context(|| format!("{} does not fit the data", config_path.display()))?;
+    schedule.augment.check(splits.train.height, splits.train.width)?;
+    count::check_memory(config, schedule.batch_size.min(splits.train.len()))?;
+    if schedule.epochs == 0 {
+        eprintln!("note: --epochs 0 trains nothing: the network keeps its initial weights and is evaluated as it is");
+    }
+    Ok(())
+}
+
 /// `fitnets train teacher`.
 pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
@@ -333,20 +608,26 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
             "--no-flip-average and --no-shift-average change the views of an existing run: pass --resume"
         );
         check_views(&fresh)?;
+        check_training(&fresh.config, &args.config, &splits, &fresh.schedule)?;
     }
     let (run, mut info) = open_run(&args.run, args.resume, fresh)?;
-    let views = Views {
-        mirror: (info.flip_average || args.flip_average) && !args.no_flip_average,
-        shift: (info.shift_average || args.shift_average) && !args.no_shift_average,
-    };
-    if views != info.views() {
-        info.flip_average = views.mirror;
-        info.shift_average = views.shift;
-        check_views(&info)?;
-        run.write_json("run.json", &info)?;
-    }
-    crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
-        teacher_in::<B>(&run, &info, &splits, &devices)
+    undo_failed_start(&run, args.resume, || {
+        if args.resume {
+            check_training(&info.config, &args.config, &splits, &info.schedule)?;
+        }
+        let views = Views {
+            mirror: (info.flip_average || args.flip_average) && !args.no_flip_average,
+            shift: (info.shift_average || args.shift_average) && !args.no_shift_average,
+        };
+        if views != info.views() {
+            info.flip_average = views.mirror;
+            info.shift_average = views.shift;
+            check_views(&info)?;
+            run.write_json("run.json", &info)?;
+        }
+        crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
+            teacher_in::<B>(&run, &info, &splits, &devices)
+        })
     })
 }
 
@@ -377,10 +658,19 @@ fn teacher_in<B: AutodiffBackend>(
 /// `fitnets train student`.
 pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
-    let mut splits = args.data.load()?;
-    let teacher_views = match &args.teacher {
-        Some(teacher) => Some(take_teacher_normalization(&mut splits, teacher)?),
-        None => None,
+    if args.method != Method::Scratch && args.teacher.is_none() {
+        bail!("--method {} needs --teacher RUN (a finished `fitnets train teacher` run)", args.method.name());
+    }
+    let teacher = args.teacher.as_deref().map(read_teacher).transpose()?;
+    // A student holds out its teacher's validation images unless told otherwise.
+    let mut data = args.data.clone();
+    if let (None, Some(teacher)) = (data.valid, &teacher) {
+        data.valid = Some(teacher.data.valid_images);
+    }
+    let mut splits = data.load()?;
+    let teacher_views = match (&args.teacher, &teacher) {
+        (Some(dir), Some(info)) => Some(take_teacher_normalization(&mut splits, dir, info)?),
+        _ => None,
     };
     let (schedule, hint_schedule, kd) = args.settings();
     let fresh = RunInfo {
@@ -397,13 +687,56 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         flip_average: false,
         shift_average: false,
     };
-    if args.method != Method::Scratch && args.teacher.is_none() {
-        bail!("--method {} needs --teacher RUN", args.method.name());
+    let check = |info: &RunInfo| -> anyhow::Result<()> {
+        check_training(&info.config, &args.config, &splits, &info.schedule)?;
+        if let (Some(dir), Some(teacher)) = (&args.teacher, &teacher)
+            && info.method != Some(Method::Scratch)
+        {
+            check_pair(&info.config, &teacher.config).with_context(|| {
+                format!("the student {} cannot learn from the teacher in {}", args.config.display(), dir.display())
+            })?;
+            if info.method == Some(Method::Hints) {
+                crate::method::regressor_shape(&info.config, &teacher.config).with_context(|| {
+                    format!("hint training of {} from the teacher in {}", args.config.display(), dir.display())
+                })?;
+                if info.hint_schedule.as_ref().is_some_and(|s| s.epochs == 0) {
+                    eprintln!("note: --hint-epochs 0 skips hint training: `hints` is then the same as `kd`");
+                }
+            }
+        }
+        Ok(())
+    };
+    if !args.resume {
+        check(&fresh)?;
     }
     let (run, info) = open_run(&args.run, args.resume, fresh)?;
-    crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
-        student_in::<B>(&run, &info, &splits, &devices)
+    undo_failed_start(&run, args.resume, || {
+        if args.resume {
+            check(&info)?;
+        }
+        crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
+            student_in::<B>(&run, &info, &splits, &devices)
+        })
     })
+}
+
+/// The record of the teacher run in `dir`, refused unless it is a finished teacher.
+fn read_teacher(dir: &Path) -> anyhow::Result<RunInfo> {
+    let info: RunInfo = RunDir::open(dir)
+        .and_then(|run| run.read_json("run.json"))
+        .with_context(|| format!("--teacher {} is not a run made by `fitnets train teacher`", dir.display()))?;
+    ensure!(
+        info.role == "teacher",
+        "--teacher {} is a student run ({}): pass the run of a teacher (`fitnets train teacher`)",
+        dir.display(),
+        info.label()
+    );
+    ensure!(
+        dir.join("model.bin").exists(),
+        "--teacher {} has not finished training (no model.bin): finish it with `fitnets train teacher --resume`",
+        dir.display()
+    );
+    Ok(info)
 }
 
 /// A student with a teacher sees its images normalized as the teacher did: both take
@@ -411,21 +744,24 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
 /// student must hold out the teacher's validation images (same data set, split seed and
 /// count), which its teacher never trained on; it may train on a sample of the rest.
 /// Returns the views the teacher averages.
-fn take_teacher_normalization(splits: &mut Splits, teacher: &Path) -> anyhow::Result<Views> {
-    let info: RunInfo = RunDir::open(teacher)?
-        .read_json("run.json")
-        .with_context(|| format!("reading the teacher run {}", teacher.display()))?;
+fn take_teacher_normalization(splits: &mut Splits, teacher: &Path, info: &RunInfo) -> anyhow::Result<Views> {
     let (ours, theirs) = (&splits.info, &info.data);
     ensure!(
-        ours.name == theirs.name && ours.split_seed == theirs.split_seed && ours.valid_images == theirs.valid_images,
-        "the teacher in {} held out {} validation images of {} with split seed {}, this student {} of {} with \
-         seed {}: pass the teacher's data options (--valid {} --split-seed {})",
+        ours.same_set(theirs),
+        "the teacher in {} was trained on {}, this student's data is {}: a student must learn on its teacher's \
+         data set",
+        teacher.display(),
+        theirs.describe(),
+        ours.describe()
+    );
+    ensure!(
+        ours.split_seed == theirs.split_seed && ours.valid_images == theirs.valid_images,
+        "the teacher in {} held out {} validation images with split seed {}, this student {} with seed {}: \
+         pass the teacher's data options (--valid {} --split-seed {})",
         teacher.display(),
         theirs.valid_images,
-        theirs.name,
         theirs.split_seed,
         ours.valid_images,
-        ours.name,
         ours.split_seed,
         theirs.valid_images,
         theirs.split_seed
@@ -512,7 +848,7 @@ fn finish<B: AutodiffBackend>(
 /// is classified by its mean logits over `views`, or, when that is `None`, over the views
 /// the run classifies by ([`RunInfo::views`]).
 pub fn eval(dir: &Path, views: Option<Views>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
-    let (_, test) = data.sets()?;
+    let test = data.test_set()?;
     crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
         dir, views, &test, &dev
     ))
@@ -524,6 +860,10 @@ fn eval_in<B: Backend>(
     test: &data::Dataset,
     device: &B::Device,
 ) -> anyhow::Result<()> {
+    let info: RunInfo = RunDir::open(dir)?.read_json("run.json")?;
+    info.config
+        .check_images(test)
+        .with_context(|| format!("the network of {} cannot classify these test images", dir.display()))?;
     let (net, info) = load_run::<B>(dir, device)?;
     let batcher = Batcher { normalization: info.data.normalization.clone(), augment: Augment::default() };
     let views = views.unwrap_or(info.views());
@@ -576,12 +916,12 @@ pub fn info(target: &Path) -> anyhow::Result<String> {
     };
     let costs = count::layers(&config)?;
     let mut text = format!(
-        "{} on {}x{}x{} inputs, {} classes\n",
+        "{} on {}x{}x{} inputs (HxWxC), {} classes\n",
         config.name, config.input[0], config.input[1], config.input[2], config.classes
     );
-    text += &format!("{:<10} {:<9} {:>12} {:>10} {:>12}\n", "layer", "kind", "output", "params", "MACs");
+    text += &format!("{:<10} {:<9} {:>12} {:>10} {:>12}\n", "layer", "kind", "out (HxWxC)", "params", "MACs");
     for c in &costs {
-        let shape = format!("{}x{}x{}", c.output[0], c.output[1], c.output[2]);
+        let shape = format!("{}x{}x{}", c.output[1], c.output[2], c.output[0]);
         text += &format!("{:<10} {:<9} {:>12} {:>10} {:>12}\n", c.name, c.kind, shape, c.params, c.macs);
     }
     let (params, macs) = count::totals(&config)?;

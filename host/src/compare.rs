@@ -15,15 +15,18 @@ use crate::train::run_dir::RunDir;
 /// Arguments of `fitnets compare`.
 #[derive(Args, Clone, Debug)]
 pub struct CompareArgs {
+    /// The teacher's network config.
     #[arg(long, value_name = "TOML", default_value = "configs/mnist-teacher.toml")]
     pub teacher_config: PathBuf,
+    /// The student's network config (its `guided` layer for `hints`).
     #[arg(long, value_name = "TOML", default_value = "configs/mnist-fitnet.toml")]
     pub student_config: PathBuf,
     /// Where the runs go: `teacher/`, `scratch/`, `kd/`, `hints/`. Finished runs are
     /// reused, interrupted ones resumed.
     #[arg(long, value_name = "DIR", default_value = "runs/compare")]
     pub runs: PathBuf,
-    #[arg(long, default_value_t = 10)]
+    /// Epochs of the teacher.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = crate::cli::epoch_count)]
     pub teacher_epochs: usize,
     /// Train every student method with this many seeds (`--seed`, `--seed`+1, …), each
     /// seed's three methods from the same initial weights, and report mean ± standard
@@ -40,9 +43,11 @@ pub struct CompareArgs {
 #[derive(Args, Clone, Debug)]
 pub struct StudentPlan {
     /// Epochs of every student; `hints` spends `--hint-epochs` of them on hint training.
-    #[arg(long, default_value_t = 14)]
+    #[arg(long, default_value_t = 14, value_name = "N", value_parser = crate::cli::epoch_count)]
     pub student_epochs: usize,
-    #[arg(long, default_value_t = 3)]
+    /// Epochs of hint training (stage 1) of the `hints` students, out of
+    /// `--student-epochs`.
+    #[arg(long, default_value_t = 3, value_name = "N", value_parser = crate::cli::epoch_count)]
     pub hint_epochs: usize,
     #[command(flatten)]
     pub data: DataArgs,
@@ -99,6 +104,7 @@ impl StudentPlan {
 /// would give it; otherwise the table would mix schedules without saying so.
 fn check_settings(run: &Path, student: &cli::StudentArgs) -> anyhow::Result<()> {
     let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
+    cli::check_reuse_data(run, &info, &student.data)?;
     let wanted = student.settings();
     let saved = (info.schedule.clone(), info.hint_schedule.clone(), info.kd);
     anyhow::ensure!(
@@ -133,7 +139,10 @@ pub(crate) fn finished(dir: &Path) -> Option<RunResult> {
 /// Runs what is missing, then prints and saves the table.
 pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     let teacher_dir = args.runs.join("teacher");
-    if finished(&teacher_dir).is_none() {
+    if finished(&teacher_dir).is_some() {
+        let info: RunInfo = RunDir::open(&teacher_dir)?.read_json("run.json")?;
+        cli::check_reuse_data(&teacher_dir, &info, &args.plan.data)?;
+    } else {
         let mut schedule = args.plan.schedule.clone();
         schedule.epochs = args.teacher_epochs;
         let teacher = cli::TeacherArgs {

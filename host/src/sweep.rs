@@ -52,8 +52,10 @@ pub struct SweepArgs {
     /// Conv layers of the students.
     #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11,13")]
     pub depths: Vec<usize>,
+    /// The methods each student is trained with.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "scratch,kd,hints")]
     pub methods: Vec<Method>,
+    /// Where the runs go (`depth-D/METHOD/`), with `sweep.json`, `table.md`, `depth.svg`.
     #[arg(long, value_name = "DIR", default_value = "runs/sweep")]
     pub runs: PathBuf,
     #[command(flatten)]
@@ -144,7 +146,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         Some(m) => m,
         None => count::totals(&NetConfig::load(&args.reference_config)?)?.1,
     };
-    let plan = &args.plan;
+    // Students hold out the teacher's validation images unless told otherwise.
+    let mut plan = args.plan.clone();
+    plan.data.valid = plan.data.valid.or(Some(teacher_info.data.valid_images));
+    let plan = &plan;
     let mut schedule = plan.schedule.schedule();
     schedule.epochs = plan.student_epochs;
     let setting = SweepSetting {
@@ -152,7 +157,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         student_epochs: plan.student_epochs,
         hint_epochs: plan.hint_epochs,
         subset: plan.data.subset,
-        valid: plan.data.valid,
+        valid: plan.data.valid.unwrap_or(teacher_info.data.valid_images),
         test_subset: plan.data.test_subset,
         split_seed: plan.data.split_seed,
         schedule,
@@ -177,7 +182,10 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
     for (depth, depth_dir) in &students {
         for &method in &args.methods {
             let dir = depth_dir.join(method.name());
-            if finished(&dir).is_none() {
+            if finished(&dir).is_some() {
+                let info: RunInfo = RunDir::open(&dir)?.read_json("run.json")?;
+                crate::cli::check_reuse_data(&dir, &info, &plan.data)?;
+            } else {
                 eprintln!("sweep: depth {depth}, {}", method.name());
                 let started = std::time::Instant::now();
                 plan.train(&depth_dir.join("config.toml"), method, &args.teacher, &dir, 0)?;

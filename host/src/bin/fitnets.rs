@@ -20,7 +20,8 @@ enum Command {
     #[command(subcommand)]
     Train(Train),
     /// Test accuracy and confusion matrix of a finished run, or of an int8 blob run with
-    /// shared's kernels (the device's code).
+    /// shared's kernels (the device's code). Of the data options, --data, --cifar, --name,
+    /// --test-subset and --split-seed apply (a blob needs only the test files).
     Eval {
         /// A run directory, or a `.fnet` blob from `fitnets export`.
         target: PathBuf,
@@ -85,6 +86,12 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Eval { data, .. } = &cli.command {
+        anyhow::ensure!(
+            data.valid.is_none() && data.subset.is_none(),
+            "--valid and --subset choose training images; `eval` classifies the test images (--test-subset samples them)"
+        );
+    }
     match cli.command {
         Command::Train(Train::Teacher(args)) => cli::train_teacher(&args),
         Command::Train(Train::Student(args)) => cli::train_student(&args),

@@ -37,7 +37,8 @@ pub struct ExportArgs {
     /// the CIFAR-10 names with `--cifar`, else the class numbers.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     pub labels: Option<Vec<String>>,
-    /// The images to calibrate on: the same data options the run was trained with.
+    /// The data the run was trained on (its split and sample come from the run's record),
+    /// to calibrate on its training images.
     #[command(flatten)]
     pub data: DataArgs,
 }
@@ -45,14 +46,7 @@ pub struct ExportArgs {
 /// `fitnets export RUN -o FILE`.
 pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     let (model, info) = load_float_model(&args.run)?;
-    let splits = args.data.load()?;
-    if splits.info.normalization != info.data.normalization {
-        eprintln!(
-            "note: these data options give another normalization than {} was trained with; \
-             calibrating on them with the run's own",
-            args.run.display()
-        );
-    }
+    let splits = args.data.load_like(&args.run, &info.data)?;
     let train = &splits.train;
     ensure!(
         [train.height, train.width, train.channels] == model.input(),
@@ -131,8 +125,7 @@ pub fn describe(exported: &Export, options: &ExportOptions, output: &Path) -> St
 pub fn eval_blob(path: &Path, float_run: Option<&Path>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let model = Model::from_bytes(&bytes).with_context(|| format!("{} is not a valid model", path.display()))?;
-    let (_, test) = data.sets()?;
-    let test = &test;
+    let test = &data.test_set()?;
     let int8 = evaluate_int8(&model, test).with_context(|| format!("evaluating {}", path.display()))?;
     println!(
         "{} (int8, {}): test accuracy {:.2}% on {} images",

@@ -136,14 +136,7 @@ fn finished<'r>(runs: &'r [Run], name: &str, dir: &Path) -> anyhow::Result<&'r R
 /// Exports `run` as `fitnets export` would; returns the blob and the test set.
 fn export_run(run: &Run, args: &ReportArgs) -> anyhow::Result<(Vec<u8>, Dataset)> {
     let (model, info) = load_float_model(&run.dir)?;
-    let splits = args.data.load()?;
-    if splits.info.normalization != info.data.normalization {
-        eprintln!(
-            "note: these data options give another normalization than {} was trained with; \
-             calibrating on them with the run's own",
-            run.dir.display()
-        );
-    }
+    let splits = args.data.load_like(&run.dir, &info.data)?;
     let labels = class_labels(None, &args.data, model.classes())?;
     let options = ExportOptions { calibration: args.calibration, seed: info.data.split_seed, ..Default::default() };
     let exported = export(&model, &info.data.normalization, &labels, &splits.train, &options)

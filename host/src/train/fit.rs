@@ -4,7 +4,6 @@
 use std::io::IsTerminal as _;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer, RmsProp, RmsPropConfig};
@@ -176,10 +175,17 @@ pub fn fit<B: AutodiffBackend>(
     let mut start = 0;
     if phase.run.join(&state_file).exists() {
         let state: CheckpointState = phase.run.read_json(&state_file)?;
+        let damaged = |file: &str| {
+            anyhow::anyhow!(
+                "{} cannot be decoded (damaged or truncated): the run cannot be resumed from it; \
+                 start it again in a new --run",
+                phase.run.join(file).display()
+            )
+        };
         model = model
             .load_file(phase.run.join(&state.model), &Recorder32::new(), device)
-            .with_context(|| format!("loading checkpoint {}", state.model))?;
-        optim = optim.load(phase.run.join(&state.optimizer), device)?;
+            .map_err(|_| damaged(&state.model))?;
+        optim = optim.load(phase.run.join(&state.optimizer), device).map_err(|_| damaged(&state.optimizer))?;
         history = phase.run.read_json(&history_file)?;
         history.truncate(state.epochs_done);
         start = state.epochs_done;
@@ -207,11 +213,12 @@ pub fn fit<B: AutodiffBackend>(
 
         let bar = if terminal { ProgressBar::new(steps_per_epoch as u64) } else { ProgressBar::hidden() };
         bar.set_style(
-            ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches, {msg} ({per_sec}, eta {eta})")
+            // At most 80 columns: `student 12/30 [====>     ] 120/430 loss 0.312, 2051 img/s, eta 1m`.
+            ProgressStyle::with_template("{prefix} [{bar:16}] {pos}/{len} {msg}, eta {eta}")
                 .expect("valid template")
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{} epoch {}/{}", phase.name, epoch + 1, schedule.epochs));
+        bar.set_prefix(format!("{} {}/{}", phase.name, epoch + 1, schedule.epochs));
 
         let started = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
@@ -232,12 +239,30 @@ pub fn fit<B: AutodiffBackend>(
             } else {
                 data_parallel_step(&model, objective, &objectives, devices, batch, step, total_steps)
             };
+            if !outcome.loss_sum.is_finite() {
+                bar.finish_and_clear();
+                anyhow::bail!(
+                    "{} epoch {}, batch {} of {}: the loss is {} (training diverged). {}; start a new run with \
+                     a lower --lr (now {:.2e} at this step) or a smaller --lambda-start",
+                    phase.name,
+                    epoch + 1,
+                    b + 1,
+                    steps_per_epoch,
+                    outcome.loss_sum / indices.len() as f64,
+                    match start.max(history.len()) {
+                        0 => "No epoch of this phase finished, so no checkpoint of it exists".to_string(),
+                        done => format!("{} keeps the checkpoint after epoch {done}", phase.run.path().display()),
+                    },
+                    lr
+                );
+            }
             model = optim.step(lr, model, grads);
             lambda = outcome.lambda;
             loss_sum += outcome.loss_sum;
             correct += outcome.correct;
             seen += indices.len();
-            bar.set_message(format!("loss {:.4}", loss_sum / seen as f64));
+            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {:.3}, {rate:.0} img/s", loss_sum / seen as f64));
             bar.inc(1);
         }
         bar.finish_and_clear();

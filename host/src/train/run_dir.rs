@@ -12,7 +12,13 @@ use serde::de::DeserializeOwned;
 #[derive(Clone, Debug)]
 pub struct RunDir {
     path: PathBuf,
+    /// `run.lock`, locked exclusively, for a directory opened to write: the lock lasts
+    /// while any clone of this `RunDir` lives (the OS drops it if the process dies).
+    lock: Option<std::sync::Arc<std::fs::File>>,
 }
+
+/// The file whose exclusive lock marks a run directory in use.
+pub const LOCK_FILE: &str = "run.lock";
 
 /// Columns of `metrics.csv`, one row per epoch of each phase.
 pub const METRICS_HEADER: &str =
@@ -21,14 +27,46 @@ pub const METRICS_HEADER: &str =
 impl RunDir {
     /// Creates the directory (and its parents) if needed.
     pub fn create(path: &Path) -> anyhow::Result<RunDir> {
-        std::fs::create_dir_all(path).with_context(|| format!("creating run directory {}", path.display()))?;
-        Ok(RunDir { path: path.to_path_buf() })
+        std::fs::create_dir_all(path).with_context(|| format!("cannot create the run directory {}", path.display()))?;
+        Ok(RunDir { path: path.to_path_buf(), lock: None })
     }
 
-    /// An existing run directory.
+    /// An existing run directory, to read.
     pub fn open(path: &Path) -> anyhow::Result<RunDir> {
-        anyhow::ensure!(path.is_dir(), "{} is not a run directory", path.display());
-        Ok(RunDir { path: path.to_path_buf() })
+        anyhow::ensure!(path.is_dir(), "{} is not a run directory (no such folder)", path.display());
+        Ok(RunDir { path: path.to_path_buf(), lock: None })
+    }
+
+    /// The run directory at `path` (created if needed), to write: holds an exclusive lock
+    /// on its `run.lock` for as long as the returned value (or a clone) lives, and
+    /// refuses at once if another process holds it.
+    pub fn lock(path: &Path) -> anyhow::Result<RunDir> {
+        let mut run = RunDir::create(path)?;
+        let lock_path = run.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "{} is in use by another fitnets process (two processes training into one run would \
+                 corrupt it): wait for that one to finish, or choose another --run",
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", lock_path.display()));
+            }
+        }
+        run.lock = Some(std::sync::Arc::new(file));
+        Ok(run)
+    }
+
+    /// Whether this value holds the directory's lock.
+    pub fn is_locked(&self) -> bool {
+        self.lock.is_some()
     }
 
     pub fn path(&self) -> &Path {
@@ -53,8 +91,9 @@ impl RunDir {
     /// Reads JSON from `name`.
     pub fn read_json<T: DeserializeOwned>(&self, name: &str) -> anyhow::Result<T> {
         let path = self.join(name);
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{} is damaged or not a fitnets record", path.display()))
     }
 
     /// Appends rows to `metrics.csv` (rewritten whole, atomically).
@@ -95,6 +134,12 @@ impl RunDir {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let tmp = path.with_extension(format!("{extension}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    if let Err(e) = std::fs::write(&tmp, bytes) {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!("cannot write {}: {e}", path.display());
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("cannot write {}: {e}", path.display())
+    })
 }
