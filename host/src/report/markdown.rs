@@ -196,7 +196,19 @@ fn layer_section(md: &mut String, report: &Report) {
 }
 
 fn paper_section(md: &mut String, report: &Report) {
-    let paper = report.paper;
+    let Some(paper) = report.paper else {
+        let shape = report.runs.first().map_or_else(String::new, |r| {
+            let ([h, w, c], classes) = (r.info.config.input, r.info.config.classes);
+            format!(" ({h}x{w}x{c}, {classes} classes)")
+        });
+        let _ = writeln!(
+            md,
+            "{}\n\nThe paper measured MNIST-like (28x28x1, 10 classes) and CIFAR-10-like (32x32x3, 10 \
+             classes) data only; {}{shape} is neither, so no figure of the paper is set beside ours.\n",
+            SECTIONS[2], report.data_name
+        );
+        return;
+    };
     let _ = writeln!(md, "{} ({}, {}): the paper's, not ours\n", SECTIONS[2], paper.title, paper.data_set);
     let _ = writeln!(
         md,

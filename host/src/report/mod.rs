@@ -55,7 +55,8 @@ pub struct Report {
     pub firmware: Firmware,
     pub needs: Needs,
     pub fits: Vec<Fit>,
-    pub paper: &'static PaperTable,
+    /// The paper's table for data like ours, if it measured any ([`paper::for_data`]).
+    pub paper: Option<&'static PaperTable>,
     /// The comparison over several seeds (mean ± standard deviation and the differences
     /// between methods, as `fitnets compare --seeds` prints it), when the runs hold two
     /// or more complete seeds.
@@ -74,7 +75,7 @@ impl Report {
         let needs = Needs::of(&model, int8.blob.len() as u64, firmware)?;
         let fits = boards::fits(&needs, boards);
         let data_name = runs.first().map_or_else(String::new, |r| data_set_name(&r.info.data.name));
-        let paper = paper::for_data(&data_name);
+        let paper = runs.first().and_then(|r| paper::for_data(r.info.config.input, r.info.config.classes));
         let student_name = model.name().to_string();
         Ok(Report {
             runs,

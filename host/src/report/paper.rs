@@ -87,8 +87,14 @@ pub const TABLE_5: PaperTable = PaperTable {
     ],
 };
 
-/// The table for a data set by its name as the runs record it: Table 5 for CIFAR-10,
-/// Table 4 (MNIST) for any other, the nearest the paper has for Fashion-MNIST.
-pub fn for_data(name: &str) -> &'static PaperTable {
-    if name.to_ascii_lowercase().contains("cifar") { &TABLE_5 } else { &TABLE_4 }
+/// The table for data of `input` (`[height, width, channels]`) and `classes`: Table 4
+/// (MNIST) beside MNIST-like data (28x28 grey images of 10 classes: MNIST,
+/// Fashion-MNIST), Table 5 beside CIFAR-10-like data (32x32 colour images of 10
+/// classes); none beside anything else, which the paper did not measure.
+pub fn for_data(input: [usize; 3], classes: usize) -> Option<&'static PaperTable> {
+    match (input, classes) {
+        ([28, 28, 1], 10) => Some(&TABLE_4),
+        ([32, 32, 3], 10) => Some(&TABLE_5),
+        _ => None,
+    }
 }
