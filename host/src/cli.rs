@@ -115,19 +115,26 @@ impl DataArgs {
     /// only the folder (`--valid` and `--subset` must agree with the run if given; the
     /// split seed is the run's). Refuses files whose content differs from the run's.
     pub fn load_like(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<Splits> {
-        let given = |option: &str, value: Option<usize>, saved: usize| {
+        if let Some(valid) = self.valid {
             ensure!(
-                value.is_none_or(|v| v == saved),
-                "{option} {}: {} was trained with {option} {saved}; leave the option out to use the run's",
-                value.unwrap_or_default(),
-                run.display()
+                valid == info.valid_images,
+                "--valid {valid}: {} was trained with --valid {}; leave the option out to use the run's",
+                run.display(),
+                info.valid_images
             );
-            Ok(())
-        };
-        given("--valid", self.valid, info.valid_images)?;
+        }
+        if let Some(subset) = self.subset {
+            ensure!(
+                subset == info.train_images,
+                "--subset {subset}: {} was trained on {} training images; leave the option out to use the run's",
+                run.display(),
+                info.train_images
+            );
+        }
         let mut data = self.clone();
         data.valid = Some(info.valid_images);
         data.split_seed = info.split_seed;
+        data.subset = None;
         let splits = data.load()?;
         ensure!(
             splits.info.same_set(info),
@@ -139,7 +146,6 @@ impl DataArgs {
         );
         // A run on a sample: the same sample (drawn from the same split with the same seed).
         let splits = if splits.train.len() > info.train_images {
-            given("--subset", self.subset, info.train_images)?;
             data.subset = Some(info.train_images);
             data.load()?
         } else {

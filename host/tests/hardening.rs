@@ -382,6 +382,10 @@ fn export_reads_the_split_and_errors_name_files() {
         &["export", &teacher, "-o", &blob, "--data", &data, "--valid", "7"],
         &["--valid 7", "was trained with --valid 24"],
     );
+    refused(
+        &["export", &teacher, "-o", &blob, "--data", &data, "--subset", "7"],
+        &["--subset 7", "216 training images"],
+    );
     // The target, not a temporary file.
     let message =
         refused(&["export", &teacher, "-o", "/nonexistent-dir/x.fnet", "--data", &data], &["/nonexistent-dir/x.fnet"]);
