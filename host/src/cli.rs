@@ -595,6 +595,7 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
     let splits = args.data.load()?;
     let fresh = RunInfo {
+        format: crate::method::RUN_FORMAT,
         role: "teacher".into(),
         method: None,
         config,
@@ -680,6 +681,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     };
     let (schedule, hint_schedule, kd) = args.settings();
     let fresh = RunInfo {
+        format: crate::method::RUN_FORMAT,
         role: "student".into(),
         method: Some(args.method),
         config,

@@ -72,9 +72,17 @@ pub struct DataInfo {
     pub normalization: Normalization,
 }
 
+/// The layout of `run.json` and `model.bin` this fitnets writes. Runs without the field
+/// are format 1 (they read the same); a run of a later format was written by a newer
+/// fitnets and is refused ([`RunInfo::format`]).
+pub const RUN_FORMAT: u32 = 2;
+
 /// Everything needed to understand, resume or reuse a run: saved as `run.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// [`RUN_FORMAT`] when written; refused when newer than this fitnets reads.
+    #[serde(default = "first_format", deserialize_with = "known_format")]
+    pub format: u32,
     /// `teacher` or `student`.
     pub role: String,
     pub method: Option<Method>,
@@ -103,6 +111,23 @@ pub struct RunInfo {
     /// images as well when both are set).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shift_average: bool,
+}
+
+/// The format of runs written before `format` was recorded.
+fn first_format() -> u32 {
+    1
+}
+
+/// A run format this fitnets reads, or an error that says to update fitnets.
+fn known_format<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u32, D::Error> {
+    let format = u32::deserialize(deserializer)?;
+    if format > RUN_FORMAT {
+        return Err(serde::de::Error::custom(format!(
+            "the run was written by a newer fitnets (run format {format}; this one reads formats 1 to \
+             {RUN_FORMAT}): use that version, or train the run again with this one"
+        )));
+    }
+    Ok(format)
 }
 
 impl RunInfo {

@@ -398,6 +398,12 @@ fn export_reads_the_split_and_errors_name_files() {
     }
     ok(&["eval", &blob, "--data", &tests_only.display().to_string()]);
     refused(&["eval", &blob, "--data", &data, "--valid", "5"], &["--valid and --subset choose training images"]);
+    // A run from a newer fitnets is refused as such, not as damaged.
+    let record = PathBuf::from(&teacher).join("run.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, text.replacen("{", "{\n  \"format\": 99,", 1)).unwrap();
+    refused(&["eval", &teacher, "--data", &data], &["written by a newer fitnets (run format 99"]);
+    std::fs::write(&record, text).unwrap();
     // A truncated model names the file and says what to do.
     let model = PathBuf::from(&teacher).join("model.bin");
     let bytes = std::fs::read(&model).unwrap();

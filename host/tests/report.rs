@@ -104,6 +104,7 @@ fn schedule(epochs: usize) -> Schedule {
 
 fn info(method: Option<Method>, config: &str) -> RunInfo {
     RunInfo {
+        format: fitnets::method::RUN_FORMAT,
         role: if method.is_some() { "student" } else { "teacher" }.into(),
         method,
         config: NetConfig::parse(config).unwrap(),

@@ -93,7 +93,7 @@ impl RunDir {
         let path = self.join(name);
         let text =
             std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is damaged or not a fitnets record", path.display()))
+        serde_json::from_str(&text).with_context(|| format!("cannot read {} as a fitnets record", path.display()))
     }
 
     /// Appends rows to `metrics.csv` (rewritten whole, atomically).
