@@ -705,3 +705,36 @@ fn int8_row_and_drop_need_their_run() {
     assert!(!markdown.contains("int8 - float32"), "{markdown}");
     assert!(markdown.contains("| FitNet int8 |"));
 }
+
+#[test]
+fn the_sentence_of_what_distillation_bought_follows_the_runs() {
+    use fitnets::report::stages::{Precision, Stage, bought};
+    let stage = |run: &str, precision, params, accuracy| Stage {
+        label: run.into(),
+        run: Some(run.into()),
+        precision,
+        params,
+        macs: params,
+        model_bytes: if precision == Precision::Int8 { params } else { 4 * params },
+        accuracy,
+        test_images: Some(10_000),
+    };
+    let mut rows = vec![
+        stage("teacher", Precision::Float32, 150_000, Some(0.932)),
+        stage("scratch", Precision::Float32, 26_000, Some(0.905)),
+        stage("hints", Precision::Float32, 26_000, Some(0.916)),
+        stage("hints", Precision::Int8, 28_000, Some(0.915)),
+    ];
+    let text = bought(&rows).unwrap();
+    assert!(text.starts_with("Here distillation beat training from scratch"), "{text}");
+    assert!(text.contains("90.50% from scratch, with hints 91.60% (+1.10 pp)"), "{text}");
+    assert!(
+        text.contains("(from hints) has 5x fewer parameters and 21x fewer bytes than the teacher (93.20%)"),
+        "{text}"
+    );
+    // Said plainly when distillation loses, and nothing without a scratch student.
+    rows[2].accuracy = Some(0.901);
+    assert!(bought(&rows).unwrap().starts_with("Here distillation did not beat training from scratch"));
+    rows.remove(1);
+    assert_eq!(bought(&rows), None);
+}

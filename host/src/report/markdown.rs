@@ -130,6 +130,9 @@ fn stage_section(md: &mut String, report: &Report) {
     for run in report.runs.iter().filter(|r| r.result.is_none()) {
         let _ = writeln!(md, "\n{} ({}) has not finished: {}.", run.label(), run.dir.display(), progress(run));
     }
+    if let Some(sentence) = stages::bought(&report.stages) {
+        let _ = writeln!(md, "\n**What distillation bought.** {sentence}");
+    }
     md.push('\n');
 }
 

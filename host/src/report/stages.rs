@@ -116,3 +116,40 @@ pub fn quantization_drop(rows: &[Stage]) -> Option<f64> {
     let float = rows.iter().find(|r| r.precision == Precision::Float32 && r.run.is_some() && r.run == int8.run)?;
     Some(100.0 * (int8.accuracy? - float.accuracy?))
 }
+
+/// One plain sentence of what distillation bought, from the stages: the students with
+/// hints and KD against the same student from scratch (each one run, so a difference
+/// under about half a point may be noise), and the int8 student against the teacher.
+/// `None` until the teacher, the scratch student and the int8 student are measured.
+pub fn bought(rows: &[Stage]) -> Option<String> {
+    let float =
+        |run: &str| rows.iter().find(|r| r.run.as_deref() == Some(run) && r.precision == Precision::Float32)?.accuracy;
+    let teacher = teacher(rows)?;
+    let scratch = float("scratch")?;
+    let int8 = rows.iter().find(|r| r.precision == Precision::Int8)?;
+    let int8_accuracy = int8.accuracy?;
+    let savings = int8.savings(teacher);
+    let pct = |a: f64| format!("{:.2}%", 100.0 * a);
+    let mut methods = Vec::new();
+    for (run, name) in [("hints", "hints"), ("kd", "knowledge distillation")] {
+        if let Some(a) = float(run) {
+            methods.push(format!("with {name} {} ({:+.2} pp)", pct(a), 100.0 * (a - scratch)));
+        }
+    }
+    let verdict = match [float("hints"), float("kd")].into_iter().flatten().reduce(f64::max) {
+        Some(best) if best > scratch => "distillation beat training from scratch",
+        Some(_) => "distillation did not beat training from scratch",
+        None => "no distilled student has finished",
+    };
+    Some(format!(
+        "Here {verdict}: the same student scores {} from scratch, {}; the int8 student{} has {:.0}x fewer \
+         parameters and {:.0}x fewer bytes than the teacher ({}) and scores {} on the test images.",
+        pct(scratch),
+        if methods.is_empty() { "nothing else yet".to_string() } else { methods.join(", ") },
+        int8.run.as_ref().map_or(String::new(), |r| format!(" (from {r})")),
+        savings.params,
+        savings.bytes,
+        teacher.accuracy.map_or("not finished".into(), pct),
+        pct(int8_accuracy)
+    ))
+}
