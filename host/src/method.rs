@@ -333,6 +333,8 @@ pub fn load_run<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(N
         "{} has no final model (model.bin): the run did not finish; finish it with --resume",
         dir.display()
     );
+    // `evaluate` classifies 512 images at a time.
+    count::check_inference_memory(&info.config, 512)?;
     let net = Net::<B>::new(&info.config, device)?
         .load_file(run.join(MODEL_FILE), &Recorder32::new(), device)
         .map_err(|_| {

@@ -91,6 +91,14 @@ impl Footprint {
     }
 }
 
+impl Footprint {
+    /// Bytes for classifying batches of `batch` images: the weights once, one batch's
+    /// activations.
+    pub fn inference_bytes(&self, batch: usize) -> u64 {
+        self.params.saturating_mul(4).saturating_add(self.activation_bytes_per_image.saturating_mul(batch as u64))
+    }
+}
+
 /// Memory this machine can give a new process, in bytes (`MemAvailable` on Linux), or
 /// `None` where it cannot be read.
 pub fn available_memory() -> Option<u64> {
@@ -98,6 +106,24 @@ pub fn available_memory() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb.saturating_mul(1024))
+}
+
+/// Refuses, with the numbers, to classify with `config` in batches of `batch` when that
+/// would need more memory than the machine has available.
+pub fn check_inference_memory(config: &NetConfig, batch: usize) -> anyhow::Result<()> {
+    let footprint = Footprint::of(config)?;
+    let need = footprint.inference_bytes(batch);
+    let Some(available) = available_memory() else { return Ok(()) };
+    anyhow::ensure!(
+        need <= available,
+        "{}: classifying {batch} images at a time needs about {:.1} GB ({} parameters), but this machine \
+         has {:.1} GB available",
+        config.name,
+        need as f64 / 1e9,
+        footprint.params,
+        available as f64 / 1e9
+    );
+    Ok(())
 }
 
 /// Refuses, with the numbers, to train `config` on batches of `batch` when that would
