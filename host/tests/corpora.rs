@@ -17,7 +17,7 @@ use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 mod common;
-use common::{config, idx, write_idx};
+use common::{STUDENT, TEACHER, config, idx, write_idx};
 
 /// How one case ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -119,24 +119,6 @@ fn corpus_size() -> usize {
 fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
-
-const TEACHER: &str = r#"
-name = "t8"
-input = [8, 8, 1]
-classes = 3
-[[layers]]
-type = "conv"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "dense"
-units = 3
-"#;
 
 #[test]
 fn config_corpus() {
@@ -285,21 +267,9 @@ fn flag_mutations() {
     let data = dir.path().join("data");
     write_idx(&data, (60, 20), [8, 8, 1], 3, 0);
     let config = dir.path().join("t.toml");
-    std::fs::write(
-        &config,
-        TEACHER
-            .replace("classes = 3", "classes = 3\nhint = \"pool\"")
-            .replace("type = \"max_pool\"", "type = \"max_pool\"\nname = \"pool\""),
-    )
-    .unwrap();
+    std::fs::write(&config, TEACHER).unwrap();
     let student = dir.path().join("s.toml");
-    std::fs::write(
-        &student,
-        TEACHER
-            .replace("classes = 3", "classes = 3\nguided = \"pool\"")
-            .replace("type = \"max_pool\"", "type = \"max_pool\"\nname = \"pool\""),
-    )
-    .unwrap();
+    std::fs::write(&student, STUDENT).unwrap();
     let (config, student, data) =
         (config.display().to_string(), student.display().to_string(), data.display().to_string());
     let teacher = dir.path().join("teacher").display().to_string();

@@ -9,7 +9,7 @@ use std::process::Command;
 use tempfile::TempDir;
 
 mod common;
-use common::write_idx;
+use common::{STUDENT, TEACHER, write_idx};
 
 /// Runs the `fitnets` binary: `(exit code, stdout, stderr)`.
 fn fitnets(args: &[&str]) -> (i32, String, String) {
@@ -38,57 +38,6 @@ fn ok(args: &[&str]) -> (String, String) {
     assert_eq!(code, 0, "`fitnets {}` failed\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
     (stdout, stderr)
 }
-
-const TEACHER: &str = r#"
-name = "t8"
-input = [8, 8, 1]
-classes = 3
-hint = "pool1"
-[[layers]]
-type = "conv"
-name = "conv1"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool1"
-kernel = 2
-[[layers]]
-type = "dense"
-name = "out"
-units = 3
-"#;
-
-const STUDENT: &str = r#"
-name = "s8"
-input = [8, 8, 1]
-classes = 3
-guided = "pool1"
-[[layers]]
-type = "conv"
-name = "conv1"
-units = 2
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "conv"
-name = "conv2"
-units = 2
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool1"
-kernel = 2
-[[layers]]
-type = "dense"
-name = "out"
-units = 3
-"#;
 
 /// A scratch folder with the 8x8 data set `digits8`, the two configs and room for runs.
 struct Bench {

@@ -112,30 +112,32 @@ pub fn available_memory() -> Option<u64> {
 /// would need more memory than the machine has available.
 pub fn check_inference_memory(config: &NetConfig, batch: usize) -> anyhow::Result<()> {
     let footprint = Footprint::of(config)?;
-    let need = footprint.inference_bytes(batch);
-    let Some(available) = available_memory() else { return Ok(()) };
-    anyhow::ensure!(
-        need <= available,
-        "{}: classifying {batch} images at a time needs about {:.1} GB ({} parameters), but this machine \
-         has {:.1} GB available",
-        config.name,
-        need as f64 / 1e9,
-        footprint.params,
-        available as f64 / 1e9
-    );
-    Ok(())
+    let task = format!("classifying {batch} images at a time");
+    refuse_beyond_available(config, &footprint, footprint.inference_bytes(batch), &task, "a smaller network")
 }
 
 /// Refuses, with the numbers, to train `config` on batches of `batch` when that would
 /// need more memory than the machine has available.
 pub fn check_memory(config: &NetConfig, batch: usize) -> anyhow::Result<()> {
     let footprint = Footprint::of(config)?;
-    let need = footprint.training_bytes(batch);
+    let task = format!("training on batches of {batch}");
+    refuse_beyond_available(config, &footprint, footprint.training_bytes(batch), &task, "a smaller --batch or network")
+}
+
+/// The error of [`check_memory`] and [`check_inference_memory`] when `need` bytes are
+/// more than the machine has available (nothing is refused where that is unknown).
+fn refuse_beyond_available(
+    config: &NetConfig,
+    footprint: &Footprint,
+    need: u64,
+    task: &str,
+    fix: &str,
+) -> anyhow::Result<()> {
     let Some(available) = available_memory() else { return Ok(()) };
     anyhow::ensure!(
         need <= available,
-        "{}: training on batches of {batch} needs about {:.1} GB ({} parameters, {:.1} MB of activations per \
-         image), but this machine has {:.1} GB available: use a smaller --batch or a smaller network",
+        "{}: {task} needs about {:.1} GB ({} parameters, {:.1} MB of activations per image), but this \
+         machine has {:.1} GB available: use {fix}",
         config.name,
         need as f64 / 1e9,
         footprint.params,
