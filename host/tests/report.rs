@@ -732,9 +732,11 @@ fn the_sentence_of_what_distillation_bought_follows_the_runs() {
         text.contains("(from hints) has 5x fewer parameters and 21x fewer bytes than the teacher (93.20%)"),
         "{text}"
     );
-    // Said plainly when distillation loses, and nothing without a scratch student.
-    rows[2].accuracy = Some(0.901);
+    // Said plainly when distillation loses or ties, and nothing without a scratch student.
+    rows[2].accuracy = Some(0.897);
     assert!(bought(&rows).unwrap().starts_with("Here distillation did not beat training from scratch"));
+    rows[2].accuracy = Some(0.907);
+    assert!(bought(&rows).unwrap().starts_with("Here distillation and training from scratch tied"));
     rows.remove(1);
     assert_eq!(bought(&rows), None);
 }
