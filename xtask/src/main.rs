@@ -27,11 +27,13 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  demo    [--runs DIR] [--images N]
-          the main job: trains the teacher and the FitNet (scratch, KD, hints) on
-          Fashion-MNIST with a short schedule, exports the best student to int8, runs it
-          on an emulated Cortex-M4 against the host (N test images, 200) and prints what
-          distillation bought: parameters, MACs, flash, RAM, accuracy at each stage
+  demo    [--runs DIR] [--images N] [--train-teacher] [--device cpu|cuda[:N]]
+          the main job: distils the FitNet (scratch, KD, hints) on Fashion-MNIST from
+          the teacher the repository ships (teachers/fashion-mnist-cnn; or one trained
+          here with --train-teacher, about an hour on 2 cores) with a short schedule,
+          exports the best student to int8, runs it on an emulated Cortex-M4 against the
+          host (N test images, 200) and prints what distillation bought: parameters,
+          MACs, flash, RAM, accuracy at each stage
   test    everything CI checks: formatting, clippy (root and firmware), all tests,
           rustdoc, the no_std thumb builds, every board's firmware, the self-test on
           each emulated board, the kernel check (random models) on the M4 and M7, the
