@@ -125,6 +125,11 @@ impl Outcome {
     }
 
     /// What was compared and found, one fact a line.
+    /// `(correct, images)` on the device, when labels were given.
+    pub fn device_correct(&self) -> Option<(usize, usize)> {
+        self.correct.map(|(device, _)| (device, self.images))
+    }
+
     pub fn summary(&self) -> String {
         let mut lines = vec![format!(
             "compared {} of {} images with the host: {} mismatches, {} protocol errors",

@@ -152,7 +152,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     println!("{:>8.1?}  in all", demo.started.elapsed());
     println!("\nRuns: {}; report with charts: {}", runs.display(), report.join("report.md").display());
     println!("Flash a board: cargo xtask flash --board stm32f4 --model {}", blob.display());
+    println!("\n{}", conclusion(&text, outcome.device_correct()));
     Ok(())
+}
+
+/// The demo's last words: the report's sentence of what distillation bought, and what
+/// the device made of the test images.
+fn conclusion(report: &str, device_correct: Option<(usize, usize)>) -> String {
+    const MARK: &str = "**What distillation bought.** ";
+    let bought = report.lines().find_map(|l| l.strip_prefix(MARK)).unwrap_or("The report has no verdict.");
+    let device = match device_correct {
+        Some((correct, images)) => format!(
+            " On the emulated Cortex-M4 the int8 student classified {correct} of {images} test images correctly \
+             ({:.2}%), the host's answers bit for bit.",
+            100.0 * correct as f64 / images.max(1) as f64
+        ),
+        None => String::new(),
+    };
+    format!("{bought}{device}")
 }
 
 /// Copies the `files` of the run in `from` into a new run directory `to`.
@@ -193,6 +210,17 @@ fn section<'a>(text: &'a str, title: &str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::section;
+
+    #[test]
+    fn the_conclusion_is_the_reports_sentence_and_the_devices_score() {
+        let report = "## Stages\n\n| a |\n\n**What distillation bought.** Here hints won.\n\n## Layers\n";
+        assert_eq!(
+            super::conclusion(report, Some((176, 200))),
+            "Here hints won. On the emulated Cortex-M4 the int8 student classified 176 of 200 test images \
+             correctly (88.00%), the host's answers bit for bit."
+        );
+        assert_eq!(super::conclusion("## Stages\n", None), "The report has no verdict.");
+    }
 
     #[test]
     fn section_stops_at_the_next_heading() {
