@@ -63,7 +63,13 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         tools::ensure_file(&Path::new(FASHION_MNIST).join("train-images-idx3-ubyte.gz"), "dataset-fashion-mnist")
     })?;
     demo.step("building fitnets (release)", || {
-        tools::run(tools::cargo(&root()).args(["build", "--release", "-p", "fitnets"]))
+        let mut cmd = tools::cargo(&root());
+        cmd.args(["build", "--release", "-p", "fitnets"]);
+        // A GPU needs burn's CUDA backend, which the default build leaves out.
+        if device != "cpu" {
+            cmd.args(["--features", "cuda"]);
+        }
+        tools::run(&mut cmd)
     })?;
     let fitnets = root().join("target/release/fitnets");
     if runs.join("table.md").is_file() {
