@@ -28,7 +28,7 @@ pub struct DataArgs {
     pub cifar: Option<PathBuf>,
     /// The data set's name in run records and reports. Default: its folder's name
     /// (`cifar10` with --cifar). Runs are matched by the files' content hash, not by name.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = data_set_name)]
     pub name: Option<String>,
     /// Training images held out for validation (seeded). Default: 5000, or a tenth of
     /// the training images when that is fewer.
@@ -59,6 +59,17 @@ pub fn positive_count(text: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("not a whole number: {e}")),
+    }
+}
+
+/// A data set's name (`--name`): 1 to 64 letters, digits, `-`, `_` or `.`, as it goes
+/// into run records, file names of reports and the blob's description.
+pub fn data_set_name(text: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
+    if (1..=64).contains(&text.len()) && text.chars().all(ok) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("`{text}`: a name is 1 to 64 letters, digits, `-`, `_` or `.`"))
     }
 }
 
@@ -97,6 +108,20 @@ impl DataArgs {
     pub fn load(&self) -> anyhow::Result<Splits> {
         let (train, test) = self.sets()?;
         let valid = self.valid.unwrap_or_else(|| default_valid(train.len()));
+        self.split(&train, test, valid, self.split_seed, self.subset, self.identity()?)
+    }
+
+    /// Holds out `valid` training images and samples `subset` of the rest (see
+    /// [`Splits::new`]), the splits named by `identity` (name, content hash).
+    fn split(
+        &self,
+        train: &data::Dataset,
+        test: data::Dataset,
+        valid: usize,
+        seed: u64,
+        subset: Option<usize>,
+        (name, hash): (String, String),
+    ) -> anyhow::Result<Splits> {
         ensure!(
             valid < train.len(),
             "--valid {valid}: {} has only {} training images; hold out fewer (--valid {} holds out a tenth)",
@@ -104,8 +129,7 @@ impl DataArgs {
             train.len(),
             default_valid(train.len())
         );
-        let mut splits = Splits::new(&train, test, valid, self.split_seed, self.subset)?;
-        let (name, hash) = self.identity()?;
+        let mut splits = Splits::new(train, test, valid, seed, subset)?;
         splits.info.name = name;
         splits.info.content_hash = Some(hash);
         Ok(splits)
@@ -131,27 +155,23 @@ impl DataArgs {
                 info.train_images
             );
         }
-        let mut data = self.clone();
-        data.valid = Some(info.valid_images);
-        data.split_seed = info.split_seed;
-        data.subset = None;
-        let splits = data.load()?;
+        // The test sample too is the run's: drawn with its split seed.
+        let data = DataArgs { split_seed: info.split_seed, ..self.clone() };
+        let (train, test) = data.sets()?;
+        let (name, hash) = self.identity()?;
+        let ours = crate::method::DataInfo { name: name.clone(), content_hash: Some(hash.clone()), ..info.clone() };
         ensure!(
-            splits.info.same_set(info),
+            ours.same_set(info),
             "{} was trained on {}, but {} is {}: pass the data it was trained on",
             run.display(),
             info.describe(),
             self.describe(),
-            splits.info.describe()
+            ours.describe()
         );
         // A run on a sample: the same sample (drawn from the same split with the same seed).
-        let splits = if splits.train.len() > info.train_images {
-            data.subset = Some(info.train_images);
-            data.load()?
-        } else {
-            splits
-        };
-        Ok(splits)
+        let kept = train.len().saturating_sub(info.valid_images);
+        let subset = (info.train_images < kept).then_some(info.train_images);
+        self.split(&train, test, info.valid_images, info.split_seed, subset, (name, hash))
     }
 
     /// The folder the data comes from.
@@ -489,8 +509,14 @@ fn open_run(dir: &Path, resume: bool, fresh: RunInfo) -> anyhow::Result<(RunDir,
     Ok((run, fresh))
 }
 
-/// The files a run writes before its first checkpoint: what [`discard_unstarted`] removes.
-const START_FILES: [&str; 4] = ["run.json", "config.toml", "metrics.csv", "history-hints.json"];
+/// Whether `name` is a file a run writes before or with its checkpoints (what
+/// [`remove_start_files`] removes from a run that never finished an epoch).
+fn is_start_file(name: &str) -> bool {
+    ["run.json", "config.toml", "metrics.csv"].contains(&name)
+        || name.starts_with("history-")
+        || name.starts_with("checkpoint-")
+        || name.ends_with(".tmp")
+}
 
 /// Removes what a run wrote before its first epoch ended, so that the same command can
 /// start it again (and a folder this command made is removed when nothing else is in it).
@@ -504,10 +530,14 @@ fn discard_unstarted(run: &RunDir) {
     }
 }
 
-/// Removes the files of [`START_FILES`] from `run`.
+/// Removes from `run` what a start wrote before its first checkpoint (run.json, config,
+/// metrics, and the files of a checkpoint whose state file was never written).
 fn remove_start_files(run: &RunDir) {
-    for name in START_FILES {
-        let _ = std::fs::remove_file(run.join(name));
+    let Ok(entries) = std::fs::read_dir(run.path()) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_str().is_some_and(is_start_file) {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
@@ -789,7 +819,6 @@ fn student_in<B: AutodiffBackend>(
     let (net, hint_history, history) = match &info.teacher {
         Some(teacher_dir) if method != Method::Scratch => {
             let (teacher, teacher_info) = load_run::<B::InnerBackend>(teacher_dir, device)?;
-            check_pair(&info.config, &teacher_info.config)?;
             ensure!(
                 teacher_info.data.normalization == info.data.normalization,
                 "the teacher in {} was trained with another split or normalization of the data",

@@ -303,6 +303,13 @@ fn data_sets_have_an_identity() {
         ],
         &["was trained on digits8 (sha256", "this student's data is other (sha256"],
     );
+    // A name must be one a record and a file name can hold.
+    for bad in ["", "a/b", "x y"] {
+        refused(
+            &["train", "student", "--config", &student, "--method", "scratch", "--run", &run, "--name", bad],
+            &["--name"],
+        );
+    }
     // The same files under another folder name and --name are the same data set.
     let copy = bench.dir.path().join("copy");
     std::fs::create_dir_all(&copy).unwrap();

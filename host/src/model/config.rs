@@ -375,6 +375,14 @@ impl NetConfig {
             ensure!((1..=max).contains(&v), "{what} = {v}: it must be 1 to {max}");
             Ok(())
         };
+        // A conv's or dense layer's outputs: `units` of `pieces` each, at most `max` in all.
+        let outputs = |units: usize, pieces: usize, activation: Activation, max: usize| {
+            in_range("units", units, max)?;
+            in_range("pieces", pieces, MAX_PIECES)?;
+            ensure!(units * pieces <= max, "units * pieces = {}: at most {max} outputs", units * pieces);
+            ensure!(pieces == 1 || activation == Activation::None, "maxout takes no activation");
+            anyhow::Ok(())
+        };
         let mut shape = [c, h, w];
         let mut after_dense = false;
         let mut shapes = Vec::with_capacity(self.layers.len());
@@ -385,16 +393,9 @@ impl NetConfig {
             };
             shape = match *layer {
                 LayerConfig::Conv { units, pieces, kernel, stride, padding, activation, .. } => (|| {
-                    in_range("units", units, MAX_CHANNELS)?;
-                    in_range("pieces", pieces, MAX_PIECES)?;
+                    outputs(units, pieces, activation, MAX_CHANNELS)?;
                     in_range("kernel", kernel, MAX_KERNEL)?;
                     in_range("stride", stride, MAX_STRIDE)?;
-                    ensure!(
-                        units * pieces <= MAX_CHANNELS,
-                        "units * pieces = {}: a conv computes at most {MAX_CHANNELS} channels",
-                        units * pieces
-                    );
-                    ensure!(pieces == 1 || activation == Activation::None, "maxout takes no activation");
                     ensure!(!after_dense, "a conv cannot follow a dense layer (its output has no height or width)");
                     if let Padding::Symmetric(p) = padding {
                         ensure!(p < kernel, "padding = {p}: it must be smaller than the kernel ({kernel})");
@@ -422,15 +423,8 @@ impl NetConfig {
                     shape
                 }
                 LayerConfig::Dense { units, pieces, activation, .. } => (|| {
-                    in_range("units", units, MAX_DENSE)?;
-                    in_range("pieces", pieces, MAX_PIECES)?;
-                    ensure!(
-                        units * pieces <= MAX_DENSE,
-                        "units * pieces = {}: a dense layer has at most {MAX_DENSE} outputs",
-                        units * pieces
-                    );
-                    ensure!(pieces == 1 || activation == Activation::None, "maxout takes no activation");
-                    Ok([units, 1, 1])
+                    outputs(units, pieces, activation, MAX_DENSE)?;
+                    anyhow::Ok([units, 1, 1])
                 })()
                 .with_context(at)?,
             };
