@@ -19,11 +19,16 @@ use crate::train::schedule::{OptimizerKind, Schedule};
 /// Which images to train and test on.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {
-    /// A folder of IDX files named like MNIST's (`train-images-idx3-ubyte[.gz]`, …):
-    /// Fashion-MNIST, MNIST or any IDX set. Default: Debian's dataset-fashion-mnist.
+    /// The data, recognised from its files: a folder of IDX files named like MNIST's
+    /// (`train-images-idx3-ubyte[.gz]`, …: Fashion-MNIST, MNIST or any IDX set), of
+    /// CIFAR-10's binary batches, or of images in one folder per class (`DIR/<class>/…`,
+    /// a tenth held out for testing by a hash of each path; or `DIR/train/<class>/…` and
+    /// `DIR/test/<class>/…`), PNG, JPEG, BMP, GIF, PGM/PPM or TIFF, converted to the
+    /// config's input and cached in `DIR/.fitnets-cache/`. Default: Debian's
+    /// dataset-fashion-mnist.
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// A folder with CIFAR-10's binary batches instead.
+    /// A folder with CIFAR-10's binary batches (the same as --data on it).
     #[arg(long, value_name = "DIR", conflicts_with = "data")]
     pub cifar: Option<PathBuf>,
     /// The data set's name in run records and reports. Default: its folder's name
@@ -45,6 +50,25 @@ pub struct DataArgs {
     /// Seed of the split into training and validation images, and of the samples.
     #[arg(long, default_value_t = 1, value_name = "SEED")]
     pub split_seed: u64,
+    /// How an image folder's pictures whose aspect ratio differs from the config's input
+    /// are made to fit: `stretch` (the default) scales each axis on its own, `fill`
+    /// scales to cover and crops the centre, `fit` scales to fit and pads with black. A
+    /// run keeps its own.
+    #[arg(long, value_name = "MODE", value_parser = resize_mode)]
+    pub resize: Option<fitnets_images::Resize>,
+    /// Skip image files that cannot be read or decoded (they are counted, the first few
+    /// named) instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// The network input an image folder is converted to: the command's config sets it
+    /// ([`DataArgs::for_input`]).
+    #[arg(skip)]
+    pub input: Option<[usize; 3]>,
+}
+
+/// A resize mode (`--resize`).
+pub fn resize_mode(text: &str) -> Result<fitnets_images::Resize, String> {
+    text.parse()
 }
 
 /// The validation images held out when `--valid` is not given: 5000, or a tenth of a
@@ -103,25 +127,45 @@ pub fn non_negative_number(text: &str) -> Result<f64, String> {
     }
 }
 
+/// Where `--data` points, as recognised from its files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Source {
+    /// IDX files named like MNIST's.
+    Idx(PathBuf),
+    /// CIFAR-10's binary batches.
+    Cifar(PathBuf),
+    /// Class folders of images.
+    Folder(PathBuf),
+}
+
+/// A data set read, with what identifies it.
+struct Read {
+    train: data::Dataset,
+    test: data::Dataset,
+    /// The data set's name and content hash.
+    identity: (String, String),
+    classes: Vec<String>,
+    images: Option<method::ImageInfo>,
+}
+
 impl DataArgs {
     /// Loads the splits of this experiment, with the data set's name and content hash.
     pub fn load(&self) -> anyhow::Result<Splits> {
-        let (train, test) = self.sets()?;
-        let valid = self.valid.unwrap_or_else(|| default_valid(train.len()));
-        self.split(&train, test, valid, self.split_seed, self.subset, self.identity()?)
+        let read = self.read()?;
+        let valid = self.valid.unwrap_or_else(|| default_valid(read.train.len()));
+        self.split(read, valid, self.split_seed, self.subset)
+    }
+
+    /// These options for a network that takes `input` (`[height, width, channels]`):
+    /// what an image folder's images are converted to.
+    pub fn for_input(&self, input: [usize; 3]) -> DataArgs {
+        DataArgs { input: Some(input), ..self.clone() }
     }
 
     /// Holds out `valid` training images and samples `subset` of the rest (see
-    /// [`Splits::new`]), the splits named by `identity` (name, content hash).
-    fn split(
-        &self,
-        train: &data::Dataset,
-        test: data::Dataset,
-        valid: usize,
-        seed: u64,
-        subset: Option<usize>,
-        (name, hash): (String, String),
-    ) -> anyhow::Result<Splits> {
+    /// [`Splits::new`]), the splits named as `read` says.
+    fn split(&self, read: Read, valid: usize, seed: u64, subset: Option<usize>) -> anyhow::Result<Splits> {
+        let train = &read.train;
         ensure!(
             valid < train.len(),
             "--valid {valid}: {} has only {} training images; hold out fewer (--valid {} holds out a tenth)",
@@ -129,15 +173,18 @@ impl DataArgs {
             train.len(),
             default_valid(train.len())
         );
-        let mut splits = Splits::new(train, test, valid, seed, subset)?;
+        let mut splits = Splits::new(train, read.test, valid, seed, subset)?;
+        let (name, hash) = read.identity;
         splits.info.name = name;
         splits.info.content_hash = Some(hash);
+        splits.info.classes = read.classes;
+        splits.info.images = read.images;
         Ok(splits)
     }
 
     /// The splits a finished run was trained on, from its record: the data options name
-    /// only the folder (`--valid` and `--subset` must agree with the run if given; the
-    /// split seed is the run's). Refuses files whose content differs from the run's.
+    /// only the folder (`--valid`, `--subset` and `--resize` must agree with the run if
+    /// given; the split seed is the run's). Refuses data that differs from the run's.
     pub fn load_like(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<Splits> {
         if let Some(valid) = self.valid {
             ensure!(
@@ -155,11 +202,11 @@ impl DataArgs {
                 info.train_images
             );
         }
-        // The test sample too is the run's: drawn with its split seed.
-        let data = DataArgs { split_seed: info.split_seed, ..self.clone() };
-        let (train, test) = data.sets()?;
-        let (name, hash) = self.identity()?;
-        let ours = crate::method::DataInfo { name: name.clone(), content_hash: Some(hash.clone()), ..info.clone() };
+        let data = self.like_run(run, info)?;
+        let read = data.read()?;
+        let (name, hash) = read.identity.clone();
+        let mut ours = crate::method::DataInfo { name, content_hash: Some(hash), ..info.clone() };
+        ours.pixels_hash = info.pixels_hash.as_ref().map(|_| data::pixels_hash(&read.train));
         ensure!(
             ours.same_set(info),
             "{} was trained on {}, but {} is {}: pass the data it was trained on",
@@ -169,16 +216,58 @@ impl DataArgs {
             ours.describe()
         );
         // A run on a sample: the same sample (drawn from the same split with the same seed).
-        let kept = train.len().saturating_sub(info.valid_images);
+        let kept = read.train.len().saturating_sub(info.valid_images);
         let subset = (info.train_images < kept).then_some(info.train_images);
-        self.split(&train, test, info.valid_images, info.split_seed, subset, (name, hash))
+        data.split(read, info.valid_images, info.split_seed, subset)
     }
 
-    /// The folder the data comes from.
-    fn dir(&self) -> &Path {
-        match (&self.cifar, &self.data) {
-            (Some(dir), _) | (None, Some(dir)) => dir,
-            (None, None) => Path::new(data::FASHION_MNIST_DIR),
+    /// These options as a run recorded them: its split seed (which draws the test
+    /// sample too) and its image conversion ([`DataArgs::with_images_of`]).
+    pub fn like_run(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<DataArgs> {
+        Ok(DataArgs { split_seed: info.split_seed, ..self.with_images_of(run, info)? })
+    }
+
+    /// These options with the image conversion a run recorded (its resize mode); a
+    /// `--resize` other than the run's is refused.
+    pub fn with_images_of(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<DataArgs> {
+        let resize = match (&info.images, self.resize) {
+            (Some(images), Some(ours)) if images.resize != ours => bail!(
+                "--resize {ours}: {} was trained with --resize {}; leave the option out to use the run's",
+                run.display(),
+                images.resize
+            ),
+            (Some(images), _) => Some(images.resize),
+            (None, ours) => ours,
+        };
+        Ok(DataArgs { resize, ..self.clone() })
+    }
+
+    /// What `--data` (or `--cifar`, or the default) points at.
+    fn source(&self) -> anyhow::Result<Source> {
+        if let Some(dir) = &self.cifar {
+            return Ok(Source::Cifar(dir.clone()));
+        }
+        let Some(dir) = &self.data else { return Ok(Source::Idx(PathBuf::from(data::FASHION_MNIST_DIR))) };
+        ensure!(
+            dir.is_dir(),
+            "--data {}: not a folder; --data takes a folder of IDX files, of CIFAR-10 batches or of class folders \
+             of images",
+            dir.display()
+        );
+        let idx_names = ["train-images-idx3-ubyte", "t10k-images-idx3-ubyte"];
+        if idx_names.iter().any(|n| dir.join(n).is_file() || dir.join(format!("{n}.gz")).is_file()) {
+            Ok(Source::Idx(dir.clone()))
+        } else if ["data_batch_1.bin", "test_batch.bin"].iter().any(|n| dir.join(n).is_file()) {
+            Ok(Source::Cifar(dir.clone()))
+        } else if fitnets_images::looks_like_folder(dir) {
+            Ok(Source::Folder(dir.clone()))
+        } else {
+            bail!(
+                "--data {}: found neither IDX files (train-images-idx3-ubyte[.gz], t10k-images-idx3-ubyte[.gz], …), \
+                 CIFAR-10 batches (data_batch_1.bin, …, test_batch.bin) nor class folders of images \
+                 (DIR/<class>/*.png, or DIR/train/<class>/ and DIR/test/<class>/)",
+                dir.display()
+            )
         }
     }
 
@@ -194,30 +283,46 @@ impl DataArgs {
     /// The data set's name (`--name`, else its folder's, `cifar10` for CIFAR-10) and the
     /// SHA-256 of the files it is read from.
     pub fn identity(&self) -> anyhow::Result<(String, String)> {
-        let files = match self.cifar {
-            Some(_) => data::cifar::files(self.dir()),
-            None => data::idx_files(self.dir())?.to_vec(),
+        let source = self.source()?;
+        let hash = match &source {
+            Source::Cifar(dir) => data::content_hash(&data::cifar::files(dir))?,
+            Source::Idx(dir) => data::content_hash(&data::idx_files(dir)?)?,
+            Source::Folder(dir) => data::folder::files_hash(dir, self.skip_bad)?,
         };
-        let name = match (&self.name, &self.cifar) {
+        Ok((self.set_name(&source), hash))
+    }
+
+    fn set_name(&self, source: &Source) -> String {
+        match (&self.name, source) {
             (Some(name), _) => name.clone(),
-            (None, Some(_)) => "cifar10".into(),
-            (None, None) => data::folder_name(self.dir()),
-        };
-        Ok((name, data::content_hash(&files)?))
+            (None, Source::Cifar(_)) => "cifar10".into(),
+            (None, Source::Idx(dir) | Source::Folder(dir)) => data::folder_name(dir),
+        }
+    }
+
+    /// The network input an image folder is converted to.
+    fn folder_input(&self, dir: &Path) -> anyhow::Result<[usize; 3]> {
+        self.input.with_context(|| {
+            format!(
+                "--data {}: an image folder is converted to a network's input, and this command has none",
+                dir.display()
+            )
+        })
     }
 
     /// The test set alone, sampled as `--test-subset` asks: an int8 blob needs nothing
-    /// else, so the training files need not be present.
+    /// else, so the training files of an IDX or CIFAR-10 set need not be present.
     pub fn test_set(&self) -> anyhow::Result<data::Dataset> {
-        let mut test = match &self.cifar {
-            Some(dir) => data::cifar::load_cifar10_test(dir)?,
-            None => {
-                let files = data::idx_test_files(self.dir());
+        let mut test = match self.source()? {
+            Source::Cifar(dir) => data::cifar::load_cifar10_test(&dir)?,
+            Source::Folder(_) => return Ok(self.read()?.test),
+            Source::Idx(dir) => {
+                let files = data::idx_test_files(&dir);
                 let [images, labels] = match self.data {
                     Some(_) => files?,
                     None => files.context("install the Debian package dataset-fashion-mnist, or pass --data")?,
                 };
-                data::idx::load_idx(&images, &labels, &format!("{}-test", data::folder_name(self.dir())))?
+                data::idx::load_idx(&images, &labels, &format!("{}-test", data::folder_name(&dir)))?
             }
         };
         if let Some(name) = &self.name {
@@ -233,25 +338,56 @@ impl DataArgs {
     /// blob needs only the test set; [`DataArgs::load`] splits and samples the training
     /// set).
     pub fn sets(&self) -> anyhow::Result<(data::Dataset, data::Dataset)> {
-        let (mut train, mut test) = match (&self.cifar, &self.data) {
-            (Some(dir), _) => data::cifar::load_cifar10(dir)?,
-            (None, Some(dir)) => data::fashion_mnist(dir)?,
-            (None, None) => data::fashion_mnist(Path::new(data::FASHION_MNIST_DIR)).with_context(|| {
-                format!(
-                    "Fashion-MNIST is not in {} (install the Debian package dataset-fashion-mnist, or pass --data)",
-                    data::FASHION_MNIST_DIR
-                )
-            })?,
+        let read = self.read()?;
+        Ok((read.train, read.test))
+    }
+
+    /// Reads the data set: both sets, the test set sampled as `--test-subset` asks.
+    fn read(&self) -> anyhow::Result<Read> {
+        let source = self.source()?;
+        let name = self.set_name(&source);
+        let mut read = match &source {
+            Source::Folder(dir) => {
+                let resize = self.resize.unwrap_or_default();
+                let set = data::folder::load(dir, &name, self.folder_input(dir)?, resize, self.skip_bad)?;
+                Read {
+                    train: set.train,
+                    test: set.test,
+                    identity: (name, set.files_hash),
+                    classes: set.classes,
+                    images: Some(method::ImageInfo { resize, skipped: set.skipped }),
+                }
+            }
+            Source::Cifar(dir) => {
+                let (train, test) = data::cifar::load_cifar10(dir)?;
+                let classes = data::cifar::class_names(dir)?;
+                Read { train, test, identity: self.identity()?, classes, images: None }
+            }
+            Source::Idx(dir) => {
+                let (train, test) = match self.data {
+                    Some(_) => data::fashion_mnist(dir)?,
+                    None => data::fashion_mnist(dir).with_context(|| {
+                        format!(
+                            "Fashion-MNIST is not in {} (install the Debian package dataset-fashion-mnist, or pass \
+                             --data)",
+                            dir.display()
+                        )
+                    })?,
+                };
+                let known = self.data.is_none() && train.classes == data::FASHION_MNIST_LABELS.len();
+                let classes =
+                    if known { data::FASHION_MNIST_LABELS.iter().map(|s| s.to_string()).collect() } else { Vec::new() };
+                Read { train, test, identity: self.identity()?, classes, images: None }
+            }
         };
         if let Some(name) = &self.name {
-            train.name = format!("{name}-train");
-            test.name = format!("{name}-test");
+            read.train.name = format!("{name}-train");
+            read.test.name = format!("{name}-test");
         }
-        let test = match self.test_subset {
-            Some(n) => test.sample(n.min(test.len()), self.split_seed),
-            None => test,
-        };
-        Ok((train, test))
+        if let Some(n) = self.test_subset {
+            read.test = read.test.sample(n.min(read.test.len()), self.split_seed);
+        }
+        Ok(read)
     }
 }
 
@@ -556,7 +692,8 @@ fn undo_failed_start(run: &RunDir, resumed: bool, body: impl FnOnce() -> anyhow:
 /// `data` names: runs are matched by the content hash of their files.
 pub fn check_reuse_data(dir: &Path, info: &RunInfo, data: &DataArgs) -> anyhow::Result<()> {
     let (name, hash) = data.identity()?;
-    let ours = crate::method::DataInfo { name, content_hash: Some(hash), ..info.data.clone() };
+    // Compared by the files' hash: the pixels are not read here.
+    let ours = crate::method::DataInfo { name, content_hash: Some(hash), pixels_hash: None, ..info.data.clone() };
     ensure!(
         info.data.same_set(&ours),
         "{} holds a run on {}, but this command's data is {}: choose another --runs for other data",
@@ -623,7 +760,7 @@ fn check_training(config: &NetConfig, config_path: &Path, splits: &Splits, sched
 /// `fitnets train teacher`.
 pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
-    let splits = args.data.load()?;
+    let splits = args.data.for_input(config.input).load()?;
     let fresh = RunInfo {
         format: crate::method::RUN_FORMAT,
         role: "teacher".into(),
@@ -700,9 +837,15 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     }
     let teacher = args.teacher.as_deref().map(read_teacher).transpose()?;
     // A student holds out its teacher's validation images unless told otherwise.
-    let mut data = args.data.clone();
-    if let (None, Some(teacher)) = (data.valid, &teacher) {
-        data.valid = Some(teacher.data.valid_images);
+    let mut data = args.data.for_input(config.input);
+    if let Some(teacher) = &teacher {
+        if data.valid.is_none() {
+            data.valid = Some(teacher.data.valid_images);
+        }
+        // ... and converts an image folder's pictures as its teacher did.
+        if let (None, Some(images)) = (data.resize, &teacher.data.images) {
+            data.resize = Some(images.resize);
+        }
     }
     let mut splits = data.load()?;
     let teacher_views = match (&args.teacher, &teacher) {
@@ -885,7 +1028,8 @@ fn finish<B: AutodiffBackend>(
 /// is classified by its mean logits over `views`, or, when that is `None`, over the views
 /// the run classifies by ([`RunInfo::views`]).
 pub fn eval(dir: &Path, views: Option<Views>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
-    let test = data.test_set()?;
+    let info: RunInfo = RunDir::open(dir)?.read_json("run.json")?;
+    let test = data.with_images_of(dir, &info.data)?.for_input(info.config.input).test_set()?;
     crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
         dir, views, &test, &dev
     ))

@@ -20,6 +20,7 @@ pub mod inspect;
 pub mod kernels;
 pub mod method;
 pub mod model;
+pub mod predict;
 pub mod quant;
 pub mod report;
 pub mod sweep;

@@ -70,6 +70,43 @@ pub struct DataInfo {
     pub test_images: usize,
     pub split_seed: u64,
     pub normalization: Normalization,
+    /// The class names in label order: the folder names of an image folder,
+    /// Fashion-MNIST's or CIFAR-10's; empty where the data names none (plain IDX).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<String>,
+    /// How an image folder's files became the images; absent for IDX and CIFAR-10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<ImageInfo>,
+    /// SHA-256 of the whole training set as the network sees it (shape, labels and
+    /// pixels, before the split; [`crate::data::pixels_hash`]): two runs with the same
+    /// one saw the same data, whatever the files' format. Absent in older runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixels_hash: Option<String>,
+}
+
+/// How an image folder was converted to a network's input (its size and channels are
+/// the config's).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    #[serde(with = "resize_name")]
+    pub resize: fitnets_images::Resize,
+    /// Bad files skipped with `--skip-bad`.
+    #[serde(default)]
+    pub skipped: usize,
+}
+
+/// A resize mode in `run.json`: its name.
+mod resize_name {
+    use fitnets_images::Resize;
+    use serde::{Deserialize as _, Deserializer, Serializer, de::Error as _};
+
+    pub fn serialize<S: Serializer>(resize: &Resize, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(resize.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Resize, D::Error> {
+        String::deserialize(deserializer)?.parse().map_err(D::Error::custom)
+    }
 }
 
 /// The layout of `run.json` and `model.bin` this fitnets writes. Runs without the field
@@ -239,8 +276,13 @@ impl DataInfo {
             && self.normalization == other.normalization
     }
 
-    /// Whether two runs read the same files: by content hash when both have one.
+    /// Whether two runs saw the same data set: by the hash of the training pixels when
+    /// both recorded one (an IDX set and its images written out as PNG files are the
+    /// same set), else by the files' content hash when both have one, else by name.
     pub fn same_set(&self, other: &DataInfo) -> bool {
+        if let (Some(a), Some(b)) = (&self.pixels_hash, &other.pixels_hash) {
+            return a == b;
+        }
         match (&self.content_hash, &other.content_hash) {
             (Some(a), Some(b)) => a == b,
             _ => crate::data::base_name(&self.name) == crate::data::base_name(&other.name),
@@ -278,6 +320,7 @@ impl Splits {
         seed: u64,
         subset: Option<usize>,
     ) -> anyhow::Result<Splits> {
+        let pixels_hash = crate::data::pixels_hash(train);
         let (mut train, valid) = train.split(valid, seed)?;
         if let Some(n) = subset {
             train = train.sample(n, seed);
@@ -291,6 +334,9 @@ impl Splits {
             test_images: test.len(),
             split_seed: seed,
             normalization,
+            classes: Vec::new(),
+            images: None,
+            pixels_hash: Some(pixels_hash),
         };
         Ok(Splits { train, valid, test, info })
     }

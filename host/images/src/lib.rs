@@ -84,7 +84,7 @@ pub enum Source {
 pub fn load(dir: &Path, options: &Options) -> anyhow::Result<Loaded> {
     let folder = folder::scan(dir)?;
     let digests = file_digests(&folder, options.skip_bad)?;
-    let files_hash = files_hash(&folder, &digests);
+    let files_hash = files_hash_of(&folder, &digests);
     let key = cache::key(&files_hash, &options.conversion, options.skip_bad);
     let cache_path = cache::path(dir, &key);
     let mut cache_note = None;
@@ -134,6 +134,14 @@ pub fn load(dir: &Path, options: &Options) -> anyhow::Result<Loaded> {
 
 use cache::Cached;
 
+/// The content hash of the image folder `dir` (see [`Loaded::files_hash`]) without
+/// decoding: what identifies a data set before loading it.
+pub fn files_hash(dir: &Path, skip_bad: bool) -> anyhow::Result<String> {
+    let folder = folder::scan(dir)?;
+    let digests = file_digests(&folder, skip_bad)?;
+    Ok(files_hash_of(&folder, &digests))
+}
+
 /// Reads `path` whole, refusing files above [`MAX_FILE_BYTES`] before reading.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
@@ -165,7 +173,7 @@ fn file_digests(folder: &Folder, skip_bad: bool) -> anyhow::Result<Vec<Result<[u
 }
 
 /// The content hash: layout, classes, then each item's set, path, label and digest.
-fn files_hash(folder: &Folder, digests: &[Result<[u8; 32], String>]) -> String {
+fn files_hash_of(folder: &Folder, digests: &[Result<[u8; 32], String>]) -> String {
     let mut hasher = Sha256::new();
     hasher.update(b"fitnets image folder 1\0");
     hasher.update([folder.split as u8]);

@@ -15,6 +15,8 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Train a teacher or a student.
     #[command(subcommand)]
@@ -44,6 +46,9 @@ enum Command {
         #[command(flatten)]
         device: cli::DeviceArgs,
     },
+    /// Classify image files or folders with an int8 blob (shared's kernels, as the
+    /// device) or a run (float): the top classes and their scores per image.
+    Predict(Box<fitnets::predict::PredictArgs>),
     /// Quantize a finished run to int8 and write it as a blob for shared and the device.
     Export(Box<fitnets::quant::command::ExportArgs>),
     /// Train the teacher and the three student methods; print the paper's Table 4.
@@ -113,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             fitnets::quant::command::eval_blob(&target, float.as_deref(), &data, &device)
         }
         Command::Export(args) => fitnets::quant::command::export_command(&args),
+        Command::Predict(args) => fitnets::predict::predict(&args),
         Command::Report(args) => fitnets::report::command::report_command(&args),
         Command::Info { target } => {
             print!("{}", cli::info(&target)?);

@@ -6,6 +6,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod folder;
 pub mod idx;
 mod normalize;
 
@@ -214,6 +215,20 @@ pub fn content_hash(files: &[PathBuf]) -> anyhow::Result<String> {
         }
     }
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// SHA-256 of a set as a network sees it, as 64 hex digits: its shape, then every
+/// label, then every pixel. Equal for the same images in the same order from any file
+/// format.
+pub fn pixels_hash(set: &Dataset) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for v in [set.height, set.width, set.channels, set.len()] {
+        hasher.update((v as u64).to_le_bytes());
+    }
+    hasher.update(&set.labels);
+    hasher.update(&set.images);
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A data set's name without the `-train`/`-valid`/`-test` suffixes that loading and

@@ -46,7 +46,7 @@ pub struct ExportArgs {
 /// `fitnets export RUN -o FILE`.
 pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     let (model, info) = load_float_model(&args.run)?;
-    let splits = args.data.load_like(&args.run, &info.data)?;
+    let splits = args.data.for_input(model.input()).load_like(&args.run, &info.data)?;
     let train = &splits.train;
     ensure!(
         [train.height, train.width, train.channels] == model.input(),
@@ -58,7 +58,7 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
         args.run.display(),
         model.input()
     );
-    let labels = class_labels(args.labels.as_deref(), &args.data, model.classes())?;
+    let labels = class_labels(args.labels.as_deref(), &info.data.classes, &args.data, model.classes())?;
     let options =
         ExportOptions { calibration: args.calibration, images: args.calibration_images, seed: info.data.split_seed };
     let exported = export(&model, &info.data.normalization, &labels, train, &options)
@@ -68,13 +68,21 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The class names of a blob: `explicit` if given, else those of the data set `data`
-/// names (Fashion-MNIST's for the default data, CIFAR-10's with `--cifar`), else the
-/// class numbers.
-pub fn class_labels(explicit: Option<&[String]>, data: &DataArgs, classes: usize) -> anyhow::Result<Vec<String>> {
+/// The class names of a blob: `explicit` if given, else those the run `recorded` (an
+/// image folder's folder names, Fashion-MNIST's, CIFAR-10's), else those of the data set
+/// `data` names (for runs that predate the record), else the class numbers.
+pub fn class_labels(
+    explicit: Option<&[String]>,
+    recorded: &[String],
+    data: &DataArgs,
+    classes: usize,
+) -> anyhow::Result<Vec<String>> {
     if let Some(labels) = explicit {
         ensure!(labels.len() == classes, "{} labels given for {classes} classes", labels.len());
         return Ok(labels.to_vec());
+    }
+    if recorded.len() == classes {
+        return Ok(recorded.to_vec());
     }
     if let Some(dir) = &data.cifar {
         let names = cifar::class_names(dir)?;
@@ -86,6 +94,12 @@ pub fn class_labels(explicit: Option<&[String]>, data: &DataArgs, classes: usize
         return Ok(FASHION_MNIST_LABELS.iter().map(|&s| s.to_string()).collect());
     }
     Ok((0..classes).map(|c| c.to_string()).collect())
+}
+
+/// A blob's input as `[height, width, channels]`.
+pub fn model_input(model: &Model<'_>) -> [usize; 3] {
+    let shape = model.input_shape();
+    [usize::from(shape.height), usize::from(shape.width), usize::from(shape.channels)]
 }
 
 /// What `export` prints: the quantization of every tensor, the check, the sizes.
@@ -125,7 +139,7 @@ pub fn describe(exported: &Export, options: &ExportOptions, output: &Path) -> St
 pub fn eval_blob(path: &Path, float_run: Option<&Path>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let model = Model::from_bytes(&bytes).with_context(|| format!("{} is not a valid model", path.display()))?;
-    let test = &data.test_set()?;
+    let test = &data.for_input(model_input(&model)).test_set()?;
     let int8 = evaluate_int8(&model, test).with_context(|| format!("evaluating {}", path.display()))?;
     println!(
         "{} (int8, {}): test accuracy {:.2}% on {} images",

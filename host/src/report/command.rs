@@ -82,7 +82,13 @@ pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
             if let Some(run) = chosen {
                 check_origin(&blob, path, run)?;
             }
-            let (_, test) = args.data.sets()?;
+            let model = fitnets_shared::Model::from_bytes(&blob)
+                .map_err(|e| anyhow::anyhow!("{} is not a valid model: {e}", path.display()))?;
+            let data = match chosen {
+                Some(run) => args.data.with_images_of(&run.dir, &run.info.data)?,
+                None => args.data.clone(),
+            };
+            let (_, test) = data.for_input(crate::quant::command::model_input(&model)).sets()?;
             (blob, format!("`{}`", path.display()), test)
         }
         None => {
@@ -136,8 +142,8 @@ fn finished<'r>(runs: &'r [Run], name: &str, dir: &Path) -> anyhow::Result<&'r R
 /// Exports `run` as `fitnets export` would; returns the blob and the test set.
 fn export_run(run: &Run, args: &ReportArgs) -> anyhow::Result<(Vec<u8>, Dataset)> {
     let (model, info) = load_float_model(&run.dir)?;
-    let splits = args.data.load_like(&run.dir, &info.data)?;
-    let labels = class_labels(None, &args.data, model.classes())?;
+    let splits = args.data.for_input(model.input()).load_like(&run.dir, &info.data)?;
+    let labels = class_labels(None, &info.data.classes, &args.data, model.classes())?;
     let options = ExportOptions { calibration: args.calibration, seed: info.data.split_seed, ..Default::default() };
     let exported = export(&model, &info.data.normalization, &labels, &splits.train, &options)
         .with_context(|| format!("exporting {}", run.dir.display()))?;
