@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail, ensure};
+use anyhow::{Context as _, bail};
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use clap::Args;
@@ -106,7 +106,7 @@ pub fn predict(args: &PredictArgs) -> anyhow::Result<()> {
 
 /// Classifies the images of `args`.
 pub fn classify(args: &PredictArgs) -> anyhow::Result<Predictions> {
-    let files = image_files(&args.images)?;
+    let files = fitnets_images::image_files(&args.images, MAX_IMAGES)?;
     if args.model.is_dir() {
         let info: RunInfo = RunDir::open(&args.model)?.read_json("run.json")?;
         let resize = match (&info.data.images, args.resize) {
@@ -139,51 +139,6 @@ pub fn classify(args: &PredictArgs) -> anyhow::Result<Predictions> {
         let scores = int8_scores(&model, &images)?;
         Ok(assemble(args, "int8", Scores::DequantizedLogits, &conversion, files, scores, &labels))
     }
-}
-
-/// The image files `paths` name: files as given, folders walked (hidden entries and
-/// files without an image extension skipped), in order. Refuses paths that do not exist,
-/// folders without images, and more than [`MAX_IMAGES`].
-pub fn image_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for path in paths {
-        let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot open it", path.display()))?;
-        if meta.is_dir() {
-            let before = files.len();
-            walk(path, &mut files, 0)?;
-            ensure!(
-                files.len() > before,
-                "{}: no image files in this folder ({})",
-                path.display(),
-                fitnets_images::EXTENSIONS.join(", ")
-            );
-        } else {
-            files.push(path.clone());
-        }
-        ensure!(files.len() <= MAX_IMAGES, "more than {MAX_IMAGES} images: classify them in parts");
-    }
-    Ok(files)
-}
-
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, depth: usize) -> anyhow::Result<()> {
-    ensure!(depth < 32, "{}: folders nested deeper than 32 levels (a link loop?)", dir.display());
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read the folder {}", dir.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("cannot read the folder {}", dir.display()))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let (name, path) = (entry.file_name(), entry.path());
-        if name.as_encoded_bytes().first() == Some(&b'.') {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, files, depth + 1)?;
-        } else if fitnets_images::has_image_extension(&name) {
-            files.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Every file converted, in parallel, as one unlabelled set; the first bad file is the

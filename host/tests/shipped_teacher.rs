@@ -48,7 +48,12 @@ fn the_shipped_teacher_loads_and_is_worth_learning_from() {
     }
     let files = data::idx_files(data_dir).unwrap();
     assert_eq!(data::content_hash(&files).unwrap(), hash, "the installed Fashion-MNIST is the teacher's");
-    let (_, test) = data::fashion_mnist(data_dir).unwrap();
+    let (train, test) = data::fashion_mnist(data_dir).unwrap();
+    assert_eq!(
+        info.data.pixels_hash.as_deref(),
+        Some(data::pixels_hash(&train).as_str()),
+        "the recorded pixels hash is that of the installed training set"
+    );
     let sample = test.sample(SAMPLE, 1);
     info.config.check_data(&[&sample]).unwrap();
     let batcher = Batcher { normalization: info.data.normalization.clone(), augment: Augment::default() };

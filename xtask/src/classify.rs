@@ -1,5 +1,5 @@
-//! `cargo xtask classify --board B (--port PATH | --qemu) --images IDX [--labels IDX]
-//! [--count N] [--model F] [--baud R]`: classifies images on a device running the `serve`
+//! `cargo xtask classify --board B (--port PATH | --qemu) --images IDX|IMAGE|DIR
+//! [--labels IDX] [--resize MODE] [--count N] [--model F] [--baud R]`: classifies images on a device running the `serve`
 //! firmware and compares every answer with the host's `shared::run` on the same blob and
 //! pixels, class and logits, bit for bit.
 //!
@@ -10,7 +10,11 @@
 //! device's `Info` must name the same model (its blob's CRC-32) before any image is sent.
 //!
 //! Images come from an IDX file of `u8`, `[N, H, W]` or `[N, H, W, C]`, raw or gzip,
-//! whose image shape must be the model's input. It prints the mismatch count and the
+//! whose image shape must be the model's input; or from pictures: an image file, or a
+//! folder whose image files (at any depth) are converted to the model's input exactly as
+//! `fitnets` converts them (`fitnets-images`, `--resize` as `fitnets predict`). In a
+//! folder whose subfolders are named after the model's labels (an image folder data
+//! set, or its `test/`), each picture's label is its subfolder's. It prints the mismatch count and the
 //! first mismatches in detail, accuracy on the device and on the host when labels are
 //! given, and images per second over the link; any mismatch or protocol error fails.
 
@@ -18,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use fitnets_images::{Conversion, Resize};
 use fitnets_shared::wire::{self, Request, Response};
 use fitnets_shared::{Model, Shape, plan};
 
@@ -41,6 +46,8 @@ pub struct Config {
     pub count: Option<usize>,
     /// The model (the firmware's default when `None`).
     pub model: Option<PathBuf>,
+    /// How pictures are fitted to the model's input (`stretch` when `None`).
+    pub resize: Option<Resize>,
 }
 
 /// Where the `serve` firmware runs.
@@ -54,6 +61,9 @@ pub enum Device {
 
 /// The baud rate every board's `serve` firmware uses.
 const DEFAULT_BAUD: u32 = 115_200;
+/// Pictures in the test's second classify check.
+const TEST_PICTURES: usize = 24;
+
 /// Mismatches and protocol errors shown in detail.
 const SHOWN: usize = 5;
 /// Requests in flight under QEMU, which takes UART bytes only as fast as the firmware
@@ -80,8 +90,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         _ => bail!("`cargo xtask classify` needs exactly one of --port PATH (a board) and --qemu"),
     };
     let Some(images) = args.value("--images")?.map(PathBuf::from) else {
-        bail!("`cargo xtask classify` needs --images IDX");
+        bail!("`cargo xtask classify` needs --images IDX|IMAGE|DIR");
     };
+    let resize = args.value("--resize")?.map(|r| r.parse::<Resize>().map_err(anyhow::Error::msg)).transpose()?;
     let config = Config {
         board,
         device,
@@ -89,6 +100,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         labels: args.value("--labels")?.map(PathBuf::from),
         count: args.value("--count")?.map(|n| n.parse()).transpose().context("--count")?,
         model: args.value("--model")?.map(PathBuf::from),
+        resize,
     };
     args.finish()?;
     classify(&config)?.verdict()
@@ -199,6 +211,12 @@ struct Images {
 
 impl Images {
     fn load(config: &Config, model: &Model<'_>, model_path: &Path) -> anyhow::Result<Images> {
+        if !idx::looks_like_idx(&config.images) {
+            return Images::pictures(config, model);
+        }
+        if config.resize.is_some() {
+            bail!("--resize fits pictures to the model; {} is an IDX file", config.images.display());
+        }
         let file = idx::read(&config.images)?;
         let shown = config.images.display();
         let (n, found) = match file.dims[..] {
@@ -237,6 +255,40 @@ impl Images {
         let mut pixels = file.data;
         pixels.truncate(count * len);
         Ok(Images { pixels, len, count, labels })
+    }
+
+    /// Pictures: an image file or a folder of them, converted to the model's input,
+    /// labelled by their subfolder when every one sits in a folder named after a label.
+    fn pictures(config: &Config, model: &Model<'_>) -> anyhow::Result<Images> {
+        if config.labels.is_some() {
+            bail!("--labels goes with IDX images; pictures are labelled by the folders they are in");
+        }
+        let files = fitnets_images::image_files(std::slice::from_ref(&config.images), 1_000_000)?;
+        let count = config.count.unwrap_or(files.len());
+        if count == 0 || count > files.len() {
+            bail!("--count {count}: {} holds {} pictures", config.images.display(), files.len());
+        }
+        let files = &files[..count];
+        let input = model.input_shape();
+        let dims = [input.height, input.width, input.channels].map(usize::from);
+        let conversion = Conversion::new(dims, config.resize.unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("the model `{}`: {e}", model.name()))?;
+        let mut pixels = Vec::with_capacity(count * input.len());
+        for file in files {
+            pixels.extend(fitnets_images::convert_file(file, &conversion)?);
+        }
+        let labels: Vec<&str> = model.labels().collect();
+        let label_of = |file: &Path| {
+            let folder = file.parent()?.file_name()?.to_str()?;
+            labels.iter().position(|l| *l == folder).and_then(|l| u8::try_from(l).ok())
+        };
+        let labels: Option<Vec<u8>> = files.iter().map(|f| label_of(f)).collect();
+        eprintln!(
+            "{}: {count} pictures as {conversion}{}",
+            config.images.display(),
+            if labels.is_some() { ", labelled by their folders" } else { "" }
+        );
+        Ok(Images { pixels, len: input.len(), count, labels })
     }
 
     fn image(&self, index: usize) -> &[u8] {
@@ -362,10 +414,12 @@ pub fn test_check(board: Board, count: usize) -> anyhow::Result<()> {
         labels: None,
         count: Some(count),
         model: None,
+        resize: None,
     };
     if input == Shape::new(28, 28, 1) && config.images.is_file() {
         config.labels = Some(Path::new(FASHION_MNIST).join("t10k-labels-idx1-ubyte.gz"));
-        return classify(&config)?.verdict();
+        classify(&config)?.verdict()?;
+        return pictures_check(board, &config.images, config.labels.as_deref().expect("set above"));
     }
     let dir = std::env::temp_dir().join(format!("fitnets-classify-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -375,6 +429,61 @@ pub fn test_check(board: Board, count: usize) -> anyhow::Result<()> {
     let result = idx::write(&config.images, dims, &Rng(1).bytes(count * input.len()))
         .and_then(|()| classify(&config))
         .and_then(|outcome| outcome.verdict());
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The test's pictures check: [`TEST_PICTURES`] Fashion-MNIST test images written as
+/// pictures of every format at other sizes and in colour, in folders named after their
+/// labels, classified on the device through the same conversion as `fitnets`.
+fn pictures_check(board: Board, images: &Path, labels: &Path) -> anyhow::Result<()> {
+    use image::{DynamicImage, GrayImage, ImageFormat, imageops::FilterType};
+    let (images, labels) = (idx::read(images)?, idx::read(labels)?);
+    let path = firmware::default_model();
+    let blob = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let names: Vec<&str> = model.labels().collect();
+    let dir = std::env::temp_dir().join(format!("fitnets-pictures-{}", std::process::id()));
+    let formats = [
+        ("png", ImageFormat::Png, 28),
+        ("jpg", ImageFormat::Jpeg, 56),
+        ("bmp", ImageFormat::Bmp, 40),
+        ("pgm", ImageFormat::Pnm, 28),
+        ("tif", ImageFormat::Tiff, 84),
+        ("gif", ImageFormat::Gif, 31),
+    ];
+    let write = || -> anyhow::Result<()> {
+        // Labels whose names cannot be folder names (`T-shirt/top`) are left out.
+        let usable = (0..labels.data.len()).filter(|&i| !names[usize::from(labels.data[i])].contains('/'));
+        for (n, i) in usable.take(TEST_PICTURES).enumerate() {
+            let (ext, format, side) = formats[n % formats.len()];
+            let pixels = images.data[i * 784..(i + 1) * 784].to_vec();
+            let gray = DynamicImage::from(GrayImage::from_raw(28, 28, pixels).expect("28x28"));
+            let picture = gray.resize_exact(side, side, FilterType::Triangle);
+            let picture = match ext {
+                "gif" => DynamicImage::from(picture.to_rgba8()),
+                "jpg" | "tif" => DynamicImage::from(picture.to_rgb8()),
+                _ => picture,
+            };
+            let folder = dir.join(names[usize::from(labels.data[i])]);
+            std::fs::create_dir_all(&folder)?;
+            picture.save_with_format(folder.join(format!("{i:05}.{ext}")), format)?;
+        }
+        Ok(())
+    };
+    let config = Config {
+        board,
+        device: Device::Qemu,
+        images: dir.clone(),
+        labels: None,
+        count: None,
+        model: None,
+        resize: None,
+    };
+    let result = write().and_then(|()| classify(&config)).and_then(|outcome| {
+        anyhow::ensure!(outcome.device_correct().is_some(), "the pictures were not labelled by their folders");
+        outcome.verdict()
+    });
     let _ = std::fs::remove_dir_all(&dir);
     result
 }

@@ -118,6 +118,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             labels: Some(Path::new(FASHION_MNIST).join("t10k-labels-idx1-ubyte.gz")),
             count: Some(images),
             model: Some(blob.clone()),
+            resize: None,
         };
         let outcome = classify::classify(&config)?;
         outcome.verdict()?;

@@ -33,6 +33,14 @@ impl std::fmt::Debug for Idx {
     }
 }
 
+/// Whether `path` is a file that starts like an IDX file of `u8` (two zero bytes and
+/// the type `0x08`) or a gzip stream: not a picture or a folder.
+pub fn looks_like_idx(path: &Path) -> bool {
+    let mut head = [0u8; 3];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok()
+        && (head[..2] == GZIP_MAGIC || head == [0, 0, U8])
+}
+
 /// Reads an IDX file, gunzipping it first if it starts with the gzip magic, whatever its
 /// name. Errors name the file.
 pub fn read(path: &Path) -> anyhow::Result<Idx> {

@@ -37,7 +37,8 @@ commands:
   test    everything CI checks: formatting, clippy (root and firmware), all tests,
           rustdoc, the no_std thumb builds, every board's firmware, the self-test on
           each emulated board, the kernel check (random models) on the M4 and M7, the
-          serve check and a classify check (300 images)
+          serve check and a classify check (300 IDX images, then 24 pictures of mixed
+          formats and sizes)
   qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve|kernels]
           [--port N]
           runs the firmware under QEMU and decodes its logs; `serve` puts the UART on
@@ -53,11 +54,13 @@ commands:
           exact instructions per step of one inference under QEMU (an instruction-count
           plugin built with gcc), per MAC, against CMSIS-NN's kernels for the same layers,
           with the arena fused and layer by layer
-  classify --board B (--qemu | --port PATH [--baud R]) --images IDX [--labels IDX]
-          [--count N] [--model F]
-          classifies IDX images on the `serve` firmware (under QEMU, or a flashed board's
-          serial device) and compares every class and logit with the host's; prints
-          mismatches, accuracy (with labels) and images/s
+  classify --board B (--qemu | --port PATH [--baud R]) --images IDX|IMAGE|DIR
+          [--labels IDX] [--resize stretch|fill|fit] [--count N] [--model F]
+          classifies IDX images, or pictures (a file, or a folder: converted as fitnets
+          converts them, labelled by subfolders named after the model's labels), on the
+          `serve` firmware (under QEMU, or a flashed board's serial device) and compares
+          every class and logit with the host's; prints mismatches, accuracy (with
+          labels) and images/s
 ";
 
 fn main() -> ExitCode {

@@ -17,7 +17,7 @@ pub mod folder;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure};
+use anyhow::{Context as _, bail, ensure};
 use rayon::prelude::*;
 use sha2::{Digest as _, Sha256};
 
@@ -140,6 +140,51 @@ pub fn files_hash(dir: &Path, skip_bad: bool) -> anyhow::Result<String> {
     let folder = folder::scan(dir)?;
     let digests = file_digests(&folder, skip_bad)?;
     Ok(files_hash_of(&folder, &digests))
+}
+
+/// The image files `paths` name, for classifying: files as given, folders walked
+/// (following links, at most 32 levels; hidden entries and files without an image
+/// extension skipped) in name order. Refuses paths that do not exist, folders without
+/// images and more than `limit` files.
+pub fn image_files(paths: &[PathBuf], limit: usize) -> anyhow::Result<Vec<PathBuf>> {
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>, depth: usize) -> anyhow::Result<()> {
+        ensure!(depth < 32, "{}: folders nested deeper than 32 levels (a link loop?)", dir.display());
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the folder {}", dir.display()))?
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("cannot read the folder {}", dir.display()))?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let (name, path) = (entry.file_name(), entry.path());
+            if name.as_encoded_bytes().first() == Some(&b'.') {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, files, depth + 1)?;
+            } else if has_image_extension(&name) {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).with_context(|| format!("{}: cannot open it", path.display()))?;
+        if meta.is_dir() {
+            let before = files.len();
+            walk(path, &mut files, 0)?;
+            ensure!(
+                files.len() > before,
+                "{}: no image files in this folder ({})",
+                path.display(),
+                EXTENSIONS.join(", ")
+            );
+        } else {
+            files.push(path.clone());
+        }
+        ensure!(files.len() <= limit, "more than {limit} images: classify them in parts");
+    }
+    Ok(files)
 }
 
 /// Reads `path` whole, refusing files above [`MAX_FILE_BYTES`] before reading.
