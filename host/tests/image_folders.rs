@@ -93,7 +93,7 @@ fn train_export_predict_and_eval_on_an_image_folder() {
     write_mixed_folder(&dir.path().join("shop"), 60);
     std::fs::write(dir.path().join("teacher.toml"), TEACHER).unwrap();
     std::fs::write(dir.path().join("student.toml"), STUDENT).unwrap();
-    let (data, teacher, student) = (path("shop"), path("teacher"), path("student"));
+    let (data, teacher, student) = (path("shop"), path("teacher"), path("hints"));
     let train = ["train", "teacher", "--config", &path("teacher.toml"), "--run", &teacher, "--data", &data];
     let short = ["--epochs", "2", "--batch", "16"];
 
@@ -134,7 +134,7 @@ fn train_export_predict_and_eval_on_an_image_folder() {
         "16",
     ]);
     assert!(stderr.contains("from the cache"), "{stderr}");
-    assert_eq!(json(&dir.path().join("student/run.json"))["data"]["classes"], serde_json::json!(CLASSES));
+    assert_eq!(json(&dir.path().join("hints/run.json"))["data"]["classes"], serde_json::json!(CLASSES));
 
     // Export: the blob's labels are the folder names.
     let blob = path("shop.fnet");
@@ -168,6 +168,12 @@ fn train_export_predict_and_eval_on_an_image_folder() {
     let probabilities: f64 =
         answer["predictions"][0]["top"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).sum();
     assert!(probabilities > 0.0 && probabilities <= 1.0 + 1e-5, "{probabilities}");
+
+    // The report names the classes and the conversion.
+    ok(&["report", "--runs", &path(""), "-o", &path("report"), "--data", &data, "--skip-bad"]);
+    let report = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();
+    assert!(report.contains("0 bag, 1 coat, 2 shoe"), "{report}");
+    assert!(report.contains("`--resize stretch`; 1 bad files skipped"), "{report}");
 
     // What predict refuses: a corrupt picture (before any output), another resize than
     // the run's, a missing file.

@@ -31,6 +31,7 @@ pub const SWEEP_SECTION: &str = "## Depth sweep";
 pub fn render(report: &Report, runs_dir: &str) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# FitNets report: {} on {}\n", report.student_name, report.data_name);
+    let _ = writeln!(md, "{}\n", report.data_note);
     let names: Vec<&str> = report.runs.iter().map(|r| r.name.as_str()).collect();
     let _ = writeln!(
         md,

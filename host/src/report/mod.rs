@@ -47,6 +47,9 @@ pub struct Report {
     pub runs: Vec<Run>,
     /// The data set, as the runs name it without split suffixes (`fashion-mnist`).
     pub data_name: String,
+    /// The classes (the blob's labels, in class order) and, for an image folder, how its
+    /// pictures were converted: one sentence.
+    pub data_note: String,
     pub int8: Int8Student,
     /// The int8 student's name (its config's).
     pub student_name: String,
@@ -65,6 +68,23 @@ pub struct Report {
     pub sweep: Option<Sweep>,
 }
 
+/// The classes of `model` and how the first run's pictures were converted.
+fn data_note(model: &Model<'_>, info: Option<&crate::method::RunInfo>) -> String {
+    let classes: Vec<String> = model.labels().enumerate().map(|(i, label)| format!("{i} {label}")).collect();
+    let mut note = format!("Classes (the blob's labels): {}.", classes.join(", "));
+    if let Some((info, images)) = info.and_then(|info| info.data.images.as_ref().map(|images| (info, images))) {
+        let [h, w, c] = info.config.input;
+        let kind = if c == 1 { "grayscale" } else { "RGB" };
+        note +=
+            &format!(" Pictures from an image folder, converted to {h}x{w} {kind} with `--resize {}`", images.resize);
+        note += &match images.skipped {
+            0 => ".".to_string(),
+            n => format!("; {n} bad files skipped (`--skip-bad`)."),
+        };
+    }
+    note
+}
+
 impl Report {
     /// Computes the report from `runs` (teacher first, as [`runs::load_runs`] returns
     /// them) and the int8 student, against `boards`.
@@ -77,9 +97,11 @@ impl Report {
         let data_name = runs.first().map_or_else(String::new, |r| data_set_name(&r.info.data.name));
         let paper = runs.first().and_then(|r| paper::for_data(r.info.config.input, r.info.config.classes));
         let student_name = model.name().to_string();
+        let data_note = data_note(&model, runs.first().map(|r| &r.info));
         Ok(Report {
             runs,
             data_name,
+            data_note,
             int8,
             student_name,
             stages,
