@@ -1090,10 +1090,11 @@ pub fn confusion_table(confusion: &[Vec<u64>]) -> String {
 
 /// `fitnets info RUN|CONFIG`: parameters and MACs per layer.
 pub fn info(target: &Path) -> anyhow::Result<String> {
-    let config = if target.is_dir() {
-        RunDir::open(target)?.read_json::<RunInfo>("run.json")?.config
+    let (config, data) = if target.is_dir() {
+        let info = RunDir::open(target)?.read_json::<RunInfo>("run.json")?;
+        (info.config, Some(info.data))
     } else {
-        NetConfig::load(target)?
+        (NetConfig::load(target)?, None)
     };
     let costs = count::layers(&config)?;
     let mut text = format!(
@@ -1107,5 +1108,17 @@ pub fn info(target: &Path) -> anyhow::Result<String> {
     }
     let (params, macs) = count::totals(&config)?;
     text += &format!("{:<10} {:<9} {:>12} {:>10} {:>12}\n", "total", "", "", params, macs);
+    if let Some(data) = data {
+        text += &format!("data: {}\n", describe_split(&data));
+        if !data.classes.is_empty() {
+            text += &format!("classes: {}\n", data.classes.join(", "));
+        }
+        if let Some(images) = &data.images {
+            text += &format!(
+                "pictures from an image folder, converted with --resize {} ({} bad files skipped)\n",
+                images.resize, images.skipped
+            );
+        }
+    }
     Ok(text)
 }

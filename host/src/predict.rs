@@ -254,11 +254,11 @@ pub fn table(predictions: &Predictions) -> String {
         predictions.conversion
     );
     let width = predictions.predictions.iter().map(|p| p.image.display().to_string().len()).max().unwrap_or(5).max(5);
+    let label_width = predictions.predictions.iter().flat_map(|p| &p.top).map(|s| s.label.len()).max().unwrap_or(1);
     for prediction in &predictions.predictions {
         text += &format!("{:<width$}", prediction.image.display().to_string());
-        for (rank, scored) in prediction.top.iter().enumerate() {
-            let sep = if rank == 0 { "  " } else { "   " };
-            text += &format!("{sep}{} {:.3}", scored.label, scored.score);
+        for scored in &prediction.top {
+            text += &format!("  {:<label_width$} {:>8.3}", scored.label, scored.score);
         }
         text.push('\n');
     }

@@ -169,6 +169,9 @@ fn train_export_predict_and_eval_on_an_image_folder() {
         answer["predictions"][0]["top"].as_array().unwrap().iter().map(|s| s["score"].as_f64().unwrap()).sum();
     assert!(probabilities > 0.0 && probabilities <= 1.0 + 1e-5, "{probabilities}");
 
+    let (info, _) = ok(&["info", &student]);
+    assert!(info.contains("classes: bag, coat, shoe") && info.contains("--resize stretch (1 bad files"), "{info}");
+
     // The report names the classes and the conversion.
     ok(&["report", "--runs", &path(""), "-o", &path("report"), "--data", &data, "--skip-bad"]);
     let report = std::fs::read_to_string(dir.path().join("report/report.md")).unwrap();

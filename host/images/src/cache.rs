@@ -7,7 +7,7 @@
 //! trusted. Files are written to a temporary name and renamed, so a reader never sees
 //! half a file. Removing the folder is always safe.
 //!
-//! Layout, integers little-endian `u64`: magic, [`FORMAT`] (`u32`), key (32 bytes),
+//! Layout, integers little-endian `u64`: magic, the format version (`u32`), key (32 bytes),
 //! height, width, channels, class count and each name (length, bytes), training and
 //! test counts, skipped count and each (path, reason), then training labels, training
 //! pixels, test labels, test pixels, and the digest.
