@@ -757,10 +757,21 @@ fn check_training(config: &NetConfig, config_path: &Path, splits: &Splits, sched
     Ok(())
 }
 
+/// The data options of a run being resumed: an image folder's pictures converted as the
+/// run converted them unless `--resize` is given (a different one is refused with the
+/// rest of the data's differences).
+fn resumed_data(data: &DataArgs, run: &Path, resume: bool) -> DataArgs {
+    let recorded = || RunDir::open(run).ok()?.read_json::<RunInfo>("run.json").ok()?.data.images;
+    match (resume, data.resize) {
+        (true, None) => DataArgs { resize: recorded().map(|images| images.resize), ..data.clone() },
+        _ => data.clone(),
+    }
+}
+
 /// `fitnets train teacher`.
 pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
-    let splits = args.data.for_input(config.input).load()?;
+    let splits = resumed_data(&args.data, &args.run, args.resume).for_input(config.input).load()?;
     let fresh = RunInfo {
         format: crate::method::RUN_FORMAT,
         role: "teacher".into(),
@@ -837,7 +848,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     }
     let teacher = args.teacher.as_deref().map(read_teacher).transpose()?;
     // A student holds out its teacher's validation images unless told otherwise.
-    let mut data = args.data.for_input(config.input);
+    let mut data = resumed_data(&args.data, &args.run, args.resume).for_input(config.input);
     if let Some(teacher) = &teacher {
         if data.valid.is_none() {
             data.valid = Some(teacher.data.valid_images);

@@ -291,10 +291,15 @@ impl DataInfo {
 
     /// The name and the first 12 digits of the hash: `fashion-mnist (sha256 3f2a…)`.
     pub fn describe(&self) -> String {
-        match &self.content_hash {
-            Some(hash) => format!("{} (sha256 {}…)", crate::data::base_name(&self.name), &hash[..hash.len().min(12)]),
-            None => crate::data::base_name(&self.name),
+        let name = crate::data::base_name(&self.name);
+        let mut text = match &self.content_hash {
+            Some(hash) => format!("{name} (sha256 {}…)", &hash[..hash.len().min(12)]),
+            None => name,
+        };
+        if let Some(images) = &self.images {
+            text += &format!(" as pictures with --resize {}", images.resize);
         }
+        text
     }
 }
 

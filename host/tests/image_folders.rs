@@ -221,6 +221,11 @@ fn folders_that_cannot_be_a_data_set_are_refused_before_any_work() {
     refuse(train(&path("stray"), &teacher), &["labels.csv", "not an image file name"]);
 
     refuse(train(&path("nowhere"), &teacher), &["nowhere", "not a folder"]);
+    let long = dir.path().join("long");
+    write_mixed_folder(&long, 12);
+    std::fs::remove_file(long.join("coat/9999.png")).unwrap();
+    std::fs::rename(long.join("coat"), long.join("a-coat-with-a-name-far-too-long-for-a-label")).unwrap();
+    refuse(train(&path("long"), &teacher), &["a-coat-with-a-name-far-too-long-for-a-label", "at most 32"]);
     std::fs::create_dir_all(dir.path().join("flat")).unwrap();
     std::fs::write(dir.path().join("flat/readme.txt"), "x").unwrap();
     refuse(train(&path("flat"), &teacher), &["neither IDX files", "class folders"]);
@@ -238,6 +243,33 @@ fn folders_that_cannot_be_a_data_set_are_refused_before_any_work() {
     let mut resize = train(&path("good"), &teacher);
     resize.extend(["--resize".into(), "squash".into()]);
     refuse(resize, &["squash", "stretch"]);
+
+    // A resumed run converts pictures as it did; another --resize, which changes the
+    // pixels of these wide pictures, is refused.
+    for entry in walk(&good) {
+        let wide = image::open(&entry).unwrap().resize_exact(16, 8, image::imageops::FilterType::Triangle);
+        let wide = if entry.extension().unwrap() == "gif" { DynamicImage::from(wide.to_rgba8()) } else { wide };
+        wide.save(&entry).unwrap();
+    }
+    let mut fit = train(&path("good"), &teacher);
+    fit.extend(["--resize".into(), "fit".into()]);
+    ok(&fit.iter().map(String::as_str).collect::<Vec<_>>());
+    let resume = ["train", "teacher", "--config", &teacher, "--run", &path("run"), "--data", &path("good"), "--resume"];
+    ok(&resume);
+    refused(&[&resume[..], &["--resize", "stretch"]].concat(), &["--resize fit", "--resize stretch"]);
+}
+
+/// The files below `dir`, hidden ones (the cache) left out.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
 }
 
 /// An IDX set and the same images written out as numbered PNG files in train/ and test/

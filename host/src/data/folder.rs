@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use fitnets_images::{Conversion, Loaded, Options, Resize, Source};
+use fitnets_shared::format::MAX_LABEL_LEN;
 
 use super::Dataset;
 
@@ -36,6 +37,15 @@ pub fn load(dir: &Path, name: &str, input: [usize; 3], resize: Resize, skip_bad:
     let started = Instant::now();
     let loaded = fitnets_images::load(dir, &Options { conversion, skip_bad, cache: true })?;
     report(dir, &loaded, &conversion, started.elapsed().as_secs_f64());
+    // The names become the blob's labels: refused now, not after training.
+    if let Some(long) = loaded.classes.iter().find(|c| c.len() > MAX_LABEL_LEN) {
+        anyhow::bail!(
+            "{}: the class folder name `{long}` is {} bytes, and a model's labels hold at most {MAX_LABEL_LEN}: \
+             rename the folder",
+            dir.display(),
+            long.len()
+        );
+    }
     let set = |images: fitnets_images::ImageSet, part: &str| Dataset {
         images: images.pixels,
         labels: images.labels,
