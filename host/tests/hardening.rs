@@ -4,40 +4,11 @@
 //! first tried as an adversary would (issue "no panic from any config, data file or flag").
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tempfile::TempDir;
 
 mod common;
-use common::{STUDENT, TEACHER, write_idx};
-
-/// Runs the `fitnets` binary: `(exit code, stdout, stderr)`.
-fn fitnets(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fitnets")).args(args).output().unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-/// Runs `fitnets` and requires a clean refusal (exit 1 for ours, 2 for clap's) whose
-/// message holds every one of `needles`.
-#[track_caller]
-fn refused(args: &[&str], needles: &[&str]) -> String {
-    let (code, stdout, stderr) = fitnets(args);
-    assert!(code == 1 || code == 2, "`fitnets {}` exited {code}\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
-    assert!(!stderr.contains("panicked"), "`fitnets {}` panicked: {stderr}", args.join(" "));
-    for needle in needles {
-        assert!(stderr.contains(needle), "`fitnets {}`: no `{needle}` in\n{stderr}", args.join(" "));
-    }
-    stderr
-}
-
-/// Runs `fitnets` and requires success.
-#[track_caller]
-fn ok(args: &[&str]) -> (String, String) {
-    let (code, stdout, stderr) = fitnets(args);
-    assert_eq!(code, 0, "`fitnets {}` failed\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
-    (stdout, stderr)
-}
+use common::{STUDENT, TEACHER, ok, refused, write_idx};
 
 /// A scratch folder with the 8x8 data set `digits8`, the two configs and room for runs.
 struct Bench {

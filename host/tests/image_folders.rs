@@ -4,36 +4,11 @@
 //! IDX set written out as PNG files being the same data set.
 
 use std::path::Path;
-use std::process::Command;
 
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 
 mod common;
-use common::{STUDENT, TEACHER, write_idx};
-
-fn fitnets(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fitnets")).args(args).output().unwrap();
-    let code = out.status.code().unwrap_or(-1);
-    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-#[track_caller]
-fn ok(args: &[&str]) -> (String, String) {
-    let (code, stdout, stderr) = fitnets(args);
-    assert_eq!(code, 0, "`fitnets {}` failed\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
-    (stdout, stderr)
-}
-
-#[track_caller]
-fn refused(args: &[&str], needles: &[&str]) -> String {
-    let (code, stdout, stderr) = fitnets(args);
-    assert!(code == 1 || code == 2, "`fitnets {}` exited {code}\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
-    assert!(!stderr.contains("panicked"), "`fitnets {}` panicked: {stderr}", args.join(" "));
-    for needle in needles {
-        assert!(stderr.contains(needle), "`fitnets {}`: no `{needle}` in\n{stderr}", args.join(" "));
-    }
-    stderr
-}
+use common::{STUDENT, TEACHER, ok, refused, write_idx};
 
 const CLASSES: [&str; 3] = ["bag", "coat", "shoe"];
 

@@ -224,16 +224,7 @@ fn walk(base: &Path, dir: &Path, label: u8, stack: &mut Vec<PathBuf>, items: &mu
     }
     ensure!(stack.len() < MAX_DEPTH, "{}: folders nested deeper than {MAX_DEPTH} levels", dir.display());
     stack.push(canonical);
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .with_context(|| format!("cannot read the folder {}", dir.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("cannot read the folder {}", dir.display()))?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let (name, path) = (entry.file_name(), entry.path());
-        if hidden(&name) {
-            continue;
-        }
+    for (name, path) in visible_entries(dir)? {
         if is_dir(&path) {
             walk(base, &path, label, stack, items)?;
             continue;
@@ -243,6 +234,19 @@ fn walk(base: &Path, dir: &Path, label: u8, stack: &mut Vec<PathBuf>, items: &mu
     }
     stack.pop();
     Ok(())
+}
+
+/// The entries of `dir` that are not hidden, as (name, path), sorted by name.
+pub(crate) fn visible_entries(dir: &Path) -> anyhow::Result<Vec<(OsString, PathBuf)>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot read the folder {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot read the folder {}", dir.display()))?;
+        if !hidden(&entry.file_name()) {
+            entries.push((entry.file_name(), entry.path()));
+        }
+    }
+    entries.sort();
+    Ok(entries)
 }
 
 /// Files (not folders, not hidden) directly in `dir`.
@@ -256,6 +260,6 @@ fn hidden(name: &std::ffi::OsStr) -> bool {
 }
 
 /// Whether `path` is a folder, following links (a broken link is not).
-fn is_dir(path: &Path) -> bool {
+pub(crate) fn is_dir(path: &Path) -> bool {
     fs::metadata(path).map(|m| m.is_dir()).unwrap_or(false)
 }

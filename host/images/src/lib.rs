@@ -88,36 +88,28 @@ pub fn load(dir: &Path, options: &Options) -> anyhow::Result<Loaded> {
     let key = cache::key(&files_hash, &options.conversion, options.skip_bad);
     let cache_path = cache::path(dir, &key);
     let mut cache_note = None;
+    let mut from_cache = None;
     if options.cache {
         match cache::read(&cache_path, &key, &options.conversion) {
-            Ok(Some(cached)) if cached.classes == folder.classes => {
-                return Ok(Loaded {
-                    classes: cached.classes,
-                    train: cached.train,
-                    test: cached.test,
-                    split: folder.split,
-                    files_hash,
-                    skipped: cached.skipped,
-                    ignored: folder.ignored,
-                    source: Source::Cache(cache_path),
-                });
-            }
-            Ok(_) => {}
+            Ok(found) => from_cache = found.filter(|cached| cached.classes == folder.classes),
             Err(why) => cache_note = Some(why),
         }
     }
-    let (train, test, skipped) = decode_all(&folder, &digests, options)?;
-    let cached = Cached { classes: folder.classes.clone(), train, test, skipped };
-    let written = if !options.cache {
-        Err("caching is off".to_string())
-    } else {
-        match cache::write(&cache_path, &key, &options.conversion, &cached) {
-            Ok(()) => Ok(cache_path),
-            Err(e) => Err(format!(
-                "cannot write {}: {e}{}",
-                cache_path.display(),
-                cache_note.map(|n| format!("; {n}")).unwrap_or_default()
-            )),
+    let (cached, source) = match from_cache {
+        Some(cached) => (cached, Source::Cache(cache_path)),
+        None => {
+            let (train, test, skipped) = decode_all(&folder, &digests, options)?;
+            let cached = Cached { classes: folder.classes.clone(), train, test, skipped };
+            let written = match options.cache {
+                false => Err("caching is off".to_string()),
+                true => {
+                    cache::write(&cache_path, &key, &options.conversion, &cached).map(|()| cache_path).map_err(|e| {
+                        let note = cache_note.map(|n| format!("; {n}")).unwrap_or_default();
+                        format!("cannot write {}: {e}{note}", cache::path(dir, &key).display())
+                    })
+                }
+            };
+            (cached, Source::Decoded { cached: written })
         }
     };
     Ok(Loaded {
@@ -128,7 +120,7 @@ pub fn load(dir: &Path, options: &Options) -> anyhow::Result<Loaded> {
         files_hash,
         skipped: cached.skipped,
         ignored: folder.ignored,
-        source: Source::Decoded { cached: written },
+        source,
     })
 }
 
@@ -149,17 +141,8 @@ pub fn files_hash(dir: &Path, skip_bad: bool) -> anyhow::Result<String> {
 pub fn image_files(paths: &[PathBuf], limit: usize) -> anyhow::Result<Vec<PathBuf>> {
     fn walk(dir: &Path, files: &mut Vec<PathBuf>, depth: usize) -> anyhow::Result<()> {
         ensure!(depth < 32, "{}: folders nested deeper than 32 levels (a link loop?)", dir.display());
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read the folder {}", dir.display()))?
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("cannot read the folder {}", dir.display()))?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let (name, path) = (entry.file_name(), entry.path());
-            if name.as_encoded_bytes().first() == Some(&b'.') {
-                continue;
-            }
-            if path.is_dir() {
+        for (name, path) in folder::visible_entries(dir)? {
+            if folder::is_dir(&path) {
                 walk(&path, files, depth + 1)?;
             } else if has_image_extension(&name) {
                 files.push(path);

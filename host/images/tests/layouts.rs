@@ -6,25 +6,10 @@
 use std::fs;
 use std::path::Path;
 
+mod common;
+use common::Rng;
 use fitnets_images::{Conversion, Options, Resize, load};
 use image::{DynamicImage, GrayImage, ImageFormat};
-
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const NAMES: [&str; 10] = ["cat", "dog", "train", "test", "val", ".hidden", "a b", "ünï", "x.png", "0"];
 

@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use std::path::Path;
+use std::process::Command;
 
 use proptest::prelude::*;
 
@@ -205,3 +206,31 @@ type = "dense"
 name = "out"
 units = 3
 "#;
+
+/// Runs the `fitnets` binary: `(exit code, stdout, stderr)`.
+pub fn fitnets(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_fitnets")).args(args).output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Runs `fitnets` and requires a clean refusal (exit 1 for ours, 2 for clap's) whose
+/// message holds every one of `needles`.
+#[track_caller]
+pub fn refused(args: &[&str], needles: &[&str]) -> String {
+    let (code, stdout, stderr) = fitnets(args);
+    assert!(code == 1 || code == 2, "`fitnets {}` exited {code}\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
+    assert!(!stderr.contains("panicked"), "`fitnets {}` panicked: {stderr}", args.join(" "));
+    for needle in needles {
+        assert!(stderr.contains(needle), "`fitnets {}`: no `{needle}` in\n{stderr}", args.join(" "));
+    }
+    stderr
+}
+
+/// Runs `fitnets` and requires success: `(stdout, stderr)`.
+#[track_caller]
+pub fn ok(args: &[&str]) -> (String, String) {
+    let (code, stdout, stderr) = fitnets(args);
+    assert_eq!(code, 0, "`fitnets {}` failed\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
+    (stdout, stderr)
+}
