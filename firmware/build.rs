@@ -3,24 +3,32 @@
 //! for the self-test images, so the firmware can check that the device computes the same
 //! logits bit for bit.
 //!
+//! The sizing rules live in `sizing.rs`, shared with `cargo xtask size`: each program
+//! (`selftest`, `serve`, `bench`) gets a `<PROGRAM>_MISFIT` message, empty when the model
+//! fits it on the board, and refuses to compile otherwise (`app::assert_fits`), so a model that
+//! fits the self-test but not `serve` still builds the self-test.
+//!
 //! It writes `memory.x`, `model.fnet` (the blob) and `model.rs` (sizes and expected
 //! results) to `OUT_DIR`; `src/model.rs` includes the latter. For the `kernels` program
 //! it also writes `cases.rs` and `case-N.fnet`: random models (the generator of
 //! `tests/tests/inference.rs`), a random input each and what the host computes for it. A blob that does not
-//! validate, or that cannot fit the board's flash or RAM, fails the build here with the
-//! numbers, instead of failing on the device.
+//! validate fails the build here; one that a program cannot fit fails that program's
+//! build with the numbers, instead of failing at the linker or on the device.
 
 use std::env;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use fitnets_shared::wire::{self, ErrorCode, ModelInfo, Request, Response};
 use fitnets_shared::{Model, plan};
 
-// The very module the firmware uses: host and device generate the same pixels.
-#[path = "src/images.rs"]
-mod images;
+// The sizing rules, shared with `cargo xtask size`. Its `images` is the very module the
+// firmware uses: host and device generate the same pixels.
+#[path = "sizing.rs"]
+#[allow(dead_code)] // the table's writer is xtask's
+mod sizing;
+
+use sizing::{Memory, Program, Sizes, images};
 
 /// The model embedded when `FITNETS_MODEL` is not set (relative to this folder).
 const DEFAULT_MODEL: &str = "models/fashion-fitnet.fnet";
@@ -28,17 +36,8 @@ const DEFAULT_MODEL: &str = "models/fashion-fitnet.fnet";
 /// The boards, by cargo feature. Each has `memory/<feature>.x`.
 const BOARDS: [&str; 4] = ["qemu-m4", "qemu-m7", "stm32f4", "nrf52840dk"];
 
-/// Flash the firmware needs besides the blob, at least: code, tables, vector table
-/// (`cargo xtask size` measures 32 to 36 KB today, at opt-level "s"). A lower bound, so a model refused here
-/// cannot fit; the linker's region check catches what it leaves over.
-const CODE_BYTES: u64 = 24 * 1024;
-
 /// Random models the `kernels` program checks.
 const KERNEL_CASES: usize = 64;
-
-/// RAM kept for the stack. The self-test logs the real peak (1.9 KB with the tiny model,
-/// most of it defmt and the test loop, not `shared::run`).
-const STACK_BYTES: u64 = 4 * 1024;
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -49,8 +48,9 @@ fn main() {
     fs::write(out.join("memory.x"), &script).expect("cannot write memory.x to OUT_DIR");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed={}", memory.display());
-    let flash = region_length(&script, "FLASH").unwrap_or_else(|| panic!("{}: no FLASH length", memory.display()));
-    let ram = region_length(&script, "RAM").unwrap_or_else(|| panic!("{}: no RAM length", memory.display()));
+    let flash =
+        sizing::region_length(&script, "FLASH").unwrap_or_else(|| panic!("{}: no FLASH length", memory.display()));
+    let ram = sizing::region_length(&script, "RAM").unwrap_or_else(|| panic!("{}: no RAM length", memory.display()));
 
     // Cargo runs build scripts in the package folder, so a relative path is taken from
     // `firmware/`.
@@ -62,24 +62,38 @@ fn main() {
         Model::from_bytes(&blob).unwrap_or_else(|e| panic!("{} is not a valid fitnets model: {e}", path.display()));
     let sizes = Sizes::of(&model);
 
-    let flash_needed = blob.len() as u64 + CODE_BYTES;
-    let ram_needed = sizes.static_ram() + STACK_BYTES;
-    if flash_needed > flash || ram_needed > ram {
-        panic!(
-            "the model {} does not fit the board {board}:\n  \
-             flash: {flash_needed} bytes needed ({} blob + {CODE_BYTES} code), {flash} available\n  \
-             RAM:   {ram_needed} bytes needed ({} arena + {} frame buffers + {} pixels + {STACK_BYTES} stack), \
-             {ram} available",
-            path.display(),
-            blob.len(),
-            sizes.arena,
-            sizes.rx_frame + sizes.tx_frame,
-            sizes.input,
-        );
-    }
+    // Each program checks its own fit when it compiles (see `generate`): a model that
+    // only the self-test can hold still builds the self-test.
+    println!("cargo:rerun-if-changed={}", sizing::TABLE);
+    let table = fs::read_to_string(sizing::TABLE).unwrap_or_else(|e| panic!("cannot read {}: {e}", sizing::TABLE));
+    let rows = sizing::parse_table(&table).unwrap_or_else(|e| panic!("{e}"));
+    let memory = Memory { flash, ram };
+    let misfits: Vec<(Program, String)> = Program::ALL
+        .into_iter()
+        .map(|program| {
+            let row = rows.iter().find(|r| r.board == board && r.program == program).unwrap_or_else(|| {
+                panic!(
+                    "{}: no measured sizes for the {} program on {board}: run `cargo xtask size --update`",
+                    sizing::TABLE,
+                    program.name()
+                )
+            });
+            let why = sizing::misfit(
+                &path.display().to_string(),
+                board,
+                program,
+                blob.len() as u64,
+                &sizes,
+                row.allowance,
+                memory,
+            );
+            (program, why.unwrap_or_default())
+        })
+        .collect();
 
     fs::write(out.join("model.fnet"), &blob).expect("cannot write model.fnet to OUT_DIR");
-    fs::write(out.join("model.rs"), generate(&model, &sizes, board)).expect("cannot write model.rs to OUT_DIR");
+    fs::write(out.join("model.rs"), generate(&model, &sizes, board, &misfits))
+        .expect("cannot write model.rs to OUT_DIR");
     fs::write(out.join("cases.rs"), kernel_cases(&out)).expect("cannot write cases.rs to OUT_DIR");
 }
 
@@ -141,80 +155,8 @@ fn board() -> &'static str {
     }
 }
 
-/// The `LENGTH` of a `MEMORY` region in a linker script (`4M`, `128K`, decimal or hex).
-fn region_length(script: &str, region: &str) -> Option<u64> {
-    let line = script.lines().find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))?;
-    let value = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']).trim().trim_end_matches(',');
-    let (digits, scale) = match value.as_bytes().last()? {
-        b'K' => (&value[..value.len() - 1], 1024),
-        b'M' => (&value[..value.len() - 1], 1024 * 1024),
-        _ => (value, 1),
-    };
-    let number = match digits.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
-        None => digits.parse().ok()?,
-    };
-    Some(number * scale)
-}
-
-/// Every buffer's exact size for one model.
-struct Sizes {
-    /// `plan::arena_bytes`.
-    arena: u64,
-    /// Raw pixels per image.
-    input: u64,
-    /// The longest request frame body the device must accept (a Classify, delimiter
-    /// excluded): the `Accumulator`'s buffer.
-    rx_frame: u64,
-    /// The longest response frame, delimiter included: `wire::encode`'s buffer.
-    tx_frame: u64,
-}
-
-impl Sizes {
-    fn of(model: &Model<'_>) -> Sizes {
-        let input = model.input_shape().len();
-        let classes = usize::from(model.classes());
-        let pixels = vec![u8::MAX; input];
-        let logits = vec![u8::MAX; classes];
-        let info = ModelInfo {
-            protocol: wire::PROTOCOL_VERSION,
-            name: model.name(),
-            input: model.input_shape(),
-            classes: model.classes(),
-            arena_bytes: plan::arena_bytes(model),
-            model_crc: model.crc(),
-        };
-        let request = payload_len(&Request::Classify { pixels: &pixels });
-        let response = [
-            payload_len(&Response::Info(info)),
-            payload_len(&Response::Prediction { class: u16::MAX, logits: &logits }),
-            payload_len(&Response::Error(ErrorCode::Internal)),
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
-        Sizes {
-            arena: u64::from(plan::arena_bytes(model)),
-            input: input as u64,
-            rx_frame: wire::max_frame_len(request) as u64 - 1,
-            tx_frame: wire::max_frame_len(response) as u64,
-        }
-    }
-
-    /// RAM in `.bss` besides the stack: the arena, both frame buffers and one image.
-    fn static_ram(&self) -> u64 {
-        self.arena + self.rx_frame + self.tx_frame + self.input
-    }
-}
-
-/// Bytes of `message` in postcard.
-fn payload_len<T: serde::Serialize>(message: &T) -> usize {
-    let mut buf = vec![0u8; 1 << 20];
-    postcard::to_slice(message, &mut buf).expect("a message of a validated model serializes").len()
-}
-
 /// The source of `model.rs`: the blob, its sizes and the host's results on the test images.
-fn generate(model: &Model<'_>, sizes: &Sizes, board: &str) -> String {
+fn generate(model: &Model<'_>, sizes: &Sizes, board: &str, misfits: &[(Program, String)]) -> String {
     let mut arena = vec![0u8; sizes.arena as usize];
     let mut pixels = vec![0u8; sizes.input as usize];
 
@@ -234,6 +176,14 @@ fn generate(model: &Model<'_>, sizes: &Sizes, board: &str) -> String {
     let _ = writeln!(w, "pub const RX_FRAME_BYTES: usize = {};", sizes.rx_frame);
     let _ = writeln!(w, "/// The longest response frame, delimiter included.");
     let _ = writeln!(w, "pub const TX_FRAME_BYTES: usize = {};", sizes.tx_frame);
+    for (program, why) in misfits {
+        let _ = writeln!(
+            w,
+            "/// Why the model cannot fit the `{}` program on this board; empty when it fits.",
+            program.name()
+        );
+        let _ = writeln!(w, "pub const {}_MISFIT: &str = {why:?};", program.name().to_uppercase());
+    }
     let _ = writeln!(w, "/// What the host computed for each of `images::COUNT` test images.");
     let _ = writeln!(w, "pub const EXPECTED: [Expected; crate::images::COUNT] = [");
     for index in 0..images::COUNT as u32 {

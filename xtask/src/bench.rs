@@ -67,7 +67,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let blob = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
 
-    let build = firmware::build(board, Transport::Qemu, model_path.as_deref())?;
+    let build = firmware::build(board, Transport::Qemu, model_path.as_deref(), &[Mode::Bench])?;
     let elf = build.elf(Mode::Bench);
     let plugin = plugin()?;
     let elf_bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;

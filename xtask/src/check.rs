@@ -9,7 +9,7 @@ use anyhow::bail;
 
 use crate::boards::{BOARDS, Transport};
 use crate::tools::{self, FASHION_MNIST, cargo, root};
-use crate::{classify, storm};
+use crate::{classify, fits, size, storm};
 use crate::{firmware, qemu};
 
 /// The targets `shared` must build for without `std` or `alloc`: Cortex-M4F/M7 and the
@@ -74,9 +74,16 @@ fn checks() -> Vec<(String, Step)> {
     for (board, transport) in variants {
         checks.push((
             format!("firmware build ({}, {})", board.name, transport.feature()),
-            Step::Task(Box::new(move || firmware::build(board, transport, None).map(drop))),
+            Step::Task(Box::new(move || firmware::build(board, transport, None, &firmware::Mode::ALL).map(drop))),
         ));
     }
+    // The allowances the build sizes models with must match what the builds measure,
+    // and the rules must refuse and accept what they should on real builds.
+    checks.push((
+        "firmware sizes recorded (cargo xtask size --check)".into(),
+        Step::Task(Box::new(|| size::run(&["--check".to_string()]))),
+    ));
+    checks.push(("firmware sizing rules (stm32f4)".into(), Step::Task(Box::new(fits::check))));
     for board in BOARDS.iter().copied().filter(|b| b.qemu.is_some()) {
         checks.push((
             format!("self-test under QEMU ({})", board.name),
@@ -109,14 +116,21 @@ fn checks() -> Vec<(String, Step)> {
     checks
 }
 
-/// The subcommand: runs every check, then fails if any failed.
+/// The subcommand: runs every check (or those whose name contains `--only`'s text),
+/// then fails if any failed.
 pub fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(arg) = args.first() {
-        bail!("`cargo xtask test` takes no arguments (got `{arg}`)");
-    }
+    let mut args = crate::args::Args::new("test", args);
+    let only = args.value("--only")?;
+    args.finish()?;
     tools::ensure_rust_targets()?;
     tools::ensure_file(&Path::new(FASHION_MNIST).join("t10k-images-idx3-ubyte.gz"), "dataset-fashion-mnist")?;
-    let checks = checks();
+    let mut checks = checks();
+    if let Some(only) = &only {
+        checks.retain(|(name, _)| name.contains(only.as_str()));
+        if checks.is_empty() {
+            bail!("no check's name contains `{only}`");
+        }
+    }
     let total = checks.len();
     let mut failed = Vec::new();
     let start = Instant::now();

@@ -178,7 +178,7 @@ pub fn classify(config: &Config) -> anyhow::Result<Outcome> {
     let outcome = match &config.device {
         Device::Qemu => {
             config.board.qemu()?;
-            let build = firmware::build(config.board, Transport::Qemu, config.model.as_deref())?;
+            let build = firmware::build(config.board, Transport::Qemu, config.model.as_deref(), &[Mode::Serve])?;
             let listener =
                 std::net::TcpListener::bind("127.0.0.1:0").context("binding a loopback port for the UART")?;
             let running = qemu::start(config.board, &build.elf(Mode::Serve), &Serial::Connect(listener.local_addr()?))?;

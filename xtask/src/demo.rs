@@ -129,8 +129,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .iter()
             .map(|name| {
                 let board = boards::find(name)?;
-                let build = firmware::build(board, board.default_transport(), Some(&blob))?;
-                Ok((board, Mode::Serve, size::usage(&build.elf(Mode::Serve))?, size::budget(board)?))
+                let build = firmware::build(board, board.default_transport(), Some(&blob), &[Mode::Serve])?;
+                Ok((board, Mode::Serve, size::usage(&build.elf(Mode::Serve))?, size::memory(board)?))
             })
             .collect::<anyhow::Result<Vec<_>>>()
     })?;

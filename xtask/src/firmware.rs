@@ -21,6 +21,9 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every program.
+    pub const ALL: [Mode; 4] = [Mode::Selftest, Mode::Serve, Mode::Bench, Mode::Kernels];
+
     /// `selftest`, `serve`, `bench` or `kernels`.
     pub fn parse(text: &str) -> anyhow::Result<Mode> {
         match text {
@@ -61,14 +64,26 @@ pub fn default_model() -> PathBuf {
     root().join("firmware/models/fashion-fitnet.fnet")
 }
 
-/// Builds the programs for `board` (release), embedding `model` (the default when
-/// `None`), and copies the ELFs to `firmware/target/boards/<board>-<transport>/`, so
-/// builds for several boards can sit side by side in one cargo target folder.
-pub fn build(board: Board, transport: Transport, model: Option<&Path>) -> anyhow::Result<Build> {
+/// Builds `programs` for `board` (release), embedding `model` (the default when
+/// `None`), and copies their ELFs to `firmware/target/boards/<board>-<transport>/`, so
+/// builds for several boards can sit side by side in one cargo target folder. Only the
+/// programs asked for are built: a model that fits the self-test but not `serve`
+/// builds the self-test (each program checks its own fit as it compiles).
+pub fn build(board: Board, transport: Transport, model: Option<&Path>, programs: &[Mode]) -> anyhow::Result<Build> {
+    // Every command that builds firmware gets here: a fresh clone's toolchain may lack
+    // the thumb targets. Checked once per run.
+    static TARGETS: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if TARGETS.get().is_none() {
+        tools::ensure_rust_targets()?;
+        let _ = TARGETS.set(());
+    }
     let firmware = root().join("firmware");
     let mut cmd = cargo(&firmware);
     cmd.args(["build", "--release", "--no-default-features", "--features"]);
     cmd.arg(format!("{},{}", board.name, transport.feature()));
+    for program in programs {
+        cmd.args(["--bin", program.bin()]);
+    }
     if let Some(model) = model {
         let model = std::path::absolute(model).with_context(|| format!("model {}", model.display()))?;
         if !model.is_file() {
@@ -84,7 +99,7 @@ pub fn build(board: Board, transport: Transport, model: Option<&Path>) -> anyhow
     let dir = firmware.join("target/boards").join(format!("{}-{}", board.name, transport.feature()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let build = Build { dir };
-    for mode in [Mode::Selftest, Mode::Serve, Mode::Bench, Mode::Kernels] {
+    for &mode in programs {
         let from = built.join(mode.bin());
         std::fs::copy(&from, build.elf(mode))
             .with_context(|| format!("copying {} to {}", from.display(), build.elf(mode).display()))?;

@@ -54,7 +54,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         );
     }
 
-    let build = firmware::build(board, Transport::Rtt, model.as_deref())?;
+    let build = firmware::build(board, Transport::Rtt, model.as_deref(), &[mode])?;
     let mut cmd = Command::new("probe-rs");
     cmd.args(["run", "--chip", chip]).arg(build.elf(mode));
     tools::run(&mut cmd)

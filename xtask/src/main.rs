@@ -9,6 +9,7 @@ mod classify;
 mod demo;
 mod elf;
 mod firmware;
+mod fits;
 mod flash;
 mod idx;
 mod link;
@@ -34,17 +35,22 @@ commands:
           exports the best student to int8, runs it on an emulated Cortex-M4 against the
           host (N test images, 200) and prints what distillation bought: parameters,
           MACs, flash, RAM, accuracy at each stage
-  test    everything CI checks: formatting, clippy (root and firmware), all tests,
-          rustdoc, the no_std thumb builds, every board's firmware, the self-test on
-          each emulated board, the kernel check (random models) on the M4 and M7, the
-          serve check and a classify check (300 IDX images, then 24 pictures of mixed
-          formats and sizes)
-  qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve|kernels]
+  test    [--only TEXT]
+          everything CI checks: formatting, clippy (root and firmware), all tests,
+          rustdoc, the no_std thumb builds, every board's firmware, its recorded sizes
+          and sizing rules, the self-test on each emulated board, the kernel check
+          (random models) on the M4 and M7, the serve check and a classify check (300
+          IDX images, then 24 pictures of mixed formats and sizes); `--only` runs the
+          checks whose name contains TEXT
+  qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve|bench|kernels]
           [--port N]
           runs the firmware under QEMU and decodes its logs; `serve` puts the UART on
           127.0.0.1:N (7878); `kernels` runs 64 random models against the host's logits
-  size    [--model F]
-          flash and RAM of the firmware on every board, against the board's memory
+  size    [--model F] [--update | --check]
+          flash and RAM of the firmware on every board, against the board's memory, and
+          what each program takes besides the model; `--update` records that in
+          firmware/memory/programs.txt (the allowances firmware/build.rs sizes models
+          with), `--check` fails when the record is out of date
   flash   --board stm32f4|nrf52840dk [--model F] [--mode selftest|serve|kernels]
           flashes a real board with probe-rs and streams its logs
   storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]

@@ -136,7 +136,7 @@ pub fn kernels(board: Board) -> anyhow::Result<()> {
 
 /// Runs a program that exits with a verdict, `what`, and fails unless it passed.
 fn verdict(board: Board, model: Option<&Path>, mode: Mode, what: &str) -> anyhow::Result<()> {
-    let build = firmware::build(board, Transport::Qemu, model)?;
+    let build = firmware::build(board, Transport::Qemu, model, &[mode])?;
     let (status, _) = start(board, &build.elf(mode), &Serial::Null)?.wait(SELFTEST_LIMIT)?;
     match status.code() {
         Some(0) => Ok(()),
@@ -158,13 +158,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match mode {
         Mode::Selftest => selftest(board, model.as_deref()),
         Mode::Serve => {
-            let build = firmware::build(board, Transport::Qemu, model.as_deref())?;
+            let build = firmware::build(board, Transport::Qemu, model.as_deref(), &[Mode::Serve])?;
             eprintln!("{} serves on 127.0.0.1:{port}; stop it with Ctrl-C", board.name);
             let running = start(board, &build.elf(Mode::Serve), &Serial::Listen(port))?;
             let (status, _) = running.wait(Duration::MAX)?;
             bail!("QEMU exited ({status})")
         }
-        Mode::Bench => crate::bench::run(&["--board".into(), board.name.into()]),
+        Mode::Bench => {
+            let mut bench = vec!["--board".to_string(), board.name.to_string()];
+            if let Some(model) = &model {
+                bench.extend(["--model".to_string(), model.display().to_string()]);
+            }
+            crate::bench::run(&bench)
+        }
         Mode::Kernels => kernels(board),
     }
 }

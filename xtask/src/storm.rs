@@ -84,7 +84,7 @@ pub fn check(config: &Config) -> anyhow::Result<()> {
         plan.classify(&model, index)?;
     }
 
-    let build = firmware::build(config.board, Transport::Qemu, config.model.as_deref())?;
+    let build = firmware::build(config.board, Transport::Qemu, config.model.as_deref(), &[Mode::Serve])?;
     let (responses, elapsed) = drive(config.board, &build.elf(Mode::Serve), &plan)?;
     let summary: Vec<String> = KINDS.iter().zip(counts).map(|(kind, n)| format!("{n} {kind}")).collect();
     eprintln!(

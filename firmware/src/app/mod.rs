@@ -8,6 +8,15 @@ use fitnets_shared::{Model, plan};
 
 use crate::model;
 
+/// Stops a program's build when `misfit` (one of `model::<PROGRAM>_MISFIT`, written by
+/// `build.rs` from the sizing rules) says the model cannot fit it on this board. Use in
+/// a `const` item: `const _: () = app::assert_fits(model::SERVE_MISFIT);`.
+pub const fn assert_fits(misfit: &str) {
+    if !misfit.is_empty() {
+        panic!("{}", misfit);
+    }
+}
+
 /// The embedded model, decoded and checked against what `build.rs` planned.
 ///
 /// build.rs validated the same bytes, so a decode error here means the flash is corrupt;

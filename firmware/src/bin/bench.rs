@@ -35,6 +35,9 @@ pub extern "C" fn bench_region_end() {
     unsafe { core::ptr::write_volatile(MARKS.as_ptr(), 2) };
 }
 
+// A model this program cannot fit on the board stops its build here, with the numbers.
+const _: () = fitnets_firmware::app::assert_fits(fitnets_firmware::model::BENCH_MISFIT);
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = boards::init();

@@ -6,6 +6,9 @@
 use fitnets_firmware::model::INPUT_BYTES;
 use fitnets_firmware::{app, boards, link};
 
+// A model this program cannot fit on the board stops its build here, with the numbers.
+const _: () = fitnets_firmware::app::assert_fits(fitnets_firmware::model::SELFTEST_MISFIT);
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let _board = boards::init();

@@ -5,6 +5,9 @@
 use fitnets_firmware::model::{RX_FRAME_BYTES, TX_FRAME_BYTES};
 use fitnets_firmware::{app, boards};
 
+// A model this program cannot fit on the board stops its build here, with the numbers.
+const _: () = fitnets_firmware::app::assert_fits(fitnets_firmware::model::SERVE_MISFIT);
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     let mut board = boards::init();

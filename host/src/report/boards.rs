@@ -2,34 +2,59 @@
 //! RAM: the arena, the serve program's buffers and a stack, sized as `firmware/build.rs`
 //! sizes them, against named boards' budgets.
 
-use anyhow::Context as _;
-use fitnets_shared::wire::{self, ErrorCode, ModelInfo, Request, Response};
 use fitnets_shared::{Model, plan};
-use serde::Serialize;
 
-/// Flash the firmware's own code takes besides the blob: program, `shared`'s kernels,
-/// tables, vector table. `cargo xtask size` measured 32 to 36 KB for the two programs
-/// (self-test and serve) on the four boards (release profile at opt-level "s", the
-/// engine at 2); this takes the top of that range.
-/// `fitnets report --code-kb` changes it.
-pub const CODE_BYTES: u64 = 36 * 1024;
+// The firmware's own sizing rules and its measured allowances: the report counts what
+// the build counts.
+#[path = "../../../firmware/sizing.rs"]
+#[allow(dead_code)]
+mod sizing;
+
+/// What `cargo xtask size --update` measured per board and program.
+const PROGRAMS: &str = include_str!("../../../firmware/memory/programs.txt");
+
+/// Flash the `serve` program's own code takes besides the blob (program, `shared`'s
+/// kernels, tables, vector table): the largest of the boards measured in
+/// `firmware/memory/programs.txt`. `fitnets report --code-kb` changes it.
+pub fn code_bytes() -> u64 {
+    serve_allowances().map(|a| a.code).max().unwrap_or(0)
+}
+
+/// Static RAM the `serve` program takes besides the model's buffers, the largest of
+/// the boards measured.
+pub fn static_bytes() -> u64 {
+    serve_allowances().map(|a| a.ram).max().unwrap_or(0)
+}
+
+fn serve_allowances() -> impl Iterator<Item = sizing::Allowance> {
+    // The table is checked by `cargo xtask size --check` and parsed by the firmware's
+    // build; a test below parses it here.
+    sizing::parse_table(PROGRAMS)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|row| row.program == sizing::Program::Serve)
+        .map(|row| row.allowance)
+}
 
 /// RAM kept for the stack, as `firmware/build.rs` keeps it (the self-test measured a
 /// 1.9 KB peak with the tiny model).
-pub const STACK_BYTES: u64 = 4 * 1024;
+pub const STACK_BYTES: u64 = sizing::STACK_BYTES;
 
 /// What the firmware takes besides the model: a parameter, not a fact of the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Firmware {
-    /// Flash for the firmware's code, besides the blob ([`CODE_BYTES`] by default).
+    /// Flash for the firmware's code, besides the blob ([`code_bytes`] by default).
     pub code_bytes: u64,
+    /// Static RAM of the firmware besides the model's buffers ([`static_bytes`] by
+    /// default).
+    pub static_bytes: u64,
     /// RAM for the stack ([`STACK_BYTES`] by default).
     pub stack_bytes: u64,
 }
 
 impl Default for Firmware {
     fn default() -> Firmware {
-        Firmware { code_bytes: CODE_BYTES, stack_bytes: STACK_BYTES }
+        Firmware { code_bytes: code_bytes(), static_bytes: static_bytes(), stack_bytes: STACK_BYTES }
     }
 }
 
@@ -93,8 +118,10 @@ pub struct Needs {
     pub arena_bytes: u64,
     /// Without fusing conv and maxout (for comparison).
     pub unfused_arena_bytes: u64,
-    /// The serve program's receive and transmit frame buffers and one raw image.
+    /// The serve program's receive and transmit frame buffers.
     pub io_bytes: u64,
+    /// The serve program's other static data ([`Firmware::static_bytes`]).
+    pub static_bytes: u64,
     /// [`Firmware::stack_bytes`].
     pub stack_bytes: u64,
 }
@@ -102,12 +129,14 @@ pub struct Needs {
 impl Needs {
     /// Sizes everything for `model`, whose blob is `blob_bytes` long.
     pub fn of(model: &Model<'_>, blob_bytes: u64, firmware: Firmware) -> anyhow::Result<Needs> {
+        let sizes = sizing::Sizes::of(model);
         Ok(Needs {
             blob_bytes,
             code_bytes: firmware.code_bytes,
             arena_bytes: u64::from(plan::arena_bytes(model)),
             unfused_arena_bytes: u64::from(plan::unfused_arena_bytes(model)),
-            io_bytes: io_bytes(model)?,
+            io_bytes: sizes.rx_frame + sizes.tx_frame,
+            static_bytes: firmware.static_bytes,
             stack_bytes: firmware.stack_bytes,
         })
     }
@@ -117,9 +146,9 @@ impl Needs {
         self.blob_bytes + self.code_bytes
     }
 
-    /// RAM: arena, serve buffers and stack.
+    /// RAM: arena, serve buffers, other static data and stack.
     pub fn ram(&self) -> u64 {
-        self.arena_bytes + self.io_bytes + self.stack_bytes
+        self.arena_bytes + self.io_bytes + self.static_bytes + self.stack_bytes
     }
 }
 
@@ -152,30 +181,15 @@ pub fn fits(needs: &Needs, boards: &[Board]) -> Vec<Fit> {
         .collect()
 }
 
-/// The serve program's buffers: the longest request frame body it accepts (a Classify),
-/// the longest response frame, and one image, as `firmware/build.rs` sizes them.
-fn io_bytes(model: &Model<'_>) -> anyhow::Result<u64> {
-    let input = model.input_shape().len();
-    let pixels = vec![u8::MAX; input];
-    let logits = vec![u8::MAX; usize::from(model.classes())];
-    let info = ModelInfo {
-        protocol: wire::PROTOCOL_VERSION,
-        name: model.name(),
-        input: model.input_shape(),
-        classes: model.classes(),
-        arena_bytes: plan::arena_bytes(model),
-        model_crc: model.crc(),
-    };
-    let request = payload_len(&Request::Classify { pixels: &pixels })?;
-    let response = payload_len(&Response::Info(info))?
-        .max(payload_len(&Response::Prediction { class: u16::MAX, logits: &logits })?)
-        .max(payload_len(&Response::Error(ErrorCode::Internal))?);
-    let rx_frame = wire::max_frame_len(request) - 1;
-    let tx_frame = wire::max_frame_len(response);
-    Ok((rx_frame + tx_frame + input) as u64)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Bytes of `message` in postcard.
-fn payload_len<T: Serialize>(message: &T) -> anyhow::Result<usize> {
-    Ok(postcard::to_allocvec(message).context("sizing a frame of the serve protocol")?.len())
+    #[test]
+    fn the_measured_allowances_parse() {
+        let rows = sizing::parse_table(PROGRAMS).expect("firmware/memory/programs.txt parses");
+        assert!(rows.iter().any(|r| r.program == sizing::Program::Serve));
+        // The serve program's code is tens of KB on every board measured.
+        assert!((20 * 1024..100 * 1024).contains(&code_bytes()), "{}", code_bytes());
+    }
 }

@@ -9,7 +9,7 @@ use clap::Args;
 use fitnets_shared::Model;
 use fitnets_shared::format::encode::pixel_table;
 
-use super::boards::{BOARDS, CODE_BYTES, Firmware, STACK_BYTES};
+use super::boards::{BOARDS, Firmware, STACK_BYTES, code_bytes};
 use super::runs::{Run, best_student, load_runs};
 use super::stages::Int8Student;
 use super::{Report, charts, markdown};
@@ -48,8 +48,9 @@ pub struct ReportArgs {
     /// Where to write the report and its charts.
     #[arg(short, long, value_name = "DIR")]
     pub output: PathBuf,
-    /// Flash the firmware's own code takes besides the blob, in KB.
-    #[arg(long, value_name = "KB", default_value_t = CODE_BYTES / 1024)]
+    /// Flash the firmware's own code takes besides the blob, in KB (default: the serve
+    /// program's largest measured, `firmware/memory/programs.txt`).
+    #[arg(long, value_name = "KB", default_value_t = code_bytes().div_ceil(1024))]
     pub code_kb: u64,
     /// RAM kept for the stack, in KB.
     #[arg(long, value_name = "KB", default_value_t = STACK_BYTES / 1024)]
@@ -104,7 +105,8 @@ pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
     let int8 = evaluate_int8(&model, &test).context("evaluating the int8 student")?;
     let student =
         Int8Student { source, run: chosen.map(|r| r.name.clone()), accuracy: Some((int8.accuracy, test.len())), blob };
-    let firmware = Firmware { code_bytes: args.code_kb * 1024, stack_bytes: args.stack_kb * 1024 };
+    let firmware =
+        Firmware { code_bytes: args.code_kb * 1024, stack_bytes: args.stack_kb * 1024, ..Firmware::default() };
     let mut report = Report::build(runs, student, firmware, &BOARDS)?;
     report.seeds = crate::compare::seeds_table(&args.runs)?;
     report.sweep = sweep;

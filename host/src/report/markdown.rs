@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use super::boards::CODE_BYTES;
 use super::charts::{ACCURACY_CHART, DEPTH_CHART, LAYERS_CHART, TRAINING_CHART};
 use super::layers::{peak, shape};
 use super::paper::PaperTable;
@@ -281,20 +280,20 @@ fn board_section(md: &mut String, report: &Report) {
     let _ = writeln!(
         md,
         "Flash: blob {} + firmware code {} = **{}**. RAM: arena {} + serve buffers (request and \
-         response frames, one image) {} + stack {} = **{}**.\n",
+         response frames) {} + other static data {} + stack {} = **{}**.\n",
         bytes(n.blob_bytes),
         bytes(n.code_bytes),
         bytes(n.flash()),
         bytes(n.arena_bytes),
         bytes(n.io_bytes),
+        bytes(n.static_bytes),
         bytes(n.stack_bytes),
         bytes(n.ram()),
     );
     let _ = writeln!(
         md,
-        "The code allowance is a parameter (`--code-kb`, default {} KB: `cargo xtask size` \
-         measured 32-36 KB for the firmware's own code); this report used {}.\n",
-        CODE_BYTES / 1024,
+        "The code allowance is a parameter (`--code-kb`; by default the largest `serve` program \
+         that `cargo xtask size` measured, `firmware/memory/programs.txt`); this report used {}.\n",
         bytes(report.firmware.code_bytes)
     );
     let _ = writeln!(md, "| board | core | flash | RAM | flash used | RAM used | fits | counted |");

@@ -1,0 +1,255 @@
+//! What each firmware program needs of a board, for one model: the single source of the
+//! sizing rules. `firmware/build.rs` includes this file to refuse, before building, a
+//! model that a program cannot fit; `cargo xtask size` includes it to measure the
+//! allowances recorded in [`TABLE`] and to check that they are current. It is not
+//! compiled into the firmware.
+//!
+//! A program needs, in flash, the blob (and, for the self-test, the expected logits of
+//! its test images) plus its own code and constants (measured per board and program:
+//! the "code" column); in RAM, the model's arena, the buffers of that
+//! program (the self-test and bench one image; serve a request and a response frame),
+//! its other static data (measured: the "RAM" column: log buffers, board state) and
+//! [`STACK_BYTES`].
+
+use fitnets_shared::wire::{self, ErrorCode, ModelInfo, Request, Response};
+use fitnets_shared::{Model, plan};
+
+// The self-test's images: their count sizes its table of expected logits.
+#[path = "src/images.rs"]
+pub mod images;
+
+/// The measured allowances, relative to `firmware/`.
+pub const TABLE: &str = "memory/programs.txt";
+
+/// RAM kept for the stack. The self-test logs the real peak (1.9 KB with the tiny model,
+/// most of it defmt and the test loop, not `shared::run`).
+pub const STACK_BYTES: u64 = 4 * 1024;
+
+/// How far a measured allowance may fall below the table's before the table counts as
+/// out of date (it may never be exceeded).
+pub const SLACK_BYTES: u64 = 1024;
+
+/// The programs a model is sized for (`kernels` embeds its own random models).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Program {
+    Selftest,
+    Serve,
+    Bench,
+}
+
+impl Program {
+    pub const ALL: [Program; 3] = [Program::Selftest, Program::Serve, Program::Bench];
+
+    /// The binary's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Program::Selftest => "selftest",
+            Program::Serve => "serve",
+            Program::Bench => "bench",
+        }
+    }
+
+    /// Flash this program takes for the model: the blob, and for the self-test the
+    /// host's logits for each test image.
+    pub fn model_flash(self, blob_bytes: u64, sizes: &Sizes) -> u64 {
+        match self {
+            Program::Selftest => blob_bytes + sizes.expected,
+            Program::Serve | Program::Bench => blob_bytes,
+        }
+    }
+
+    /// RAM of the buffers this program sizes from the model.
+    pub fn model_ram(self, sizes: &Sizes) -> u64 {
+        match self {
+            Program::Selftest | Program::Bench => sizes.arena + sizes.input,
+            Program::Serve => sizes.arena + sizes.rx_frame + sizes.tx_frame,
+        }
+    }
+
+    fn parse(name: &str) -> Option<Program> {
+        Program::ALL.into_iter().find(|p| p.name() == name)
+    }
+}
+
+/// Every model-sized buffer, exactly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizes {
+    /// `plan::arena_bytes`.
+    pub arena: u64,
+    /// Raw pixels per image.
+    pub input: u64,
+    /// The longest request frame body the device must accept (a Classify, delimiter
+    /// excluded): the `Accumulator`'s buffer.
+    pub rx_frame: u64,
+    /// The longest response frame, delimiter included: `wire::encode`'s buffer.
+    pub tx_frame: u64,
+    /// The self-test's expected logits in flash: one per class for each test image
+    /// (the per-image rest is in the measured code).
+    pub expected: u64,
+}
+
+impl Sizes {
+    pub fn of(model: &Model<'_>) -> Sizes {
+        let input = model.input_shape().len();
+        let classes = usize::from(model.classes());
+        let pixels = vec![u8::MAX; input];
+        let logits = vec![u8::MAX; classes];
+        let info = ModelInfo {
+            protocol: wire::PROTOCOL_VERSION,
+            name: model.name(),
+            input: model.input_shape(),
+            classes: model.classes(),
+            arena_bytes: plan::arena_bytes(model),
+            model_crc: model.crc(),
+        };
+        let request = payload_len(&Request::Classify { pixels: &pixels });
+        let response = [
+            payload_len(&Response::Info(info)),
+            payload_len(&Response::Prediction { class: u16::MAX, logits: &logits }),
+            payload_len(&Response::Error(ErrorCode::Internal)),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        Sizes {
+            arena: u64::from(plan::arena_bytes(model)),
+            input: input as u64,
+            rx_frame: wire::max_frame_len(request) as u64 - 1,
+            tx_frame: wire::max_frame_len(response) as u64,
+            expected: (images::COUNT * classes) as u64,
+        }
+    }
+}
+
+/// Bytes of `message` in postcard.
+fn payload_len<T: serde::Serialize>(message: &T) -> usize {
+    let mut buf = vec![0u8; 1 << 20];
+    postcard::to_slice(message, &mut buf).expect("a message of a validated model serializes").len()
+}
+
+/// What a program takes besides the model, measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    /// Flash besides the blob: code, constants, `.data`'s initial values, vector table.
+    pub code: u64,
+    /// Static RAM besides the model-sized buffers.
+    pub ram: u64,
+}
+
+/// One line of [`TABLE`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub board: String,
+    pub program: Program,
+    pub allowance: Allowance,
+}
+
+/// Parses [`TABLE`]: `board program code ram` per line, `#` comments.
+pub fn parse_table(text: &str) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let bad = || format!("{TABLE} line {}: `{line}` is not `board program code-bytes ram-bytes`", n + 1);
+        let [board, program, code, ram] = fields[..] else { return Err(bad()) };
+        let program = Program::parse(program).ok_or_else(bad)?;
+        let (code, ram) = (code.parse().map_err(|_| bad())?, ram.parse().map_err(|_| bad())?);
+        rows.push(Row { board: board.to_string(), program, allowance: Allowance { code, ram } });
+    }
+    Ok(rows)
+}
+
+/// The table's text for `rows`, with its header.
+pub fn format_table(rows: &[Row]) -> String {
+    let mut text = String::from(
+        "# What each firmware program takes besides the model, per board, in bytes: flash\n\
+         # (code, constants, .data's initial values; the blob excluded) and static RAM (the\n\
+         # arena and the program's model-sized buffers excluded). Measured with the default\n\
+         # model by `cargo xtask size --update`; `cargo xtask test` fails when a build needs\n\
+         # more than recorded or more than 1 KiB less. firmware/build.rs refuses a model that\n\
+         # a program cannot fit with these.\n\
+         # board      program   code    ram\n",
+    );
+    for row in rows {
+        text += &format!(
+            "{:<12} {:<9} {:>6} {:>6}\n",
+            row.board,
+            row.program.name(),
+            row.allowance.code,
+            row.allowance.ram
+        );
+    }
+    text
+}
+
+/// The `LENGTH` of a `MEMORY` region in a linker script (`4M`, `128K`, decimal or hex).
+pub fn region_length(script: &str, region: &str) -> Option<u64> {
+    let line = script.lines().find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))?;
+    let value = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']).trim().trim_end_matches(',');
+    let (digits, scale) = match value.as_bytes().last()? {
+        b'K' => (&value[..value.len() - 1], 1024),
+        b'M' => (&value[..value.len() - 1], 1024 * 1024),
+        _ => (value, 1),
+    };
+    let number = match digits.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    Some(number * scale)
+}
+
+/// A board's memory: the `FLASH` and `RAM` regions of its linker script.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Memory {
+    pub flash: u64,
+    pub ram: u64,
+}
+
+/// What `program` needs on a board, for a blob of `blob_bytes` with `sizes`.
+pub fn needs(program: Program, blob_bytes: u64, sizes: &Sizes, allowance: Allowance) -> Memory {
+    Memory {
+        flash: program.model_flash(blob_bytes, sizes) + allowance.code,
+        ram: program.model_ram(sizes) + allowance.ram + STACK_BYTES,
+    }
+}
+
+/// Why `model` (a blob of `blob_bytes`, at `path`) does not fit `program` on `board`,
+/// or `None` when it fits.
+pub fn misfit(
+    path: &str,
+    board: &str,
+    program: Program,
+    blob_bytes: u64,
+    sizes: &Sizes,
+    allowance: Allowance,
+    memory: Memory,
+) -> Option<String> {
+    let need = needs(program, blob_bytes, sizes, allowance);
+    if need.flash <= memory.flash && need.ram <= memory.ram {
+        return None;
+    }
+    let model_flash = match program {
+        Program::Selftest => format!("{blob_bytes} blob + {} expected logits", sizes.expected),
+        Program::Serve | Program::Bench => format!("{blob_bytes} blob"),
+    };
+    let buffers = match program {
+        Program::Selftest | Program::Bench => format!("{} pixels", sizes.input),
+        Program::Serve => format!("{} frame buffers", sizes.rx_frame + sizes.tx_frame),
+    };
+    Some(format!(
+        "the model {path} does not fit the {} program on the board {board}: flash {} bytes needed ({model_flash} + \
+         {} code), {} available; RAM {} bytes needed ({} arena + {buffers} + {} static + {STACK_BYTES} \
+         stack), {} available",
+        program.name(),
+        need.flash,
+        allowance.code,
+        memory.flash,
+        need.ram,
+        sizes.arena,
+        allowance.ram,
+        memory.ram
+    ))
+}
