@@ -12,6 +12,8 @@ pub struct Board {
     pub qemu: Option<Qemu>,
     /// probe-rs's name for the chip, for real boards.
     pub chip: Option<&'static str>,
+    /// The Rust target the firmware is built for.
+    pub target: &'static str,
 }
 
 /// A QEMU machine.
@@ -23,12 +25,35 @@ pub struct Qemu {
     pub cpu: Option<&'static str>,
 }
 
+/// Cortex-M4F and M7: ARMv7E-M with the DSP extension and an FPU.
+const V7EM: &str = "thumbv7em-none-eabihf";
+/// Cortex-M0 and M0+: ARMv6-M.
+pub const V6M: &str = "thumbv6m-none-eabi";
+
 /// Every board, in the order reports list them.
-pub const BOARDS: [Board; 4] = [
-    Board { name: "qemu-m4", qemu: Some(Qemu { machine: "mps2-an386", cpu: Some("cortex-m4") }), chip: None },
-    Board { name: "qemu-m7", qemu: Some(Qemu { machine: "mps2-an500", cpu: Some("cortex-m7") }), chip: None },
-    Board { name: "stm32f4", qemu: Some(Qemu { machine: "netduinoplus2", cpu: None }), chip: Some("STM32F405RGTx") },
-    Board { name: "nrf52840dk", qemu: None, chip: Some("nRF52840_xxAA") },
+pub const BOARDS: [Board; 5] = [
+    Board {
+        name: "qemu-m4",
+        qemu: Some(Qemu { machine: "mps2-an386", cpu: Some("cortex-m4") }),
+        chip: None,
+        target: V7EM,
+    },
+    Board {
+        name: "qemu-m7",
+        qemu: Some(Qemu { machine: "mps2-an500", cpu: Some("cortex-m7") }),
+        chip: None,
+        target: V7EM,
+    },
+    Board {
+        name: "stm32f4",
+        qemu: Some(Qemu { machine: "netduinoplus2", cpu: None }),
+        chip: Some("STM32F405RGTx"),
+        target: V7EM,
+    },
+    Board { name: "nrf52840dk", qemu: None, chip: Some("nRF52840_xxAA"), target: V7EM },
+    // A Cortex-M3 machine running ARMv6-M code: a Cortex-M0+'s instructions, counted
+    // exactly (QEMU has no M0+ machine with a UART we drive).
+    Board { name: "qemu-m0plus", qemu: Some(Qemu { machine: "mps2-an385", cpu: None }), chip: None, target: V6M },
 ];
 
 /// Where the firmware sends its logs and exit code; part of how it is built.

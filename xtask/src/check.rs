@@ -68,7 +68,18 @@ fn checks() -> Vec<(String, Step)> {
     for (board, transport) in variants.iter().copied() {
         let features = format!("{},{}", board.name, transport.feature());
         let name = format!("firmware clippy ({features})");
-        let args = ["clippy", "--release", "--no-default-features", "--features", &features, "--", "-D", "warnings"];
+        let args = [
+            "clippy",
+            "--release",
+            "--target",
+            board.target,
+            "--no-default-features",
+            "--features",
+            &features,
+            "--",
+            "-D",
+            "warnings",
+        ];
         checks.push((name, with(&firmware, &args)));
     }
     for (board, transport) in variants {
@@ -90,14 +101,21 @@ fn checks() -> Vec<(String, Step)> {
             Step::Task(Box::new(move || qemu::selftest(board, None))),
         ));
     }
-    // The DSP kernels on random models: the Cortex-M4 (mps2-an386) and the M7 (mps2-an500).
-    for name in ["qemu-m4", "qemu-m7"] {
+    // The kernels on random models: the DSP path on the Cortex-M4 (mps2-an386) and the M7
+    // (mps2-an500), the plain one on ARMv6-M (mps2-an385).
+    for name in ["qemu-m4", "qemu-m7", "qemu-m0plus"] {
         let board = crate::boards::find(name).expect("a listed board");
         checks.push((
             format!("kernel check under QEMU ({name}, random models)"),
             Step::Task(Box::new(move || qemu::kernels(board))),
         ));
     }
+    // Exact instruction counts on ARMv6-M, where no DSP path hides a slow plain one.
+    let board = crate::boards::find("qemu-m0plus").expect("a listed board");
+    checks.push((
+        "bench under QEMU (qemu-m0plus)".into(),
+        Step::Task(Box::new(move || crate::bench::run(&["--board".to_string(), board.name.to_string()]))),
+    ));
     // Both UART drivers: the MPS2's own and the STM32 HAL's.
     for name in ["qemu-m4", "stm32f4"] {
         let board = crate::boards::find(name).expect("a listed board");

@@ -79,7 +79,7 @@ pub fn build(board: Board, transport: Transport, model: Option<&Path>, programs:
     }
     let firmware = root().join("firmware");
     let mut cmd = cargo(&firmware);
-    cmd.args(["build", "--release", "--no-default-features", "--features"]);
+    cmd.args(["build", "--release", "--target", board.target, "--no-default-features", "--features"]);
     cmd.arg(format!("{},{}", board.name, transport.feature()));
     for program in programs {
         cmd.args(["--bin", program.bin()]);
@@ -95,7 +95,7 @@ pub fn build(board: Board, transport: Transport, model: Option<&Path>, programs:
     }
     tools::run(&mut cmd).with_context(|| format!("building the firmware for {}", board.name))?;
 
-    let built = firmware.join("target/thumbv7em-none-eabihf/release");
+    let built = firmware.join("target").join(board.target).join("release");
     let dir = firmware.join("target/boards").join(format!("{}-{}", board.name, transport.feature()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let build = Build { dir };

@@ -111,7 +111,7 @@ fn write_model(dir: &Path, name: &str, input: Shape, arch: &[Arch], classes: u16
 fn build_output(board: Board, blob: &Path, program: Mode) -> anyhow::Result<std::process::Output> {
     let transport: Transport = board.default_transport();
     let mut cmd = tools::cargo(&root().join("firmware"));
-    cmd.args(["build", "--release", "--no-default-features", "--features"])
+    cmd.args(["build", "--release", "--target", board.target, "--no-default-features", "--features"])
         .arg(format!("{},{}", board.name, transport.feature()))
         .args(["--bin", program.bin()])
         .env("FITNETS_MODEL", blob);

@@ -42,7 +42,7 @@ commands:
           (random models) on the M4 and M7, the serve check and a classify check (300
           IDX images, then 24 pictures of mixed formats and sizes); `--only` runs the
           checks whose name contains TEXT
-  qemu    --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve|bench|kernels]
+  qemu    --board qemu-m4|qemu-m7|stm32f4|qemu-m0plus [--model F] [--mode selftest|serve|bench|kernels]
           [--port N]
           runs the firmware under QEMU and decodes its logs; `serve` puts the UART on
           127.0.0.1:N (7878); `kernels` runs 64 random models against the host's logits
@@ -56,7 +56,7 @@ commands:
   storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]
           the serve check: N malformed frames (10000), then Info and N images (100)
           compared with the host bit for bit
-  bench   [--board qemu-m4|qemu-m7|stm32f4] [--model F] [--profile]
+  bench   [--board qemu-m4|qemu-m7|stm32f4|qemu-m0plus] [--model F] [--profile]
           exact instructions per step of one inference under QEMU (an instruction-count
           plugin built with gcc), per MAC, against CMSIS-NN's kernels for the same layers,
           with the arena fused and layer by layer

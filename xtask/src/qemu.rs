@@ -1,4 +1,4 @@
-//! `cargo xtask qemu --board qemu-m4|qemu-m7|stm32f4 [--model F] [--mode selftest|serve]
+//! `cargo xtask qemu --board qemu-m4|qemu-m7|stm32f4|qemu-m0plus [--model F] [--mode selftest|serve]
 //! [--port N]`: builds the firmware and runs it under QEMU, decoding its defmt logs.
 //!
 //! `selftest` exits with the firmware's verdict. `serve` puts the board's UART on

@@ -4,11 +4,13 @@
 //! Each board module has `init() -> Board`; the application only ever sees the UART as
 //! `embedded_io::Read + Write`.
 
-#[cfg(any(feature = "qemu-m4", feature = "qemu-m7"))]
+#[cfg(any(feature = "qemu-m4", feature = "qemu-m7", feature = "qemu-m0plus"))]
 pub mod cmsdk_uart;
 
 #[cfg(feature = "nrf52840dk")]
 mod nrf52840dk;
+#[cfg(feature = "qemu-m0plus")]
+mod qemu_m0plus;
 #[cfg(feature = "qemu-m4")]
 mod qemu_m4;
 #[cfg(feature = "qemu-m7")]
@@ -18,6 +20,8 @@ mod stm32f4;
 
 #[cfg(feature = "nrf52840dk")]
 use nrf52840dk as board;
+#[cfg(feature = "qemu-m0plus")]
+use qemu_m0plus as board;
 #[cfg(feature = "qemu-m4")]
 use qemu_m4 as board;
 #[cfg(feature = "qemu-m7")]
