@@ -26,5 +26,5 @@ pub mod wire;
 
 pub use format::{DecodeError, Model};
 pub use plan::arena_bytes;
-pub use run::{Prediction, RunError, Stage, run, run_traced};
+pub use run::{Prediction, RunError, Stage, run, run_traced, run_with_columns};
 pub use tensor::Shape;

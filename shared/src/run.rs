@@ -3,8 +3,9 @@
 use core::fmt;
 
 use crate::format::{DecodeError, Model};
+use crate::ops::fast::{self, Columns};
 use crate::ops::reference as kernels;
-use crate::ops::{Layer, Op, fast};
+use crate::ops::{Layer, Op};
 use crate::plan::{self, Step, StepOp};
 
 /// The result of one inference, borrowing the logits from the arena.
@@ -71,6 +72,28 @@ pub fn run_traced<'a>(
     model: &Model<'_>,
     pixels: &[u8],
     arena: &'a mut [u8],
+    mark: impl FnMut(Stage, bool),
+) -> Result<Prediction<'a>, RunError> {
+    run_in(model, pixels, arena, Columns::NATIVE, mark)
+}
+
+/// [`run()`] with the conv kernel's column layout `columns` instead of the target's
+/// own: the same logits bit for bit, which the tests check by running both on the host
+/// (where `std` is on; elsewhere the target's own layout runs whatever is asked).
+pub fn run_with_columns<'a>(
+    model: &Model<'_>,
+    pixels: &[u8],
+    arena: &'a mut [u8],
+    columns: Columns,
+) -> Result<Prediction<'a>, RunError> {
+    run_in(model, pixels, arena, columns, |_, _| {})
+}
+
+fn run_in<'a>(
+    model: &Model<'_>,
+    pixels: &[u8],
+    arena: &'a mut [u8],
+    columns: Columns,
     mut mark: impl FnMut(Stage, bool),
 ) -> Result<Prediction<'a>, RunError> {
     let needed = plan::arena_bytes(model);
@@ -113,7 +136,7 @@ pub fn run_traced<'a>(
             (&*hi, mid, out)
         };
         mark(Stage::Step(n), true);
-        execute(&step, input, output, bytemuck::pod_align_to_mut::<i8, u32>(scratch).1);
+        execute(&step, input, output, bytemuck::pod_align_to_mut::<i8, u32>(scratch).1, columns);
         mark(Stage::Step(n), false);
         at_front = !at_front;
         len = out_len;
@@ -128,9 +151,9 @@ pub fn run_traced<'a>(
 /// Runs one step: every conv with the fused kernel of [`fast`], the rest with the
 /// reference kernels. `scratch` holds at least the step's scratch words
 /// ([`Step::scratch_bytes`] less the alignment slack).
-pub(crate) fn execute(step: &Step<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32]) {
+pub(crate) fn execute(step: &Step<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32], columns: Columns) {
     if let Some(fused) = step.fused() {
-        return fast::conv_maxout_pool(&fused, input, output, scratch);
+        return fast::conv_maxout_pool(&fused, input, output, scratch, columns);
     }
     let (in_shape, out_shape) = (step.input, step.output);
     match step.op {

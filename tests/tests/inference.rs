@@ -1,9 +1,11 @@
 //! Inference on random valid models: never panics, needs exactly the planned arena,
-//! and equals a plain layer-by-layer execution (no fusion, no arena) bit for bit.
+//! and equals a plain layer-by-layer execution (no fusion, no arena) bit for bit, with
+//! either column layout of the conv kernel.
 
 use fitnets_shared::format::encode::encode;
+use fitnets_shared::ops::fast::Columns;
 use fitnets_shared::ops::reference as k;
-use fitnets_shared::{Model, RunError, plan, run};
+use fitnets_shared::{Model, RunError, plan, run, run_with_columns};
 use fitnets_tests::{SplitMix, model, paper_fitnet, random_arch, tiny};
 use proptest::prelude::*;
 
@@ -28,6 +30,12 @@ fn check_model(blob: &[u8], pixel_seed: u64) {
     let prediction = run(&model, &pixels, &mut arena).unwrap();
     assert_eq!(prediction.logits, expected.as_slice());
     assert_eq!(usize::from(prediction.class), k::argmax(&expected));
+    // Both column layouts of the conv kernel, whichever this target runs natively.
+    for columns in [Columns::Packed, Columns::Bytes] {
+        let mut arena = vec![0x3Cu8; needed];
+        let prediction = run_with_columns(&model, &pixels, &mut arena, columns).unwrap();
+        assert_eq!(prediction.logits, expected.as_slice(), "{columns:?}");
+    }
 
     // A larger arena gives the same answer; one byte less is an error, not a panic.
     let mut big = vec![0x5Au8; needed + 13];

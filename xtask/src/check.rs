@@ -110,6 +110,12 @@ fn checks() -> Vec<(String, Step)> {
             Step::Task(Box::new(move || qemu::kernels(board))),
         ));
     }
+    // The kernel check must be able to fail: a bug on purpose in the device's kernels.
+    let board = crate::boards::find("qemu-m4").expect("a listed board");
+    checks.push((
+        "kernel check catches a broken kernel (qemu-m4)".into(),
+        Step::Task(Box::new(move || qemu::kernels_catch_a_broken_kernel(board))),
+    ));
     // Exact instruction counts on ARMv6-M, where no DSP path hides a slow plain one.
     let board = crate::boards::find("qemu-m0plus").expect("a listed board");
     checks.push((

@@ -134,6 +134,34 @@ pub fn kernels(board: Board) -> anyhow::Result<()> {
     verdict(board, None, Mode::Kernels, "kernel check")
 }
 
+/// Builds the `kernels` program for `board` with the bug on purpose of `shared`
+/// (`FITNETS_BREAK_KERNEL=1`: the device rounds negative ties the wrong way, the host
+/// does not), in a target folder of its own, and fails unless the kernel check catches
+/// it: a check that cannot fail proves nothing.
+pub fn kernels_catch_a_broken_kernel(board: Board) -> anyhow::Result<()> {
+    let firmware = crate::tools::root().join("firmware");
+    let target_dir = firmware.join("target/broken");
+    let mut cmd = crate::tools::cargo(&firmware);
+    cmd.args(["build", "--release", "--target", board.target, "--no-default-features", "--features"])
+        .arg(format!("{},{}", board.name, Transport::Qemu.feature()))
+        .args(["--bin", Mode::Kernels.bin()])
+        .env("FITNETS_BREAK_KERNEL", "1")
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("FITNETS_MODEL");
+    tools::run(&mut cmd).context("building the kernel check with a broken kernel")?;
+    let elf = target_dir.join(board.target).join("release").join(Mode::Kernels.bin());
+    let (status, lines) = start(board, &elf, &Serial::Null)?.wait(SELFTEST_LIMIT)?;
+    let caught = lines.iter().find(|l| l.contains("random models match"));
+    match (status.code(), caught) {
+        (Some(0), _) => bail!("the kernel check passed with a broken kernel on {}", board.name),
+        (_, Some(line)) => {
+            eprintln!("the broken kernel was caught: {}", line.trim());
+            Ok(())
+        }
+        (code, None) => bail!("the broken kernel check ended without its verdict on {} ({code:?})", board.name),
+    }
+}
+
 /// Runs a program that exits with a verdict, `what`, and fails unless it passed.
 fn verdict(board: Board, model: Option<&Path>, mode: Mode, what: &str) -> anyhow::Result<()> {
     let build = firmware::build(board, Transport::Qemu, model, &[mode])?;

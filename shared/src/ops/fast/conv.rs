@@ -1,20 +1,12 @@
-//! Conv2d + maxout (+ max pooling) in one pass, with four pixels per inner loop and
-//! 16-bit packed arithmetic ([`super::packed`]).
+//! Conv2d + maxout (+ max pooling) in one pass, four pixels per inner loop.
 //!
 //! Before the first pixel the kernel decodes each conv channel's bias, requantization
-//! constants and last weights once into a table at the start of the scratch
-//! ([`super::scale`]). Then, for
-//! each output cell, it copies the input windows it needs into *columns* in the rest of
-//! the scratch: `x - input_zero_point` as 16-bit values, padding as 0 (which adds
-//! nothing, exactly as the reference skips it), in the order of the weights' inner axes
-//! `(ky, kx, i)`. Each run of 4 values `v0 v1 v2 v3` is stored as two words `(v0, v2)` and
-//! `(v1, v3)`, the lanes that `SXTB16` and `SXTB16 ROR #8` make of 4 weight bytes, so one
-//! weight word feeds two `SMLAD`s per pixel. A window whose length is not a multiple of
-//! 4 ends with a run padded with zeros. Pixels go in *chunks* of four, interleaved run by
-//! run (pixel 0's two words, pixel 1's, pixel 2's, pixel 3's; then the next run), so the
-//! inner loop walks all four with one pointer, unpacks each weight word once for four
-//! pixels and keeps its four accumulators in registers. A last chunk with fewer pixels
-//! repeats its last pixel.
+//! constants and anything its column layout needs once into a table at the start of the
+//! scratch ([`super::scale`]). Then, for each output cell, it copies the input windows it
+//! needs into *columns* in the rest of the scratch, in the order of the weights' inner
+//! axes `(ky, kx, i)`, four pixels to a *chunk*, laid out as the [`Layout`] says
+//! ([`super::columns`]: 16-bit lanes for the DSP extension, bytes elsewhere). A last
+//! chunk with fewer pixels repeats its last pixel.
 //!
 //! The pixels of one output cell: the pool window (in as many chunks as it needs), or,
 //! without pooling, four pixels in raster order (one output cell each). Per conv
@@ -30,18 +22,13 @@
 //! the pre-pooling tensor never exist: only the columns and the final output.
 //!
 //! Integer sums are exact in any order: the accumulator bound checked on decode
-//! ([`Conv2d`]) holds for every partial sum.
+//! ([`Conv2d`]) holds for every partial sum of the reference's order, and a layout whose
+//! partial sums may leave it wraps back into the exact final sum.
 
-use super::packed::{smlad, splat, ssub16, sxtb16, sxtb16_ror8};
+use super::columns::{Bytes, Columns, LANES, Layout, Packed};
 use super::scale::{self, CHANNEL_WORDS, Channel};
-use crate::ops::{Conv2d, Window};
+use crate::ops::Conv2d;
 use crate::tensor::Shape;
-
-/// Pixels per inner loop.
-const LANES: usize = 4;
-/// Words of one run of 4 values for a whole chunk: two per pixel.
-const RUN_WORDS: usize = 2 * LANES;
-
 /// The step [`conv_maxout_pool`] computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fused<'a> {
@@ -61,15 +48,10 @@ pub struct Fused<'a> {
 
 impl Fused<'_> {
     /// Values in one window: `kernel_h * kernel_w * in_channels`.
-    fn window_len(&self) -> usize {
+    pub(super) fn window_len(&self) -> usize {
         usize::from(self.conv.window.kernel_h)
             * usize::from(self.conv.window.kernel_w)
             * usize::from(self.input.channels)
-    }
-
-    /// Words of one chunk's columns: runs of 4 values, the last one padded.
-    fn chunk_words(&self) -> usize {
-        self.window_len().div_ceil(4) * RUN_WORDS
     }
 
     /// Conv pixels whose columns exist at once: the pool window, or one chunk.
@@ -77,20 +59,35 @@ impl Fused<'_> {
         self.pool.map_or(LANES, |(h, w)| usize::from(h) * usize::from(w))
     }
 
-    /// Scratch words the kernel needs: the channel table and the columns.
+    /// Scratch words the kernel needs: the channel table and the columns, in the
+    /// largest layout, so that every target plans the same arena.
     pub fn scratch_words(&self) -> usize {
-        usize::from(self.conv_output.channels) * CHANNEL_WORDS + self.pixels().div_ceil(LANES) * self.chunk_words()
+        usize::from(self.conv_output.channels) * CHANNEL_WORDS
+            + self.pixels().div_ceil(LANES) * Packed::chunk_words(self)
     }
 }
 
-/// Runs `step` from `input` into `output`, using `scratch` (at least
-/// [`Fused::scratch_words`] words) for the channel table and the columns.
-pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32]) {
+/// Runs `step` from `input` into `output` with the `columns` layout, using `scratch` (at
+/// least [`Fused::scratch_words`] words) for the channel table and the columns. A
+/// target compiles the layouts it can be asked for: its native one, and both where `std`
+/// is on (the host's tests); another falls back to the native one.
+pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32], columns: Columns) {
+    let all = cfg!(feature = "std");
+    match columns {
+        Columns::Packed if all || Columns::NATIVE == Columns::Packed => run::<Packed>(step, input, output, scratch),
+        Columns::Bytes if all || Columns::NATIVE == Columns::Bytes => run::<Bytes>(step, input, output, scratch),
+        _ if Columns::NATIVE == Columns::Packed => run::<Packed>(step, input, output, scratch),
+        _ => run::<Bytes>(step, input, output, scratch),
+    }
+}
+
+/// [`conv_maxout_pool`] in layout `L`.
+fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32]) {
     let (table, columns) = scratch.split_at_mut(usize::from(step.conv_output.channels) * CHANNEL_WORDS);
     let table: &mut [Channel] = bytemuck::cast_slice_mut(table);
-    fill_table(step, table);
+    fill_table::<L>(step, table);
     let pixels = step.pixels();
-    let columns = &mut columns[..pixels.div_ceil(LANES) * step.chunk_words()];
+    let columns = &mut columns[..pixels.div_ceil(LANES) * L::chunk_words(step)];
     let out = step.output;
     let units = usize::from(out.channels);
     match step.pool {
@@ -98,9 +95,9 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
             let (ph, pw) = (usize::from(ph), usize::from(pw));
             for oy in 0..usize::from(out.height) {
                 for ox in 0..usize::from(out.width) {
-                    fill(step, input, columns, pixels, |p| (oy * ph + p / pw, ox * pw + p % pw));
+                    fill::<L>(step, input, columns, pixels, |p| (oy * ph + p / pw, ox * pw + p % pw));
                     let cell = out.index(oy, ox, 0);
-                    pooled_channels(step, table, columns, &mut output[cell..cell + units]);
+                    pooled_channels::<L>(step, table, columns, &mut output[cell..cell + units]);
                 }
             }
         }
@@ -110,25 +107,19 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
             let (width, cells) = (usize::from(out.width), out.len() / units);
             for first in (0..cells).step_by(LANES) {
                 let n = (cells - first).min(LANES);
-                fill(step, input, columns, n, |p| ((first + p) / width, (first + p) % width));
-                pixel_channels(step, table, columns, n, &mut output[first * units..(first + n) * units]);
+                fill::<L>(step, input, columns, n, |p| ((first + p) / width, (first + p) % width));
+                pixel_channels::<L>(step, table, columns, n, &mut output[first * units..(first + n) * units]);
             }
         }
     }
 }
 
-/// The channel table: bias, requantization constants and unpacked last weights of each
-/// conv channel.
-fn fill_table(step: &Fused<'_>, table: &mut [Channel]) {
-    let conv = &step.conv;
+/// The channel table: bias, requantization constants and what `L` needs of each conv
+/// channel.
+fn fill_table<L: Layout>(step: &Fused<'_>, table: &mut [Channel]) {
     let k = step.window_len();
-    for (o, (c, weights)) in table.iter_mut().zip(conv.weights.0.chunks_exact(k)).enumerate() {
-        let mut last = [0u8; 4];
-        let rest = &weights[k / 4 * 4..];
-        last[..rest.len()].copy_from_slice(rest);
-        let last = u32::from_le_bytes(last);
-        let (bias, requant) = (conv.bias.get(o), &conv.requant);
-        *c = scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o), [sxtb16(last), sxtb16_ror8(last)]);
+    for (o, (c, weights)) in table.iter_mut().zip(step.conv.weights.0.chunks_exact(k)).enumerate() {
+        *c = L::channel(step, o, weights);
     }
 }
 
@@ -137,94 +128,39 @@ fn fill_table(step: &Fused<'_>, table: &mut [Channel]) {
 /// window again: a pooled maximum is unchanged by a repeated pixel, and an unpooled
 /// step ignores their sums.
 #[inline(always)]
-fn fill(step: &Fused<'_>, input: &[i8], columns: &mut [u32], pixels: usize, at: impl Fn(usize) -> (usize, usize)) {
-    if !usize::from(step.input.channels).is_multiple_of(4) {
-        // The value-by-value path ORs lanes in.
+fn fill<L: Layout>(
+    step: &Fused<'_>,
+    input: &[i8],
+    columns: &mut [u32],
+    pixels: usize,
+    at: impl Fn(usize) -> (usize, usize),
+) {
+    if L::clears(step) {
         columns.fill(0);
     }
-    let words = step.chunk_words();
+    let words = L::chunk_words(step);
     for p in 0..pixels.div_ceil(LANES) * LANES {
         let (y, x) = at(p.min(pixels - 1));
         let chunk = p / LANES * words;
-        fill_column(step, input, y, x, &mut columns[chunk..chunk + words], p % LANES);
-    }
-}
-
-/// Packs conv pixel `(y, x)`'s window into slot `slot` of `chunk`. Not inlined: one copy
-/// serves both loops, which keeps the firmware's flash down at the cost of a call per
-/// pixel.
-#[inline(never)]
-fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [u32], slot: usize) {
-    let Window { kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, .. } = step.conv.window;
-    let shape = step.input;
-    let channels = usize::from(shape.channels);
-    let zero_point = step.conv.input_zero_point;
-    let y0 = (y * usize::from(stride_h)) as isize - pad_top as isize;
-    let x0 = (x * usize::from(stride_w)) as isize - pad_left as isize;
-    let inside = |y: isize, x: isize| y >= 0 && x >= 0 && y < shape.height as isize && x < shape.width as isize;
-    if channels.is_multiple_of(4) {
-        // Every cell is a whole number of runs: two words per input word.
-        let zp = splat(zero_point as i16);
-        let lane = 2 * slot.min(LANES - 1);
-        let cell_words = channels / 4 * RUN_WORDS;
-        let mut cells = chunk.chunks_exact_mut(cell_words);
-        for ky in 0..kernel_h as isize {
-            for kx in 0..kernel_w as isize {
-                let Some(cell) = cells.next() else { return };
-                let (yy, xx) = (y0 + ky, x0 + kx);
-                if inside(yy, xx) {
-                    let at = shape.index(yy as usize, xx as usize, 0);
-                    for (four, run) in input[at..at + channels].chunks_exact(4).zip(cell.chunks_exact_mut(RUN_WORDS)) {
-                        let w = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
-                        run[lane] = ssub16(sxtb16(w), zp);
-                        run[lane + 1] = ssub16(sxtb16_ror8(w), zp);
-                    }
-                } else {
-                    for run in cell.chunks_exact_mut(RUN_WORDS) {
-                        run[lane] = 0;
-                        run[lane + 1] = 0;
-                    }
-                }
-            }
-        }
-    } else {
-        // Runs straddle cells (few input channels, as a first layer): value by value,
-        // into words the caller zeroed; padding cells stay zero.
-        let mut k = 0;
-        for ky in 0..kernel_h as isize {
-            for kx in 0..kernel_w as isize {
-                let (yy, xx) = (y0 + ky, x0 + kx);
-                if !inside(yy, xx) {
-                    k += channels;
-                    continue;
-                }
-                let at = shape.index(yy as usize, xx as usize, 0);
-                for &v in &input[at..at + channels] {
-                    let lane = u32::from((i32::from(v) - zero_point) as i16 as u16);
-                    // (v0, v2) then (v1, v3): positions 0 and 2 in the first word.
-                    chunk[k / 4 * RUN_WORDS + 2 * slot + k % 2] |= lane << (16 * (k % 4 / 2));
-                    k += 1;
-                }
-            }
-        }
+        L::fill_column(step, input, y, x, &mut columns[chunk..chunk + words], p % LANES);
     }
 }
 
 /// Every conv channel of the pixels whose columns are in `columns` (at least one chunk),
 /// reduced by max into one output cell, and maxout: a pooled step's cell `out`. Not
-/// inlined, like [`fill_column`].
+/// inlined: one copy serves every step.
 #[inline(never)]
-fn pooled_channels(step: &Fused<'_>, table: &[Channel], columns: &[u32], out: &mut [i8]) {
-    let (k, pieces, words) = (step.window_len(), usize::from(step.pieces), step.chunk_words());
+fn pooled_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], columns: &[u32], out: &mut [i8]) {
+    let (k, pieces, words) = (step.window_len(), usize::from(step.pieces), L::chunk_words(step));
     let stage = step.conv.output;
     let (first, others) = columns.split_at(words);
     let units = step.conv.weights.0.chunks_exact(k * pieces).zip(table.chunks_exact(pieces));
     for ((unit_weights, unit_table), out) in units.zip(out) {
         let mut best = i8::MIN;
         for (weights, c) in unit_weights.chunks_exact(k).zip(unit_table) {
-            let mut top = max_4(dot_4(first, weights, c));
+            let mut top = max_4(L::dot_4(first, weights, c));
             for chunk in others.chunks_exact(words) {
-                top = top.max(max_4(dot_4(chunk, weights, c)));
+                top = top.max(max_4(L::dot_4(chunk, weights, c)));
             }
             best = best.max(stage.finish(scale::requantize(top, c)));
         }
@@ -233,9 +169,9 @@ fn pooled_channels(step: &Fused<'_>, table: &[Channel], columns: &[u32], out: &m
 }
 
 /// Every conv channel of the four pixels of `chunk`, and maxout: the first `cells`
-/// pixels' output cells, side by side in `out`. Not inlined, like [`fill_column`].
+/// pixels' output cells, side by side in `out`. Not inlined, like [`pooled_channels`].
 #[inline(never)]
-fn pixel_channels(step: &Fused<'_>, table: &[Channel], chunk: &[u32], cells: usize, out: &mut [i8]) {
+fn pixel_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], chunk: &[u32], cells: usize, out: &mut [i8]) {
     let (k, pieces) = (step.window_len(), usize::from(step.pieces));
     let units = usize::from(step.output.channels);
     let stage = step.conv.output;
@@ -244,7 +180,7 @@ fn pixel_channels(step: &Fused<'_>, table: &[Channel], chunk: &[u32], cells: usi
         // As i32, so the running maxima stay in registers without sign extensions.
         let mut best = [i32::MIN; LANES];
         for (weights, c) in unit_weights.chunks_exact(k).zip(unit_table) {
-            let accs = dot_4(chunk, weights, c);
+            let accs = L::dot_4(chunk, weights, c);
             for (b, acc) in best.iter_mut().zip(accs) {
                 *b = (*b).max(i32::from(stage.finish(scale::requantize(acc, c))));
             }
@@ -257,94 +193,4 @@ fn pixel_channels(step: &Fused<'_>, table: &[Channel], chunk: &[u32], cells: usi
 
 fn max_4(accs: [i32; LANES]) -> i32 {
     accs[0].max(accs[1]).max(accs[2].max(accs[3]))
-}
-
-/// `bias + dot(column, weights)` for the four pixels of `chunk`; `weights` holds the `k`
-/// weights of the channel `c`, whose last `k % 4` the table holds unpacked.
-#[inline(always)]
-fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES] {
-    let blocks = weights.len() / 4;
-    let (runs, tail) = chunk.split_at(blocks * RUN_WORDS);
-    let mut accs = runs_4(runs, &weights[..blocks * 4], [c[0]; LANES]);
-    if !weights.len().is_multiple_of(4) {
-        // The padded last run.
-        let (w02, w13) = (c[6] as u32, c[7] as u32);
-        for (acc, pixel) in accs.iter_mut().zip(tail[..RUN_WORDS].chunks_exact(2)) {
-            *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
-        }
-    }
-    accs
-}
-
-/// The whole runs of [`dot_4`]: per 4 weights, one weight word unpacked into two and 8
-/// `SMLAD`s, two per pixel.
-#[cfg(not(fitnets_dsp))]
-#[inline(always)]
-fn runs_4(runs: &[u32], weights: &[u8], mut accs: [i32; LANES]) -> [i32; LANES] {
-    for (run, w) in runs.chunks_exact(RUN_WORDS).zip(weights.chunks_exact(4)) {
-        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        let (w02, w13) = (sxtb16(w), sxtb16_ror8(w));
-        for (acc, pixel) in accs.iter_mut().zip(run.chunks_exact(2)) {
-            *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
-        }
-    }
-    accs
-}
-
-/// [`runs_4`] as one `asm!` loop on a DSP core: the compiler's version spills (r6 and r7
-/// are not available to it), this one keeps all 11 values in registers. Per 4 weights:
-/// one weight word, 2 `SXTB16`, 4 `LDRD`s of the interleaved columns, 8 `SMLAD` and the
-/// loop test: 17 instructions for 16 MACs.
-#[cfg(fitnets_dsp)]
-#[inline(always)]
-fn runs_4(runs: &[u32], weights: &[u8], accs: [i32; LANES]) -> [i32; LANES] {
-    let blocks = weights.len() / 4;
-    // The loop reads 8 words of `runs` and 4 bytes of `weights` per block.
-    assert!(runs.len() >= RUN_WORDS * blocks);
-    let [mut a0, mut a1, mut a2, mut a3] = accs;
-    if blocks == 0 {
-        return accs;
-    }
-    let start = weights.as_ptr();
-    // SAFETY: `start + 4 * blocks` is the end of `weights`, one past its last byte.
-    let end = unsafe { start.add(4 * blocks) };
-    // SAFETY: the loop reads `weights[..4 * blocks]` (LDR, any alignment on a Cortex-M4/M7)
-    // and `runs[..8 * blocks]` (LDRD, word-aligned since `runs` is a `u32` slice), both
-    // in bounds by the assert above; it writes no memory and no stack, only the
-    // registers declared and the flags.
-    unsafe {
-        core::arch::asm!(
-            "2:",
-            "ldr {u}, [{q}], #4",
-            "sxtb16 {t}, {u}",
-            "sxtb16 {u}, {u}, ror #8",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a0}, {x0}, {t}, {a0}",
-            "smlad {a0}, {x1}, {u}, {a0}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a1}, {x0}, {t}, {a1}",
-            "smlad {a1}, {x1}, {u}, {a1}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a2}, {x0}, {t}, {a2}",
-            "smlad {a2}, {x1}, {u}, {a2}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a3}, {x0}, {t}, {a3}",
-            "smlad {a3}, {x1}, {u}, {a3}",
-            "cmp {q}, {end}",
-            "bne 2b",
-            p = inout(reg) runs.as_ptr() => _,
-            q = inout(reg) start => _,
-            end = in(reg) end,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
-            a3 = inout(reg) a3,
-            u = out(reg) _,
-            t = out(reg) _,
-            x0 = out(reg) _,
-            x1 = out(reg) _,
-            options(nostack, readonly),
-        );
-    }
-    [a0, a1, a2, a3]
 }

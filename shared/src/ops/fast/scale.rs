@@ -42,7 +42,11 @@ pub fn requantize(acc: i32, c: &Channel) -> i32 {
     let x = acc << (left as u32 & 31);
     let high = ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32;
     // Rounding division by 2^right, ties away from zero.
+    #[cfg(not(fitnets_broken))]
     let threshold = half + i32::from(high < 0);
+    // The bug on purpose (`build.rs`): negative ties round towards zero.
+    #[cfg(fitnets_broken)]
+    let threshold = half;
     (high >> (right as u32 & 31)) + i32::from(high & mask > threshold)
 }
 

@@ -1,0 +1,51 @@
+//! How the conv kernel lays out the input windows it multiplies: a [`Layout`] fills a
+//! chunk of columns (four pixels' windows) and takes dot products over it. Two exist:
+//! [`Packed`], 16-bit lanes for the DSP extension's `SMLAD`, and [`Bytes`], one byte per
+//! value for a plain multiplier (Cortex-M0+ and the host). Both give the reference's
+//! accumulators exactly; [`Columns::NATIVE`] is the one this target runs, and the tests
+//! run both.
+
+mod bytes;
+mod packed;
+
+pub use bytes::Bytes;
+pub use packed::Packed;
+
+use super::Fused;
+use super::scale::Channel;
+
+/// Pixels per chunk, and per inner loop.
+pub const LANES: usize = 4;
+
+/// A column layout.
+pub trait Layout {
+    /// Words of one chunk's columns. At most [`Packed`]'s, which sizes the scratch.
+    fn chunk_words(step: &Fused<'_>) -> usize;
+
+    /// The table entry of conv channel `o`, whose `k` weights are `weights`.
+    fn channel(step: &Fused<'_>, o: usize, weights: &[u8]) -> Channel;
+
+    /// Whether the columns must be zeroed before each fill.
+    fn clears(step: &Fused<'_>) -> bool;
+
+    /// Packs conv pixel `(y, x)`'s window into slot `slot` of `chunk`.
+    fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [u32], slot: usize);
+
+    /// `bias + dot(column, weights)` for the four pixels of `chunk`, with the channel
+    /// `c` whose `k` weights are `weights`.
+    fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES];
+}
+
+/// The layouts, to choose one at run time (the tests run both on the host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Columns {
+    /// 16-bit lanes, two words per run of 4 values and pixel, for `SMLAD`.
+    Packed,
+    /// One byte per value and pixel, for a plain multiplier.
+    Bytes,
+}
+
+impl Columns {
+    /// The layout this target runs: `Packed` with the DSP extension, else `Bytes`.
+    pub const NATIVE: Columns = if cfg!(fitnets_dsp) { Columns::Packed } else { Columns::Bytes };
+}

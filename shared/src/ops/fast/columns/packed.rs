@@ -1,0 +1,198 @@
+//! The 16-bit column layout, for cores with the DSP extension: each run of 4 window
+//! values `v0 v1 v2 v3` of a pixel is two words, `(v0, v2)` and `(v1, v3)` as 16-bit
+//! lanes of `x - input_zero_point` (padding 0), the lanes that `SXTB16` and
+//! `SXTB16 ROR #8` make of 4 weight bytes, so one weight word feeds two `SMLAD`s per
+//! pixel. A chunk interleaves its four pixels run by run (pixel 0's two words, pixel 1's,
+//! pixel 2's, pixel 3's; then the next run), so the inner loop walks all four with one
+//! pointer, unpacks each weight word once for four pixels and keeps its four accumulators
+//! in registers. A window whose length is not a multiple of 4 ends with a run padded with
+//! zeros, whose weights the channel table holds unpacked.
+
+use super::super::packed::{smlad, splat, ssub16, sxtb16, sxtb16_ror8};
+use super::super::scale::{self, Channel};
+use super::{LANES, Layout};
+use crate::ops::Window;
+use crate::ops::fast::Fused;
+
+/// Words of one run of 4 values for a whole chunk: two per pixel.
+const RUN_WORDS: usize = 2 * LANES;
+
+/// The 16-bit layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Packed;
+
+impl Layout for Packed {
+    fn chunk_words(step: &Fused<'_>) -> usize {
+        step.window_len().div_ceil(4) * RUN_WORDS
+    }
+
+    fn channel(step: &Fused<'_>, o: usize, weights: &[u8]) -> Channel {
+        let k = weights.len();
+        let mut last = [0u8; 4];
+        let rest = &weights[k / 4 * 4..];
+        last[..rest.len()].copy_from_slice(rest);
+        let last = u32::from_le_bytes(last);
+        let (bias, requant) = (step.conv.bias.get(o), &step.conv.requant);
+        scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o), [sxtb16(last), sxtb16_ror8(last)])
+    }
+
+    fn clears(step: &Fused<'_>) -> bool {
+        // The value-by-value path ORs lanes in.
+        !usize::from(step.input.channels).is_multiple_of(4)
+    }
+
+    #[inline(always)]
+    fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [u32], slot: usize) {
+        fill_column(step, input, y, x, chunk, slot)
+    }
+
+    /// Per 4 weights, one weight word unpacked into two and 8 `SMLAD`s, two per pixel
+    /// ([`runs_4`]); the padded last run takes its weights from the table.
+    #[inline(always)]
+    fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES] {
+        let blocks = weights.len() / 4;
+        let (runs, tail) = chunk.split_at(blocks * RUN_WORDS);
+        let mut accs = runs_4(runs, &weights[..blocks * 4], [c[0]; LANES]);
+        if !weights.len().is_multiple_of(4) {
+            // The padded last run.
+            let (w02, w13) = (c[6] as u32, c[7] as u32);
+            for (acc, pixel) in accs.iter_mut().zip(tail[..RUN_WORDS].chunks_exact(2)) {
+                *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
+            }
+        }
+        accs
+    }
+}
+
+/// Packs conv pixel `(y, x)`'s window into slot `slot` of `chunk`. Not inlined: one copy
+/// serves both loops, which keeps the firmware's flash down at the cost of a call per
+/// pixel.
+#[inline(never)]
+fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [u32], slot: usize) {
+    let Window { kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left, .. } = step.conv.window;
+    let shape = step.input;
+    let channels = usize::from(shape.channels);
+    let zero_point = step.conv.input_zero_point;
+    let y0 = (y * usize::from(stride_h)) as isize - pad_top as isize;
+    let x0 = (x * usize::from(stride_w)) as isize - pad_left as isize;
+    let inside = |y: isize, x: isize| y >= 0 && x >= 0 && y < shape.height as isize && x < shape.width as isize;
+    if channels.is_multiple_of(4) {
+        // Every cell is a whole number of runs: two words per input word.
+        let zp = splat(zero_point as i16);
+        let lane = 2 * slot.min(LANES - 1);
+        let cell_words = channels / 4 * RUN_WORDS;
+        let mut cells = chunk.chunks_exact_mut(cell_words);
+        for ky in 0..kernel_h as isize {
+            for kx in 0..kernel_w as isize {
+                let Some(cell) = cells.next() else { return };
+                let (yy, xx) = (y0 + ky, x0 + kx);
+                if inside(yy, xx) {
+                    let at = shape.index(yy as usize, xx as usize, 0);
+                    for (four, run) in input[at..at + channels].chunks_exact(4).zip(cell.chunks_exact_mut(RUN_WORDS)) {
+                        let w = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
+                        run[lane] = ssub16(sxtb16(w), zp);
+                        run[lane + 1] = ssub16(sxtb16_ror8(w), zp);
+                    }
+                } else {
+                    for run in cell.chunks_exact_mut(RUN_WORDS) {
+                        run[lane] = 0;
+                        run[lane + 1] = 0;
+                    }
+                }
+            }
+        }
+    } else {
+        // Runs straddle cells (few input channels, as a first layer): value by value,
+        // into words the caller zeroed; padding cells stay zero.
+        let mut k = 0;
+        for ky in 0..kernel_h as isize {
+            for kx in 0..kernel_w as isize {
+                let (yy, xx) = (y0 + ky, x0 + kx);
+                if !inside(yy, xx) {
+                    k += channels;
+                    continue;
+                }
+                let at = shape.index(yy as usize, xx as usize, 0);
+                for &v in &input[at..at + channels] {
+                    let lane = u32::from((i32::from(v) - zero_point) as i16 as u16);
+                    // (v0, v2) then (v1, v3): positions 0 and 2 in the first word.
+                    chunk[k / 4 * RUN_WORDS + 2 * slot + k % 2] |= lane << (16 * (k % 4 / 2));
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The whole runs of [`Packed::dot_4`]: per 4 weights, one weight word unpacked into two and 8
+/// `SMLAD`s, two per pixel.
+#[cfg(not(fitnets_dsp))]
+#[inline(always)]
+fn runs_4(runs: &[u32], weights: &[u8], mut accs: [i32; LANES]) -> [i32; LANES] {
+    for (run, w) in runs.chunks_exact(RUN_WORDS).zip(weights.chunks_exact(4)) {
+        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        let (w02, w13) = (sxtb16(w), sxtb16_ror8(w));
+        for (acc, pixel) in accs.iter_mut().zip(run.chunks_exact(2)) {
+            *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
+        }
+    }
+    accs
+}
+
+/// [`runs_4`] as one `asm!` loop on a DSP core: the compiler's version spills (r6 and r7
+/// are not available to it), this one keeps all 11 values in registers. Per 4 weights:
+/// one weight word, 2 `SXTB16`, 4 `LDRD`s of the interleaved columns, 8 `SMLAD` and the
+/// loop test: 17 instructions for 16 MACs.
+#[cfg(fitnets_dsp)]
+#[inline(always)]
+fn runs_4(runs: &[u32], weights: &[u8], accs: [i32; LANES]) -> [i32; LANES] {
+    let blocks = weights.len() / 4;
+    // The loop reads 8 words of `runs` and 4 bytes of `weights` per block.
+    assert!(runs.len() >= RUN_WORDS * blocks);
+    let [mut a0, mut a1, mut a2, mut a3] = accs;
+    if blocks == 0 {
+        return accs;
+    }
+    let start = weights.as_ptr();
+    // SAFETY: `start + 4 * blocks` is the end of `weights`, one past its last byte.
+    let end = unsafe { start.add(4 * blocks) };
+    // SAFETY: the loop reads `weights[..4 * blocks]` (LDR, any alignment on a Cortex-M4/M7)
+    // and `runs[..8 * blocks]` (LDRD, word-aligned since `runs` is a `u32` slice), both
+    // in bounds by the assert above; it writes no memory and no stack, only the
+    // registers declared and the flags.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {u}, [{q}], #4",
+            "sxtb16 {t}, {u}",
+            "sxtb16 {u}, {u}, ror #8",
+            "ldrd {x0}, {x1}, [{p}], #8",
+            "smlad {a0}, {x0}, {t}, {a0}",
+            "smlad {a0}, {x1}, {u}, {a0}",
+            "ldrd {x0}, {x1}, [{p}], #8",
+            "smlad {a1}, {x0}, {t}, {a1}",
+            "smlad {a1}, {x1}, {u}, {a1}",
+            "ldrd {x0}, {x1}, [{p}], #8",
+            "smlad {a2}, {x0}, {t}, {a2}",
+            "smlad {a2}, {x1}, {u}, {a2}",
+            "ldrd {x0}, {x1}, [{p}], #8",
+            "smlad {a3}, {x0}, {t}, {a3}",
+            "smlad {a3}, {x1}, {u}, {a3}",
+            "cmp {q}, {end}",
+            "bne 2b",
+            p = inout(reg) runs.as_ptr() => _,
+            q = inout(reg) start => _,
+            end = in(reg) end,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            u = out(reg) _,
+            t = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}
