@@ -28,7 +28,7 @@ use crate::boards::{self, Board, Transport};
 use crate::elf;
 use crate::firmware::{self, Mode};
 use crate::tools::{self, root};
-use crate::{profile, qemu, qemu::Serial, size};
+use crate::{cycles, profile, qemu, qemu::Serial, size};
 
 /// CMSIS-NN's conv kernels, instructions per MAC, by layer shape: input `h x w x c` to
 /// `out` channels, 3x3 kernel padded 1, stride 1.
@@ -84,12 +84,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let profile_path = build_dir().join(format!("profile-{}.txt", board.name));
     let _ = std::fs::remove_file(&log);
     let _ = std::fs::remove_file(&profile_path);
-    let mut plugin_args = format!("{},start={start:#x},end={end:#x}", plugin.display());
-    if profiled {
-        // The plugin splits its arguments at commas: the path must not hold one.
-        let path = profile_path.to_str().filter(|p| !p.contains(',')).context("the profile path holds a comma")?;
-        plugin_args.push_str(&format!(",profile={path}"));
-    }
+    // The per-address counts: for `--profile`, and for the cycle estimate.
+    // The plugin splits its arguments at commas: the path must not hold one.
+    let path = profile_path.to_str().filter(|p| !p.contains(',')).context("the profile path holds a comma")?;
+    let plugin_args = format!("{},start={start:#x},end={end:#x},profile={path}", plugin.display());
     let extra: Vec<OsString> = vec![
         "-icount".into(),
         "shift=0".into(),
@@ -111,15 +109,51 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let default_fitnet = std::fs::read(firmware::default_model()).is_ok_and(|d| d == blob);
     let table = report(&model, &counts, board, qemu_machine.machine, usage, stack.as_deref(), default_fitnet)?;
     print!("{table}");
+    let text = std::fs::read_to_string(&profile_path)
+        .with_context(|| format!("reading {} (written by the plugin)", profile_path.display()))?;
+    let executed = profile::parse(&text)?;
+    let core = match board.target {
+        boards::V6M => Some(cycles::Core::CortexM0Plus),
+        _ if board.name == "qemu-m7" => None,
+        _ => Some(cycles::Core::CortexM4),
+    };
+    match core {
+        Some(core) => print!("{}", latency(&cycles::estimate(core, &elf_bytes, &executed)?)),
+        None => println!("\nno cycle model for the Cortex-M7 (dual issue, caches): see qemu-m4 for M4 chips"),
+    }
     if profiled {
-        let text = std::fs::read_to_string(&profile_path)
-            .with_context(|| format!("reading {} (written by the plugin)", profile_path.display()))?;
-        let hot = profile::by_function(&elf_bytes, &profile::parse(&text)?)?;
+        let hot = profile::by_function(&elf_bytes, &executed)?;
         let total = counts.last().copied().unwrap_or(0);
         println!("\nwhere the whole inference's {total} instructions go (markers included), by function:\n");
         print!("{}", profile::table(&hot, total, PROFILE_ROWS));
     }
     Ok(())
+}
+
+/// The cycle estimate of the whole inference and its time on each chip of its core.
+fn latency(estimate: &cycles::Estimate) -> String {
+    let mut out = String::new();
+    let core = estimate.core;
+    let _ = writeln!(
+        out,
+        "\nestimated {} cycles of the whole inference, markers included: {} ({:.2} per instruction; {} \
+         instructions)",
+        core.name(),
+        estimate.cycles,
+        estimate.cycles as f64 / estimate.instructions.max(1) as f64,
+        estimate.instructions
+    );
+    for (class, count, spent) in estimate.by_class.iter().take(6) {
+        let _ = writeln!(out, "  {:<16} {count:>10} instructions {spent:>10} cycles", format!("{class:?}"));
+    }
+    for chip in cycles::CHIPS.iter().filter(|c| c.core == core) {
+        let _ = writeln!(out, "  {} at {} MHz: {:.1} ms per inference", chip.name, chip.mhz, estimate.ms(chip.mhz));
+    }
+    out.push_str(
+        "  (ARM's published cycles per instruction class at zero wait states; flash wait states, bus contention \
+         and interrupts not modelled: see xtask/src/cycles.rs)\n",
+    );
+    out
 }
 
 /// Where the plugin and the logs go.

@@ -7,6 +7,8 @@
 pub struct Section {
     pub kind: u32,
     pub flags: u32,
+    /// Where it is loaded.
+    pub addr: u32,
     pub offset: usize,
     pub size: usize,
     /// For a symbol table: the index of its string table.
@@ -32,6 +34,7 @@ pub fn sections(elf: &[u8]) -> Option<Vec<Section>> {
             Some(Section {
                 kind: u32_at(elf, h + 4)?,
                 flags: u32_at(elf, h + 8)?,
+                addr: u32_at(elf, h + 12)?,
                 offset: u32_at(elf, h + 16)? as usize,
                 size: u32_at(elf, h + 20)? as usize,
                 link: u32_at(elf, h + 24)? as usize,
@@ -81,6 +84,17 @@ pub fn symbols(elf: &[u8]) -> Option<Vec<Symbol<'_>>> {
             })
             .collect(),
     )
+}
+
+/// The `len` bytes loaded at `addr`, from the allocated section with file contents that
+/// holds them.
+pub fn bytes_at(elf: &[u8], addr: u32, len: usize) -> Option<&[u8]> {
+    let sections = sections(elf)?;
+    let section = sections.iter().find(|s| {
+        s.flags & SHF_ALLOC != 0 && s.kind != SHT_NOBITS && addr >= s.addr && (addr - s.addr) as usize + len <= s.size
+    })?;
+    let at = section.offset + (addr - section.addr) as usize;
+    elf.get(at..at + len)
 }
 
 /// The value of the symbol `name` in the symbol table.

@@ -6,6 +6,7 @@ mod bench;
 mod boards;
 mod check;
 mod classify;
+mod cycles;
 mod demo;
 mod elf;
 mod firmware;
