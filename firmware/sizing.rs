@@ -253,3 +253,56 @@ pub fn misfit(
         memory.ram
     ))
 }
+
+/// The measured cycles of one inference of the default model, per core, relative to
+/// `firmware/`: written by `cargo xtask bench --update`, read by the host's report to
+/// estimate any student's latency by its multiply-accumulates.
+pub const CYCLES_TABLE: &str = "memory/cycles.txt";
+
+/// One line of [`CYCLES_TABLE`]: a core (`cortex-m4`, `cortex-m0plus`), the estimated
+/// cycles of one inference of the default model on it and that model's MACs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CyclesRow {
+    pub core: String,
+    pub cycles: u64,
+    pub macs: u64,
+}
+
+impl CyclesRow {
+    /// Cycles per multiply-accumulate.
+    pub fn per_mac(&self) -> f64 {
+        self.cycles as f64 / self.macs.max(1) as f64
+    }
+}
+
+/// Parses [`CYCLES_TABLE`]: `core cycles macs` per line, `#` comments.
+pub fn parse_cycles(text: &str) -> Result<Vec<CyclesRow>, String> {
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = || format!("{CYCLES_TABLE} line {}: `{line}` is not `core cycles macs`", n + 1);
+        let [core, cycles, macs] = line.split_whitespace().collect::<Vec<_>>()[..] else { return Err(bad()) };
+        let (cycles, macs) = (cycles.parse().map_err(|_| bad())?, macs.parse().map_err(|_| bad())?);
+        rows.push(CyclesRow { core: core.to_string(), cycles, macs });
+    }
+    Ok(rows)
+}
+
+/// The text of [`CYCLES_TABLE`] for `rows`, with its header.
+pub fn format_cycles(rows: &[CyclesRow]) -> String {
+    let mut text = String::from(
+        "# Estimated cycles of one inference of the default model (models/fashion-fitnet.fnet) per core,\n\
+         # from exact instruction counts under QEMU priced by ARM's published cycles per\n\
+         # instruction class (xtask/src/cycles.rs), and the model's MACs. Written by\n\
+         # `cargo xtask bench --board qemu-m4|qemu-m0plus --update`; `cargo xtask test` fails when\n\
+         # a measurement differs by more than 2 %. The host's report scales them by MACs.\n\
+         # core          cycles       macs\n",
+    );
+    for row in rows {
+        text += &format!("{:<14} {:>10} {:>10}\n", row.core, row.cycles, row.macs);
+    }
+    text
+}

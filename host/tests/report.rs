@@ -258,7 +258,13 @@ fn row<'a>(markdown: &'a str, first: &str) -> Vec<&'a str> {
 #[test]
 fn report_of_made_up_runs_matches_its_snapshot() {
     // Fixed allowances: the measured defaults change with the firmware.
-    let firmware = Firmware { code_bytes: 34_000, static_bytes: 1_000, stack_bytes: 4096 };
+    let firmware = Firmware {
+        code_bytes: 34_000,
+        static_bytes: 1_000,
+        stack_bytes: 4096,
+        m4_cycles_per_mac: Some(2.5),
+        m0plus_cycles_per_mac: Some(7.5),
+    };
     let report = made_up_report(made_up_runs(), tiny_blob(), firmware);
     let markdown = render(&report, "runs/compare");
     for section in SECTIONS {
@@ -345,7 +351,13 @@ fn runs_totals(config: &str) -> (u64, u64) {
 fn needs_add_up_and_boards_fit_or_not() {
     let blob = tiny_blob();
     let model = Model::from_bytes(&blob).unwrap();
-    let firmware = Firmware { code_bytes: 30_000, static_bytes: 100, stack_bytes: 4096 };
+    let firmware = Firmware {
+        code_bytes: 30_000,
+        static_bytes: 100,
+        stack_bytes: 4096,
+        m4_cycles_per_mac: Some(3.0),
+        m0plus_cycles_per_mac: None,
+    };
     let needs = Needs::of(&model, blob.len() as u64, firmware).unwrap();
     assert_eq!(needs.arena_bytes, u64::from(plan::arena_bytes(&model)));
     assert_eq!(needs.unfused_arena_bytes, u64::from(plan::unfused_arena_bytes(&model)));
@@ -356,13 +368,25 @@ fn needs_add_up_and_boards_fit_or_not() {
     assert!(needs.io_bytes > image && needs.io_bytes < image + 200, "{needs:?}");
     assert_eq!(needs.ram(), needs.arena_bytes + needs.io_bytes + needs.static_bytes + 4096);
 
-    let board = |flash_bytes, ram_bytes| Board { name: "b", core: "c", flash_bytes, ram_bytes, note: "" };
+    let board = |flash_bytes, ram_bytes| Board {
+        name: "b",
+        core: "c",
+        flash_bytes,
+        ram_bytes,
+        note: "",
+        cycles_key: "cortex-m4",
+        mhz: 100,
+    };
     let check = |board: Board, fits_expected: bool| {
         let fit = fits(&needs, &[board])[0];
         assert_eq!(fit.fits(), fits_expected, "{board:?} for {needs:?}");
         assert_eq!(fit.flash_share, needs.flash() as f64 / board.flash_bytes as f64);
         assert_eq!(fit.ram_share, needs.ram() as f64 / board.ram_bytes as f64);
+        // 3 cycles per MAC at 100 MHz.
+        assert_eq!(fit.latency_ms, Some(needs.macs as f64 * 3.0 / 100_000.0));
     };
+    let m0plus = Board { cycles_key: "cortex-m0plus", ..board(1 << 20, 1 << 18) };
+    assert_eq!(fits(&needs, &[m0plus])[0].latency_ms, None, "no M0+ figure was given");
     check(board(needs.flash(), needs.ram()), true);
     check(board(needs.flash() - 1, needs.ram()), false);
     check(board(needs.flash(), needs.ram() - 1), false);

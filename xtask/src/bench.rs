@@ -27,6 +27,7 @@ use crate::args::Args;
 use crate::boards::{self, Board, Transport};
 use crate::elf;
 use crate::firmware::{self, Mode};
+use crate::size::sizing;
 use crate::tools::{self, root};
 use crate::{cycles, profile, qemu, qemu::Serial, size};
 
@@ -54,7 +55,12 @@ const CMSIS_MAXIMUM: f64 = 8.0;
 /// compare the sum of the steps, for that model only.
 const CMSIS_M0PLUS_FITNET: f64 = 46_550_000.0;
 
-const USAGE: &str = "cargo xtask bench [--board qemu-m4|qemu-m7|stm32f4|qemu-m0plus] [--model F] [--profile]";
+const USAGE: &str =
+    "cargo xtask bench [--board qemu-m4|qemu-m7|stm32f4|qemu-m0plus] [--model F] [--profile] [--update | --check]";
+
+/// How far a measurement may stray from `firmware/memory/cycles.txt` before `--check`
+/// calls the record out of date.
+const CYCLES_TOLERANCE: f64 = 0.02;
 
 /// Functions listed by `--profile`.
 const PROFILE_ROWS: usize = 16;
@@ -65,7 +71,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
     let model_path = args.value("--model")?.map(PathBuf::from);
     let profiled = args.flag("--profile");
+    let (update, check) = (args.flag("--update"), args.flag("--check"));
     args.finish().with_context(|| format!("usage: {USAGE}"))?;
+    if (update || check) && model_path.is_some() {
+        bail!("--update and --check measure the default model; leave out --model");
+    }
+    if update && check {
+        bail!("choose one of --update and --check");
+    }
     let qemu_machine = board.qemu()?;
     tools::ensure_program("gcc", "gcc")?;
 
@@ -117,9 +130,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         _ if board.name == "qemu-m7" => None,
         _ => Some(cycles::Core::CortexM4),
     };
-    match core {
-        Some(core) => print!("{}", latency(&cycles::estimate(core, &elf_bytes, &executed)?)),
-        None => println!("\nno cycle model for the Cortex-M7 (dual issue, caches): see qemu-m4 for M4 chips"),
+    let estimate = match core {
+        Some(core) => {
+            let estimate = cycles::estimate(core, &elf_bytes, &executed)?;
+            print!("{}", latency(&estimate));
+            Some(estimate)
+        }
+        None => {
+            println!("\nno cycle model for the Cortex-M7 (dual issue, caches): see qemu-m4 for M4 chips");
+            None
+        }
+    };
+    if update || check {
+        let estimate = estimate.with_context(|| format!("{} has no cycle model to record", board.name))?;
+        let row = sizing::CyclesRow {
+            core: estimate.core.key().to_string(),
+            cycles: estimate.cycles,
+            macs: total_macs(&model)?,
+        };
+        record_cycles(row, update)?;
     }
     if profiled {
         let hot = profile::by_function(&elf_bytes, &executed)?;
@@ -128,6 +157,48 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         print!("{}", profile::table(&hot, total, PROFILE_ROWS));
     }
     Ok(())
+}
+
+/// Writes `row` into `firmware/memory/cycles.txt` (`update`), or fails unless the
+/// recorded row for its core is within [`CYCLES_TOLERANCE`] of it.
+fn record_cycles(row: sizing::CyclesRow, update: bool) -> anyhow::Result<()> {
+    let path = root().join("firmware").join(sizing::CYCLES_TABLE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut rows = sizing::parse_cycles(&text).map_err(anyhow::Error::msg)?;
+    let recorded = rows.iter().position(|r| r.core == row.core);
+    if update {
+        match recorded {
+            Some(i) => rows[i] = row,
+            None => rows.push(row),
+        }
+        std::fs::write(&path, sizing::format_cycles(&rows)).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
+    let Some(old) = recorded.map(|i| &rows[i]) else {
+        bail!("{} has no row for {}: run `cargo xtask bench --update` on that core", sizing::CYCLES_TABLE, row.core);
+    };
+    let drift = row.per_mac() / old.per_mac() - 1.0;
+    if old.macs != row.macs || drift.abs() > CYCLES_TOLERANCE {
+        bail!(
+            "{} is out of date for {}: {} cycles for {} MACs measured, {} for {} recorded ({:+.1} %): run `cargo \
+             xtask bench --update` and commit it",
+            sizing::CYCLES_TABLE,
+            row.core,
+            row.cycles,
+            row.macs,
+            old.cycles,
+            old.macs,
+            100.0 * drift
+        );
+    }
+    println!("{} is current for {} ({:+.2} %)", sizing::CYCLES_TABLE, row.core, 100.0 * drift);
+    Ok(())
+}
+
+/// Multiply-accumulates of one inference of `model`.
+fn total_macs(model: &Model<'_>) -> anyhow::Result<u64> {
+    plan::steps(model).map(|s| s.map(|s| macs(&s)).map_err(|e| anyhow::anyhow!("{e}"))).sum()
 }
 
 /// The cycle estimate of the whole inference and its time on each chip of its core.

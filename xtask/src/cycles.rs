@@ -29,6 +29,14 @@ pub enum Core {
 }
 
 impl Core {
+    /// Its name in `firmware/memory/cycles.txt`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Core::CortexM4 => "cortex-m4",
+            Core::CortexM0Plus => "cortex-m0plus",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Core::CortexM4 => "Cortex-M4",

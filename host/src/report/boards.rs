@@ -13,6 +13,16 @@ mod sizing;
 /// What `cargo xtask size --update` measured per board and program.
 const PROGRAMS: &str = include_str!("../../../firmware/memory/programs.txt");
 
+/// What `cargo xtask bench --update` estimated per core for the default model.
+const CYCLES: &str = include_str!("../../../firmware/memory/cycles.txt");
+
+/// Estimated cycles per multiply-accumulate on the core called `key` (`cortex-m4`,
+/// `cortex-m0plus`) in `firmware/memory/cycles.txt`: the default FitNet's whole
+/// inference, instruction counts exact under QEMU, priced by ARM's published cycles.
+pub fn cycles_per_mac(key: &str) -> Option<f64> {
+    sizing::parse_cycles(CYCLES).ok()?.into_iter().find(|row| row.core == key).map(|row| row.per_mac())
+}
+
 /// Flash the `serve` program's own code takes besides the blob (program, `shared`'s
 /// kernels, tables, vector table): the largest of the boards measured in
 /// `firmware/memory/programs.txt`. `fitnets report --code-kb` changes it.
@@ -41,7 +51,7 @@ fn serve_allowances() -> impl Iterator<Item = sizing::Allowance> {
 pub const STACK_BYTES: u64 = sizing::STACK_BYTES;
 
 /// What the firmware takes besides the model: a parameter, not a fact of the model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Firmware {
     /// Flash for the firmware's code, besides the blob ([`code_bytes`] by default).
     pub code_bytes: u64,
@@ -50,11 +60,32 @@ pub struct Firmware {
     pub static_bytes: u64,
     /// RAM for the stack ([`STACK_BYTES`] by default).
     pub stack_bytes: u64,
+    /// Cycles per MAC on a Cortex-M4 and on a Cortex-M0+ ([`cycles_per_mac`] by
+    /// default).
+    pub m4_cycles_per_mac: Option<f64>,
+    pub m0plus_cycles_per_mac: Option<f64>,
 }
 
 impl Default for Firmware {
     fn default() -> Firmware {
-        Firmware { code_bytes: code_bytes(), static_bytes: static_bytes(), stack_bytes: STACK_BYTES }
+        Firmware {
+            code_bytes: code_bytes(),
+            static_bytes: static_bytes(),
+            stack_bytes: STACK_BYTES,
+            m4_cycles_per_mac: cycles_per_mac("cortex-m4"),
+            m0plus_cycles_per_mac: cycles_per_mac("cortex-m0plus"),
+        }
+    }
+}
+
+impl Firmware {
+    /// Cycles per MAC on the core called `key` in `firmware/memory/cycles.txt`.
+    pub fn cycles_per_mac(&self, key: &str) -> Option<f64> {
+        match key {
+            "cortex-m4" => self.m4_cycles_per_mac,
+            "cortex-m0plus" => self.m0plus_cycles_per_mac,
+            _ => None,
+        }
     }
 }
 
@@ -71,6 +102,9 @@ pub struct Board {
     pub ram_bytes: u64,
     /// What is counted and what is left out.
     pub note: &'static str,
+    /// Its core in `firmware/memory/cycles.txt`, and its clock: for the latency.
+    pub cycles_key: &'static str,
+    pub mhz: u32,
 }
 
 const KB: u64 = 1024;
@@ -83,6 +117,8 @@ pub const BOARDS: [Board; 4] = [
         flash_bytes: 1024 * KB,
         ram_bytes: 256 * KB,
         note: "the whole chip, as the firmware's memory.x: no SoftDevice (a BLE stack would take part of both)",
+        cycles_key: "cortex-m4",
+        mhz: 64,
     },
     Board {
         name: "STM32F405",
@@ -90,6 +126,8 @@ pub const BOARDS: [Board; 4] = [
         flash_bytes: 1024 * KB,
         ram_bytes: 128 * KB,
         note: "SRAM1 + SRAM2 only, as the firmware's memory.x: the 64 KB CCM is left out (no DMA reaches it)",
+        cycles_key: "cortex-m4",
+        mhz: 168,
     },
     Board {
         name: "STM32G071RB",
@@ -97,6 +135,8 @@ pub const BOARDS: [Board; 4] = [
         flash_bytes: 128 * KB,
         ram_bytes: 36 * KB,
         note: "the smallest budget here; Cortex-M0+ has no DSP instructions (thumbv6m)",
+        cycles_key: "cortex-m0plus",
+        mhz: 64,
     },
     Board {
         name: "RP2040 (Pico)",
@@ -104,11 +144,13 @@ pub const BOARDS: [Board; 4] = [
         flash_bytes: 2048 * KB,
         ram_bytes: 264 * KB,
         note: "flash is the Pico's 2 MB external QSPI chip, run in place (XIP)",
+        cycles_key: "cortex-m0plus",
+        mhz: 133,
     },
 ];
 
 /// What the int8 student needs on a device.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Needs {
     /// The blob, stored in flash as it is.
     pub blob_bytes: u64,
@@ -124,6 +166,10 @@ pub struct Needs {
     pub static_bytes: u64,
     /// [`Firmware::stack_bytes`].
     pub stack_bytes: u64,
+    /// Multiply-accumulates of one inference.
+    pub macs: u64,
+    /// The firmware's parameters the needs were sized with.
+    pub firmware: Firmware,
 }
 
 impl Needs {
@@ -138,6 +184,8 @@ impl Needs {
             io_bytes: sizes.rx_frame + sizes.tx_frame,
             static_bytes: firmware.static_bytes,
             stack_bytes: firmware.stack_bytes,
+            macs: super::layers::steps(model)?.iter().map(|s| s.macs).sum(),
+            firmware,
         })
     }
 
@@ -160,6 +208,10 @@ pub struct Fit {
     /// Shares of the board's flash and RAM the student takes (1.0 = all of it).
     pub flash_share: f64,
     pub ram_share: f64,
+    /// Estimated milliseconds per inference: the student's MACs at the default FitNet's
+    /// measured cycles per MAC on this core ([`Firmware::cycles_per_mac`]), at the
+    /// board's clock.
+    pub latency_ms: Option<f64>,
 }
 
 impl Fit {
@@ -177,6 +229,10 @@ pub fn fits(needs: &Needs, boards: &[Board]) -> Vec<Fit> {
             board,
             flash_share: needs.flash() as f64 / board.flash_bytes as f64,
             ram_share: needs.ram() as f64 / board.ram_bytes as f64,
+            latency_ms: needs
+                .firmware
+                .cycles_per_mac(board.cycles_key)
+                .map(|per_mac| needs.macs as f64 * per_mac / (f64::from(board.mhz) * 1000.0)),
         })
         .collect()
 }
@@ -191,5 +247,14 @@ mod tests {
         assert!(rows.iter().any(|r| r.program == sizing::Program::Serve));
         // The serve program's code is tens of KB on every board measured.
         assert!((20 * 1024..100 * 1024).contains(&code_bytes()), "{}", code_bytes());
+    }
+
+    #[test]
+    fn every_board_has_a_cycle_figure() {
+        for board in BOARDS {
+            let per_mac = cycles_per_mac(board.cycles_key).expect("firmware/memory/cycles.txt has the core");
+            // Between one and twenty cycles per MAC on every core measured.
+            assert!((1.0..20.0).contains(&per_mac), "{}: {per_mac}", board.name);
+        }
     }
 }

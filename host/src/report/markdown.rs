@@ -296,13 +296,13 @@ fn board_section(md: &mut String, report: &Report) {
          that `cargo xtask size` measured, `firmware/memory/programs.txt`); this report used {}.\n",
         bytes(report.firmware.code_bytes)
     );
-    let _ = writeln!(md, "| board | core | flash | RAM | flash used | RAM used | fits | counted |");
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---|---|");
+    let _ = writeln!(md, "| board | core | flash | RAM | flash used | RAM used | fits | est. latency | counted |");
+    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---|---:|---|");
     for fit in &report.fits {
         let b = fit.board;
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {:.1}% | {:.1}% | {} | {} |",
+            "| {} | {} | {} | {} | {:.1}% | {:.1}% | {} | {} | {} |",
             b.name,
             b.core,
             kb(b.flash_bytes),
@@ -310,10 +310,30 @@ fn board_section(md: &mut String, report: &Report) {
             100.0 * fit.flash_share,
             100.0 * fit.ram_share,
             if fit.fits() { "yes" } else { "**no**" },
+            fit.latency_ms.map_or_else(|| "-".to_string(), milliseconds),
             b.note
         );
     }
+    let _ = writeln!(
+        md,
+        "\nLatency: the student's {} MACs at the cycles per MAC that `cargo xtask bench` estimates for the \
+         default FitNet on each core (`firmware/memory/cycles.txt`: exact instruction counts under QEMU priced by \
+         ARM's published cycles per instruction class, zero wait states; flash wait states and interrupts not \
+         modelled). `cargo xtask bench --model BLOB` measures this blob itself.",
+        n.macs
+    );
     md.push('\n');
+}
+
+/// `0.23 ms`, `4.5 ms`, `246 ms`: two or three significant digits.
+fn milliseconds(ms: f64) -> String {
+    if ms < 1.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 100.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{ms:.0} ms")
+    }
 }
 
 fn chart_section(md: &mut String) {
