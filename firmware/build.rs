@@ -35,12 +35,13 @@ const DEFAULT_MODEL: &str = "models/fashion-fitnet.fnet";
 
 /// The boards, by cargo feature, each with the target it must be built for. Each has
 /// `memory/<feature>.x`.
-const BOARDS: [(&str, &str); 5] = [
+const BOARDS: [(&str, &str); 6] = [
     ("qemu-m4", "thumbv7em-none-eabihf"),
     ("qemu-m7", "thumbv7em-none-eabihf"),
     ("stm32f4", "thumbv7em-none-eabihf"),
     ("nrf52840dk", "thumbv7em-none-eabihf"),
     ("qemu-m0plus", "thumbv6m-none-eabi"),
+    ("nucleo-g071rb", "thumbv6m-none-eabi"),
 ];
 
 /// Random models the `kernels` program checks.

@@ -31,7 +31,7 @@ const V7EM: &str = "thumbv7em-none-eabihf";
 pub const V6M: &str = "thumbv6m-none-eabi";
 
 /// Every board, in the order reports list them.
-pub const BOARDS: [Board; 5] = [
+pub const BOARDS: [Board; 6] = [
     Board {
         name: "qemu-m4",
         qemu: Some(Qemu { machine: "mps2-an386", cpu: Some("cortex-m4") }),
@@ -54,6 +54,7 @@ pub const BOARDS: [Board; 5] = [
     // A Cortex-M3 machine running ARMv6-M code: a Cortex-M0+'s instructions, counted
     // exactly (QEMU has no M0+ machine with a UART we drive).
     Board { name: "qemu-m0plus", qemu: Some(Qemu { machine: "mps2-an385", cpu: None }), chip: None, target: V6M },
+    Board { name: "nucleo-g071rb", qemu: None, chip: Some("STM32G071RBTx"), target: V6M },
 ];
 
 /// Where the firmware sends its logs and exit code; part of how it is built.

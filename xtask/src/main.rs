@@ -52,7 +52,7 @@ commands:
           what each program takes besides the model; `--update` records that in
           firmware/memory/programs.txt (the allowances firmware/build.rs sizes models
           with), `--check` fails when the record is out of date
-  flash   --board stm32f4|nrf52840dk [--model F] [--mode selftest|serve|kernels]
+  flash   --board stm32f4|nrf52840dk|nucleo-g071rb [--model F] [--mode selftest|serve|kernels]
           flashes a real board with probe-rs and streams its logs
   storm   [--board B] [--frames N] [--images N] [--model F] [--seed S]
           the serve check: N malformed frames (10000), then Info and N images (100)

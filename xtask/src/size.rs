@@ -8,7 +8,7 @@
 //! `.bss` (the arena and frame buffers are static, so they are in it). The stack takes the
 //! rest of RAM; the self-test logs its measured peak. `--update` rewrites the allowances
 //! from the measurement (with the default model); `--check` fails when a program needs
-//! more than its allowance, or [`sizing::SLACK_BYTES`] less (`cargo xtask test` runs it).
+//! more than its allowance, or [`sizing::SLACK`] less (`cargo xtask test` runs it).
 
 use std::path::{Path, PathBuf};
 
@@ -88,7 +88,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
     println!("\n{}", allowances(&measured, &recorded));
     if update {
-        std::fs::write(&path, sizing::format_table(&measured))
+        let recorded: Vec<Row> =
+            measured.iter().map(|r| Row { allowance: sizing::with_headroom(r.allowance), ..r.clone() }).collect();
+        std::fs::write(&path, sizing::format_table(&recorded))
             .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     } else if check {
@@ -101,14 +103,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 /// Measured allowances beside the recorded ones.
 fn allowances(measured: &[Row], recorded: &[Row]) -> String {
     let mut out = format!(
-        "{:<11} {:<9} {:>10} {:>10} {:>10} {:>10}\n",
+        "{:<13} {:<9} {:>10} {:>10} {:>10} {:>10}\n",
         "board", "program", "code", "(recorded)", "own RAM", "(recorded)"
     );
     for row in measured {
         let old = recorded.iter().find(|r| r.board == row.board && r.program == row.program);
         let show = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         out += &format!(
-            "{:<11} {:<9} {:>10} {:>10} {:>10} {:>10}\n",
+            "{:<13} {:<9} {:>10} {:>10} {:>10} {:>10}\n",
             row.board,
             row.program.name(),
             row.allowance.code,
@@ -121,7 +123,7 @@ fn allowances(measured: &[Row], recorded: &[Row]) -> String {
     out
 }
 
-/// Fails unless every measured allowance is within [`sizing::SLACK_BYTES`] below the
+/// Fails unless every measured allowance is within [`sizing::SLACK`] below the
 /// recorded one (never above: the build's check would then pass models that do not fit).
 fn check_current(measured: &[Row], recorded: &[Row]) -> anyhow::Result<()> {
     let mut stale = Vec::new();
@@ -130,10 +132,11 @@ fn check_current(measured: &[Row], recorded: &[Row]) -> anyhow::Result<()> {
             stale.push(format!("{} {}: not recorded", row.board, row.program.name()));
             continue;
         };
-        for (what, now, then) in
-            [("code", row.allowance.code, old.allowance.code), ("RAM", row.allowance.ram, old.allowance.ram)]
-        {
-            if now > then || then - now > sizing::SLACK_BYTES {
+        for (what, now, then, slack) in [
+            ("code", row.allowance.code, old.allowance.code, sizing::SLACK.code),
+            ("RAM", row.allowance.ram, old.allowance.ram, sizing::SLACK.ram),
+        ] {
+            if now > then || then - now > slack {
                 stale.push(format!(
                     "{} {}: {what} {now} bytes measured, {then} recorded",
                     row.board,
@@ -151,13 +154,13 @@ fn check_current(measured: &[Row], recorded: &[Row]) -> anyhow::Result<()> {
 /// The report, one line per board and program.
 pub fn table(rows: &[(Board, Mode, Usage, Memory)]) -> String {
     let mut out =
-        format!("{:<11} {:<9} {:>30} {:>30}\n", "board", "program", "flash used / budget", "RAM used / budget");
+        format!("{:<13} {:<9} {:>30} {:>30}\n", "board", "program", "flash used / budget", "RAM used / budget");
     for (board, mode, usage, budget) in rows {
         let cell = |used: u64, total: u64| {
             format!("{} / {} ({:.1}%)", kib(used), kib(total), 100.0 * used as f64 / total as f64)
         };
         out.push_str(&format!(
-            "{:<11} {:<9} {:>30} {:>30}\n",
+            "{:<13} {:<9} {:>30} {:>30}\n",
             board.name,
             mode.bin(),
             cell(usage.flash, budget.flash),
@@ -244,6 +247,17 @@ mod tests {
         assert!(error.contains("line 2") && error.contains("qemu-m4 serve 12"), "{error}");
         assert!(parse_table("qemu-m4 flash 1 2").is_err());
         assert!(parse_table("qemu-m4 serve 1 -2").is_err());
+    }
+
+    #[test]
+    fn headroom_stays_inside_the_slack() {
+        for code in [0, 1, 255, 256, 257, 31_565, 34_821, 100_000] {
+            for ram in [0, 1, 21, 31, 32, 33, 1_165] {
+                let kept = with_headroom(Allowance { code, ram });
+                assert!(kept.code >= code + 256 && kept.code - code <= SLACK.code, "{code} -> {}", kept.code);
+                assert!(kept.ram >= ram + 32 && kept.ram - ram <= SLACK.ram, "{ram} -> {}", kept.ram);
+            }
+        }
     }
 
     #[test]

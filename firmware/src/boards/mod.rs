@@ -9,6 +9,8 @@ pub mod cmsdk_uart;
 
 #[cfg(feature = "nrf52840dk")]
 mod nrf52840dk;
+#[cfg(feature = "nucleo-g071rb")]
+mod nucleo_g071rb;
 #[cfg(feature = "qemu-m0plus")]
 mod qemu_m0plus;
 #[cfg(feature = "qemu-m4")]
@@ -20,6 +22,8 @@ mod stm32f4;
 
 #[cfg(feature = "nrf52840dk")]
 use nrf52840dk as board;
+#[cfg(feature = "nucleo-g071rb")]
+use nucleo_g071rb as board;
 #[cfg(feature = "qemu-m0plus")]
 use qemu_m0plus as board;
 #[cfg(feature = "qemu-m4")]

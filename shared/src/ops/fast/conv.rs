@@ -95,7 +95,13 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
             let (ph, pw) = (usize::from(ph), usize::from(pw));
             for oy in 0..usize::from(out.height) {
                 for ox in 0..usize::from(out.width) {
-                    fill::<L>(step, input, columns, pixels, |p| (oy * ph + p / pw, ox * pw + p % pw));
+                    fill::<L>(
+                        step,
+                        input,
+                        columns,
+                        pixels,
+                        Raster { origin: (oy * ph, ox * pw), width: pw, start: (0, 0) },
+                    );
                     let cell = out.index(oy, ox, 0);
                     pooled_channels::<L>(step, table, columns, &mut output[cell..cell + units]);
                 }
@@ -105,10 +111,17 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
             // Chunks of four pixels in raster order, across rows: output cells are
             // consecutive in the same order.
             let (width, cells) = (usize::from(out.width), out.len() / units);
+            // The first cell's row and column, kept without dividing (no divide
+            // instruction on a Cortex-M0+).
+            let mut start = (0, 0);
             for first in (0..cells).step_by(LANES) {
                 let n = (cells - first).min(LANES);
-                fill::<L>(step, input, columns, n, |p| ((first + p) / width, (first + p) % width));
+                fill::<L>(step, input, columns, n, Raster { origin: (0, 0), width, start });
                 pixel_channels::<L>(step, table, columns, n, &mut output[first * units..(first + n) * units]);
+                start.1 += LANES;
+                while start.1 >= width {
+                    start = (start.0 + 1, start.1 - width);
+                }
             }
         }
     }
@@ -123,27 +136,38 @@ fn fill_table<L: Layout>(step: &Fused<'_>, table: &mut [Channel]) {
     }
 }
 
-/// Packs the windows of the conv pixels `at(0)`, …, `at(pixels - 1)` into the chunks of
+/// Packs the windows of the first `pixels` conv pixels of `raster` into the chunks of
 /// `columns`. The empty slots of a last chunk that is not full get the last pixel's
 /// window again: a pooled maximum is unchanged by a repeated pixel, and an unpooled
 /// step ignores their sums.
 #[inline(always)]
-fn fill<L: Layout>(
-    step: &Fused<'_>,
-    input: &[i8],
-    columns: &mut [u32],
-    pixels: usize,
-    at: impl Fn(usize) -> (usize, usize),
-) {
+fn fill<L: Layout>(step: &Fused<'_>, input: &[i8], columns: &mut [u32], pixels: usize, raster: Raster) {
     if L::clears(step) {
         columns.fill(0);
     }
     let words = L::chunk_words(step);
+    let Raster { origin: (y0, x0), width, start: (mut row, mut col) } = raster;
     for p in 0..pixels.div_ceil(LANES) * LANES {
-        let (y, x) = at(p.min(pixels - 1));
         let chunk = p / LANES * words;
-        L::fill_column(step, input, y, x, &mut columns[chunk..chunk + words], p % LANES);
+        L::fill_column(step, input, y0 + row, x0 + col, &mut columns[chunk..chunk + words], p % LANES);
+        // The next pixel, unless this was the last (whose window fills the rest).
+        if p + 1 < pixels {
+            col += 1;
+            if col == width {
+                (row, col) = (row + 1, 0);
+            }
+        }
     }
+}
+
+/// Pixels in raster order over a grid `width` wide whose cell `(0, 0)` is the conv
+/// pixel `origin`, from the cell `start` (row, column): a pool window, or the whole
+/// output.
+#[derive(Clone, Copy, Debug)]
+struct Raster {
+    origin: (usize, usize),
+    width: usize,
+    start: (usize, usize),
 }
 
 /// Every conv channel of the pixels whose columns are in `columns` (at least one chunk),
@@ -153,13 +177,16 @@ fn fill<L: Layout>(
 fn pooled_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], columns: &[u32], out: &mut [i8]) {
     let (k, pieces, words) = (step.window_len(), usize::from(step.pieces), L::chunk_words(step));
     let stage = step.conv.output;
+    // Every `chunks_exact` made once per call and cloned: making one divides, and a
+    // Cortex-M0+ has no divide instruction.
     let (first, others) = columns.split_at(words);
-    let units = step.conv.weights.0.chunks_exact(k * pieces).zip(table.chunks_exact(pieces));
-    for ((unit_weights, unit_table), out) in units.zip(out) {
+    let others = others.chunks_exact(words);
+    let mut channels = step.conv.weights.0.chunks_exact(k).zip(table);
+    for out in out.iter_mut() {
         let mut best = i8::MIN;
-        for (weights, c) in unit_weights.chunks_exact(k).zip(unit_table) {
+        for (weights, c) in channels.by_ref().take(pieces) {
             let mut top = max_4(L::dot_4(first, weights, c));
-            for chunk in others.chunks_exact(words) {
+            for chunk in others.clone() {
                 top = top.max(max_4(L::dot_4(chunk, weights, c)));
             }
             best = best.max(stage.finish(scale::requantize(top, c)));
@@ -175,11 +202,11 @@ fn pixel_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], chunk: &[u32],
     let (k, pieces) = (step.window_len(), usize::from(step.pieces));
     let units = usize::from(step.output.channels);
     let stage = step.conv.output;
-    let unit_params = step.conv.weights.0.chunks_exact(k * pieces).zip(table.chunks_exact(pieces));
-    for (unit, (unit_weights, unit_table)) in unit_params.enumerate() {
+    let mut channels = step.conv.weights.0.chunks_exact(k).zip(table);
+    for unit in 0..units {
         // As i32, so the running maxima stay in registers without sign extensions.
         let mut best = [i32::MIN; LANES];
-        for (weights, c) in unit_weights.chunks_exact(k).zip(unit_table) {
+        for (weights, c) in channels.by_ref().take(pieces) {
             let accs = L::dot_4(chunk, weights, c);
             for (b, acc) in best.iter_mut().zip(accs) {
                 *b = (*b).max(i32::from(stage.finish(scale::requantize(acc, c))));

@@ -40,6 +40,10 @@ pub fn channel(bias: i32, multiplier: i32, shift: i8, last: [u32; 2]) -> Channel
 pub fn requantize(acc: i32, c: &Channel) -> i32 {
     let [_, multiplier, left, right, mask, half, ..] = *c;
     let x = acc << (left as u32 & 31);
+    // ARMv6-M has no 32x32→64 multiply: four 16-bit products instead of a library call.
+    #[cfg(all(target_arch = "arm", not(fitnets_dsp)))]
+    let high = high_mul_round(x, multiplier);
+    #[cfg(not(all(target_arch = "arm", not(fitnets_dsp))))]
     let high = ((i64::from(x) * i64::from(multiplier) + (1 << 30)) >> 31) as i32;
     // Rounding division by 2^right, ties away from zero.
     #[cfg(not(fitnets_broken))]
@@ -48,6 +52,28 @@ pub fn requantize(acc: i32, c: &Channel) -> i32 {
     #[cfg(fitnets_broken)]
     let threshold = half;
     (high >> (right as u32 & 31)) + i32::from(high & mask > threshold)
+}
+
+/// `((x * m + 2^30) >> 31)` for `m` in `{0} ∪ [2^30, 2^31)`, the high half of
+/// TFLite's doubling multiply, with 32-bit multiplies only (ARMv6-M has no
+/// 32x32→64 one; the compiler would call a 64-bit library multiply). With
+/// `x = xh·2^16 + xl` and `m = mh·2^16 + ml` (`xl`, `ml` unsigned 16-bit):
+/// `x·m = H·2^32 + t·2^16 + (xl·ml mod 2^16)` where `H = xh·mh + (xh·ml >> 16) +
+/// (xl·mh >> 16)` and `t = (xl·ml >> 16) + (xh·ml mod 2^16) + (xl·mh mod 2^16)`, so
+/// the rounded `x·m / 2^31` is `2H + ((t + 2^14) >> 15)`: the dropped low 16 bits are
+/// under one unit of `t` and cannot carry past the shift. Sums wrap; the result, which
+/// fits an `i32` since `|x·m / 2^31| <= |x|`, is exact.
+#[inline(always)]
+#[cfg_attr(not(all(target_arch = "arm", not(fitnets_dsp))), allow(dead_code))]
+pub(crate) fn high_mul_round(x: i32, m: i32) -> i32 {
+    let (xh, xl) = (x >> 16, x as u32 & 0xFFFF);
+    let (mh, ml) = ((m as u32 >> 16) as i32, m as u32 & 0xFFFF);
+    let low = xl * ml;
+    let cross_h = xh.wrapping_mul(ml as i32);
+    let cross_l = (xl * mh as u32) as i32;
+    let high = (xh.wrapping_mul(mh)).wrapping_add(cross_h >> 16).wrapping_add(cross_l >> 16);
+    let t = (low >> 16) + (cross_h as u32 & 0xFFFF) + (cross_l as u32 & 0xFFFF);
+    high.wrapping_mul(2).wrapping_add(((t + (1 << 14)) >> 15) as i32)
 }
 
 #[cfg(test)]
@@ -89,7 +115,27 @@ mod tests {
         assert_eq!(requantize(5, &channel(0, 1 << 30, -2, [0; 2])), reference(5, 1 << 30, -2));
     }
 
+    fn wide(x: i32, m: i32) -> i32 {
+        ((i64::from(x) * i64::from(m) + (1 << 30)) >> 31) as i32
+    }
+
+    #[test]
+    fn the_16_bit_products_match_the_64_bit_one_at_the_edges() {
+        let xs =
+            [0, 1, -1, 0xFFFF, 0x10000, -0x10000, 0x7FFF, -0x8000, i32::MAX, i32::MIN, i32::MIN + 1, 12345, -98765];
+        for &m in &[0, MULTIPLIER_MIN, MULTIPLIER_MIN + 1, i32::MAX, i32::MAX - 0xFFFF, 1_518_500_250] {
+            for &x in &xs {
+                assert_eq!(high_mul_round(x, m), wide(x, m), "{x} {m}");
+            }
+        }
+    }
+
     proptest! {
+        #[test]
+        fn the_16_bit_products_match_the_64_bit_one(x in any::<i32>(), m in prop_oneof![Just(0), MULTIPLIER_MIN..=i32::MAX]) {
+            prop_assert_eq!(high_mul_round(x, m), wide(x, m));
+        }
+
         #[test]
         fn random_values_match_the_reference(
             acc in any::<i32>(),
