@@ -5,6 +5,10 @@
 //! drives the MPS2's UART: the clock tree (HSI16 through the PLL to 64 MHz, two flash
 //! wait states, prefetch and instruction cache on), the pins (alternate function 1) and
 //! the USART, polled, as `embedded_io::Read + Write`. Nothing else of the chip is used.
+//!
+//! Every register access goes through a [`Bus`]: the memory map on the device ([`Mmio`]),
+//! a model of the registers in `tests/tests/nucleo_g071rb_uart.rs`, which runs this file
+//! on the host, since no emulator runs the chip.
 
 use core::convert::Infallible;
 use core::ptr::{read_volatile, write_volatile};
@@ -36,9 +40,11 @@ const PLL_64MHZ: u32 = 0b10 | (8 << 8) | (1 << 28) | (1 << 29);
 const SW_PLL: u32 = 0b010;
 /// FLASH_ACR: 2 wait states (needed above 48 MHz), prefetch, instruction cache.
 const ACR_64MHZ: u32 = 2 | (1 << 8) | (1 << 9);
-/// USART ISR: overrun, receive register not empty, transmit register empty.
+/// USART ISR: overrun, receive register not empty, transmission complete, transmit
+/// register empty.
 const ORE: u32 = 1 << 3;
 const RXNE: u32 = 1 << 5;
+const TC: u32 = 1 << 6;
 const TXE: u32 = 1 << 7;
 /// USART CR1: enable, receiver, transmitter.
 const UE_RE_TE: u32 = (1 << 0) | (1 << 2) | (1 << 3);
@@ -47,52 +53,76 @@ const UE_RE_TE: u32 = (1 << 0) | (1 << 2) | (1 << 3);
 const CLOCK_HZ: u32 = 64_000_000;
 const BAUD: u32 = 115_200;
 
-/// USART2, polled.
+/// 32-bit register reads and writes at the STM32G071's addresses.
+pub trait Bus {
+    fn read(&self, register: usize) -> u32;
+    fn write(&self, register: usize, value: u32);
+
+    /// Clears the bits `clear`, then sets `set`.
+    fn modify(&self, register: usize, clear: u32, set: u32) {
+        self.write(register, self.read(register) & !clear | set);
+    }
+}
+
+/// The chip's own registers, by volatile access.
 #[derive(Debug)]
-pub struct Uart {
+pub struct Mmio {
     _private: (),
 }
 
-fn read(register: usize) -> u32 {
-    // SAFETY: every register named above is a 32-bit register of the STM32G071's memory
-    // map, readable at any time.
-    unsafe { read_volatile(register as *const u32) }
+impl Bus for Mmio {
+    fn read(&self, register: usize) -> u32 {
+        // SAFETY: an `Mmio` exists only on the device (`uart()`), where every register
+        // named above is a 32-bit register of the STM32G071's memory map, readable at any
+        // time.
+        unsafe { read_volatile(register as *const u32) }
+    }
+
+    fn write(&self, register: usize, value: u32) {
+        // SAFETY: as in `read`; `boards::init` runs once and owns these peripherals.
+        unsafe { write_volatile(register as *mut u32, value) }
+    }
 }
 
-fn write(register: usize, value: u32) {
-    // SAFETY: as in `read`; `boards::init` runs once and owns these peripherals.
-    unsafe { write_volatile(register as *mut u32, value) }
+/// USART2, polled, over a [`Bus`].
+#[derive(Debug)]
+pub struct Usart<B: Bus> {
+    bus: B,
 }
 
-fn modify(register: usize, clear: u32, set: u32) {
-    write(register, read(register) & !clear | set);
-}
+/// The board's serial port.
+pub type Uart = Usart<Mmio>;
 
 pub(super) fn uart() -> Uart {
-    // 64 MHz: wait states first, then the PLL, then the switch.
-    modify(FLASH_ACR, 0b111, ACR_64MHZ);
-    while read(FLASH_ACR) & 0b111 != 2 {}
-    write(RCC_PLLCFGR, PLL_64MHZ);
-    modify(RCC_CR, 0, PLLON);
-    while read(RCC_CR) & PLLRDY == 0 {}
-    modify(RCC_CFGR, 0b111, SW_PLL);
-    while (read(RCC_CFGR) >> 3) & 0b111 != SW_PLL {}
-
-    // PA2 and PA3 in alternate function 1 (USART2).
-    modify(RCC_IOPENR, 0, 1 << 0);
-    modify(RCC_APBENR1, 0, 1 << 17);
-    modify(GPIOA_AFRL, 0xFF << 8, 0x11 << 8);
-    modify(GPIOA_MODER, 0b1111 << 4, 0b1010 << 4);
-    write(USART_BRR, CLOCK_HZ.div_ceil(BAUD).min(0xFFFF));
-    write(USART_CR1, UE_RE_TE);
-    Uart { _private: () }
+    setup(Mmio { _private: () })
 }
 
-impl embedded_io::ErrorType for Uart {
+/// Clocks the chip at 64 MHz and brings up USART2 on PA2/PA3, through `bus`.
+pub fn setup<B: Bus>(bus: B) -> Usart<B> {
+    // 64 MHz: wait states first, then the PLL, then the switch.
+    bus.modify(FLASH_ACR, 0b111 | (1 << 8) | (1 << 9), ACR_64MHZ);
+    while bus.read(FLASH_ACR) & 0b111 != 2 {}
+    bus.write(RCC_PLLCFGR, PLL_64MHZ);
+    bus.modify(RCC_CR, 0, PLLON);
+    while bus.read(RCC_CR) & PLLRDY == 0 {}
+    bus.modify(RCC_CFGR, 0b111, SW_PLL);
+    while (bus.read(RCC_CFGR) >> 3) & 0b111 != SW_PLL {}
+
+    // PA2 and PA3 in alternate function 1 (USART2).
+    bus.modify(RCC_IOPENR, 0, 1 << 0);
+    bus.modify(RCC_APBENR1, 0, 1 << 17);
+    bus.modify(GPIOA_AFRL, 0xFF << 8, 0x11 << 8);
+    bus.modify(GPIOA_MODER, 0b1111 << 4, 0b1010 << 4);
+    bus.write(USART_BRR, CLOCK_HZ.div_ceil(BAUD));
+    bus.write(USART_CR1, UE_RE_TE);
+    Usart { bus }
+}
+
+impl<B: Bus> embedded_io::ErrorType for Usart<B> {
     type Error = Infallible;
 }
 
-impl embedded_io::Read for Uart {
+impl<B: Bus> embedded_io::Read for Usart<B> {
     /// Waits for one byte, then takes whatever else has arrived, without waiting. An
     /// overrun (a byte lost while nobody read) is cleared; the frame check above notices
     /// the gap.
@@ -100,9 +130,9 @@ impl embedded_io::Read for Uart {
         let mut n = 0;
         for byte in buf.iter_mut() {
             loop {
-                let status = read(USART_ISR);
+                let status = self.bus.read(USART_ISR);
                 if status & ORE != 0 {
-                    write(USART_ICR, ORE);
+                    self.bus.write(USART_ICR, ORE);
                 }
                 if status & RXNE != 0 {
                     break;
@@ -111,26 +141,25 @@ impl embedded_io::Read for Uart {
                     return Ok(n);
                 }
             }
-            *byte = read(USART_RDR) as u8;
+            *byte = self.bus.read(USART_RDR) as u8;
             n += 1;
         }
         Ok(n)
     }
 }
 
-impl embedded_io::Write for Uart {
+impl<B: Bus> embedded_io::Write for Usart<B> {
     /// Sends every byte, waiting for room before each.
     fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
         for &byte in buf {
-            while read(USART_ISR) & TXE == 0 {}
-            write(USART_TDR, u32::from(byte));
+            while self.bus.read(USART_ISR) & TXE == 0 {}
+            self.bus.write(USART_TDR, u32::from(byte));
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> Result<(), Infallible> {
-        // Transmission complete (TC, bit 6).
-        while read(USART_ISR) & (1 << 6) == 0 {}
+        while self.bus.read(USART_ISR) & TC == 0 {}
         Ok(())
     }
 }
