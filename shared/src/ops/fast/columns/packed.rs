@@ -8,7 +8,9 @@
 //! in registers. A window whose length is not a multiple of 4 ends with a run padded with
 //! zeros, whose weights the channel table holds unpacked.
 
-use super::super::packed::{smlad, splat, ssub16, sxtb16, sxtb16_ror8};
+#[cfg(not(fitnets_dsp))]
+use super::super::packed::ssub16;
+use super::super::packed::{smlad, splat, sxtb16, sxtb16_ror8};
 use super::super::scale::{self, Channel};
 use super::{LANES, Layout};
 use crate::ops::Window;
@@ -75,24 +77,28 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [
     let zero_point = step.conv.input_zero_point;
     let y0 = (y * usize::from(stride_h)) as isize - pad_top as isize;
     let x0 = (x * usize::from(stride_w)) as isize - pad_left as isize;
-    let inside = |y: isize, x: isize| y >= 0 && x >= 0 && y < shape.height as isize && x < shape.width as isize;
     if channels.is_multiple_of(4) {
-        // Every cell is a whole number of runs: two words per input word.
+        // Every cell is a whole number of runs, and the cells of one kernel row follow
+        // each other in the chunk as their pixels do in the input (NHWC): a row that lies
+        // inside the image is one unpacking, two words per input word.
         let zp = splat(zero_point as i16);
         let lane = 2 * slot.min(LANES - 1);
         let cell_words = channels / 4 * RUN_WORDS;
-        let mut cells = chunk.chunks_exact_mut(cell_words);
-        for ky in 0..kernel_h as isize {
-            for kx in 0..kernel_w as isize {
-                let Some(cell) = cells.next() else { return };
-                let (yy, xx) = (y0 + ky, x0 + kx);
-                if inside(yy, xx) {
+        let row_words = usize::from(kernel_w) * cell_words;
+        let (height, width) = (shape.height as isize, shape.width as isize);
+        for (ky, row) in chunk.chunks_exact_mut(row_words).take(usize::from(kernel_h)).enumerate() {
+            let yy = y0 + ky as isize;
+            let row_inside = yy >= 0 && yy < height;
+            if row_inside && x0 >= 0 && x0 + kernel_w as isize <= width {
+                let at = shape.index(yy as usize, x0 as usize, 0);
+                unpack_runs(&input[at..at + usize::from(kernel_w) * channels], &mut row[lane..], zp);
+                continue;
+            }
+            for (kx, cell) in row.chunks_exact_mut(cell_words).enumerate() {
+                let xx = x0 + kx as isize;
+                if row_inside && xx >= 0 && xx < width {
                     let at = shape.index(yy as usize, xx as usize, 0);
-                    for (four, run) in input[at..at + channels].chunks_exact(4).zip(cell.chunks_exact_mut(RUN_WORDS)) {
-                        let w = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
-                        run[lane] = ssub16(sxtb16(w), zp);
-                        run[lane + 1] = ssub16(sxtb16_ror8(w), zp);
-                    }
+                    unpack_runs(&input[at..at + channels], &mut cell[lane..], zp);
                 } else {
                     for run in cell.chunks_exact_mut(RUN_WORDS) {
                         run[lane] = 0;
@@ -103,24 +109,85 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [
         }
     } else {
         // Runs straddle cells (few input channels, as a first layer): value by value,
-        // into words the caller zeroed; padding cells stay zero.
+        // into words the caller zeroed; padding cells stay zero. Value `k` goes to run
+        // `k / 4`, word `k % 2` of the slot's two, half `k % 4 / 2`.
+        let (height, width) = (shape.height as isize, shape.width as isize);
         let mut k = 0;
         for ky in 0..kernel_h as isize {
+            let yy = y0 + ky;
+            let row_inside = yy >= 0 && yy < height;
             for kx in 0..kernel_w as isize {
-                let (yy, xx) = (y0 + ky, x0 + kx);
-                if !inside(yy, xx) {
+                let xx = x0 + kx;
+                if !(row_inside && xx >= 0 && xx < width) {
                     k += channels;
                     continue;
                 }
                 let at = shape.index(yy as usize, xx as usize, 0);
                 for &v in &input[at..at + channels] {
                     let lane = u32::from((i32::from(v) - zero_point) as i16 as u16);
-                    // (v0, v2) then (v1, v3): positions 0 and 2 in the first word.
-                    chunk[k / 4 * RUN_WORDS + 2 * slot + k % 2] |= lane << (16 * (k % 4 / 2));
+                    chunk[(k >> 2) * RUN_WORDS + 2 * slot + (k & 1)] |= lane << ((k & 2) << 3);
                     k += 1;
                 }
             }
         }
+    }
+}
+
+/// Unpacks `values` (a multiple of 4) run by run into `runs`, less the zero point `zp`
+/// in both lanes: for each run of 4, the words `(v0, v2)` and `(v1, v3)` at `runs[0]` and
+/// `runs[1]`, then `RUN_WORDS` further.
+#[cfg(not(fitnets_dsp))]
+#[inline(always)]
+fn unpack_runs(values: &[i8], runs: &mut [u32], zp: u32) {
+    for (four, run) in values.chunks_exact(4).zip(runs.chunks_mut(RUN_WORDS)) {
+        let w = u32::from_le_bytes([four[0] as u8, four[1] as u8, four[2] as u8, four[3] as u8]);
+        run[0] = ssub16(sxtb16(w), zp);
+        run[1] = ssub16(sxtb16_ror8(w), zp);
+    }
+}
+
+// The loop below steps `RUN_WORDS` words as 32 bytes.
+#[cfg(fitnets_dsp)]
+const _: () = assert!(RUN_WORDS * 4 == 32);
+
+/// [`unpack_runs`] as one `asm!` loop: per run, one `LDR` (any alignment on a
+/// Cortex-M4/M7), two `SXTB16`, two `SSUB16` and one `STRD`, then the loop test.
+#[cfg(fitnets_dsp)]
+#[inline(always)]
+fn unpack_runs(values: &[i8], runs: &mut [u32], zp: u32) {
+    let n = values.len() / 4;
+    if n == 0 {
+        return;
+    }
+    // The loop writes words `8 i` and `8 i + 1` of `runs` for each run `i < n`.
+    assert!(runs.len() >= RUN_WORDS * (n - 1) + 2);
+    let start = values.as_ptr();
+    // SAFETY: `start + 4 * n` is the end of `values[..4 * n]`, in bounds.
+    let end = unsafe { start.add(4 * n) };
+    // SAFETY: the loop reads `values[..4 * n]` (word loads, any alignment on a DSP core)
+    // and writes `runs[8 i]` and `runs[8 i + 1]` for `i < n` (doubleword stores,
+    // word-aligned as `runs` is a `u32` slice), all in bounds by the assert above; it
+    // touches no stack, only the registers declared and the flags.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "ldr {w}, [{s}], #4",
+            "sxtb16 {a}, {w}",
+            "sxtb16 {b}, {w}, ror #8",
+            "ssub16 {a}, {a}, {zp}",
+            "ssub16 {b}, {b}, {zp}",
+            "strd {a}, {b}, [{d}], #32",
+            "cmp {s}, {end}",
+            "bne 2b",
+            s = inout(reg) start => _,
+            d = inout(reg) runs.as_mut_ptr() => _,
+            end = in(reg) end,
+            zp = in(reg) zp,
+            w = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            options(nostack),
+        );
     }
 }
 
