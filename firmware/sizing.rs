@@ -101,14 +101,7 @@ impl Sizes {
         let classes = usize::from(model.classes());
         let pixels = vec![u8::MAX; input];
         let logits = vec![u8::MAX; classes];
-        let info = ModelInfo {
-            protocol: wire::PROTOCOL_VERSION,
-            name: model.name(),
-            input: model.input_shape(),
-            classes: model.classes(),
-            arena_bytes: plan::arena_bytes(model),
-            model_crc: model.crc(),
-        };
+        let info = ModelInfo::of(model);
         let request = payload_len(&Request::Classify { pixels: &pixels });
         let response = [
             payload_len(&Response::Info(info)),

@@ -56,6 +56,20 @@ pub struct ModelInfo<'a> {
     pub model_crc: u32,
 }
 
+impl<'a> ModelInfo<'a> {
+    /// What a device running `model` answers to [`Request::Info`].
+    pub fn of(model: &crate::Model<'a>) -> ModelInfo<'a> {
+        ModelInfo {
+            protocol: PROTOCOL_VERSION,
+            name: model.name(),
+            input: model.input_shape(),
+            classes: model.classes(),
+            arena_bytes: crate::plan::arena_bytes(model),
+            model_crc: model.crc(),
+        }
+    }
+}
+
 /// Why a device could not answer a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -8,7 +8,7 @@
 
 use embedded_io::{Error as _, Read, Write};
 use fitnets_shared::wire::{self, Accumulator, ErrorCode, ModelInfo, Push, Request, Response};
-use fitnets_shared::{Model, RunError, plan};
+use fitnets_shared::{Model, RunError};
 
 use crate::model;
 
@@ -53,7 +53,7 @@ pub fn answer<'r>(model: &Model<'r>, frame: &mut [u8], arena: &'r mut [u8], inde
         }
     };
     match request {
-        Request::Info => Response::Info(info(model)),
+        Request::Info => Response::Info(ModelInfo::of(model)),
         Request::Classify { pixels } => match fitnets_shared::run(model, pixels, arena) {
             Ok(prediction) => {
                 defmt::debug!("frame {=u32}: class {=u16}", index, prediction.class);
@@ -68,18 +68,6 @@ pub fn answer<'r>(model: &Model<'r>, frame: &mut [u8], arena: &'r mut [u8], inde
                 Response::Error(ErrorCode::Internal)
             }
         },
-    }
-}
-
-/// What `Info` answers.
-pub fn info<'a>(model: &Model<'a>) -> ModelInfo<'a> {
-    ModelInfo {
-        protocol: wire::PROTOCOL_VERSION,
-        name: model.name(),
-        input: model.input_shape(),
-        classes: model.classes(),
-        arena_bytes: plan::arena_bytes(model),
-        model_crc: model.crc(),
     }
 }
 
