@@ -125,7 +125,11 @@ fn kernel_cases(out: &Path) -> String {
     let _ = writeln!(src, "static CASES: [Case; {KERNEL_CASES}] = [");
     for seed in 0..KERNEL_CASES as u64 {
         let (input, arch, classes) = fitnets_tests::random_arch(seed);
-        let spec = fitnets_tests::model("random", input, &arch, classes, seed);
+        let mut spec = fitnets_tests::model("random", input, &arch, classes, seed);
+        // Every other case with one requantization per maxout unit: the kernels' other path.
+        if seed % 2 == 1 {
+            fitnets_tests::share_maxout_scales(&mut spec);
+        }
         let blob = encode(&spec).unwrap_or_else(|e| panic!("random model {seed} ({arch:?}) does not encode: {e}"));
         let model = Model::from_bytes(&blob).unwrap_or_else(|e| panic!("random model {seed} is invalid: {e}"));
         let mut rng = fitnets_tests::SplitMix(seed ^ 0x5EED);

@@ -18,13 +18,14 @@ use fitnets::model::net::Layer;
 use fitnets::model::{Net, NetConfig};
 use fitnets::quant::calibrate::{Calibration, DEFAULT_PERCENTILE, Range, calibrate};
 use fitnets::quant::eval::{agreement, evaluate_int8, float_model_predictions, net_predictions};
-use fitnets::quant::export::{ExportOptions, export};
+use fitnets::quant::export::{Export, ExportOptions, export};
 use fitnets::quant::extract::float_model;
 use fitnets::quant::float::{Affine, AffineKind, FloatLayer, FloatModel, normalize};
 use fitnets::quant::overflow::Overflow;
-use fitnets::quant::quantize::quantize;
+use fitnets::quant::quantize::{UnitScales, quantize};
 use fitnets::train::run_dir::RunDir;
 use fitnets::train::schedule::{OptimizerKind, Schedule};
+use fitnets_shared::format::encode::LayerSpec;
 use fitnets_shared::ops::Window;
 use fitnets_shared::{Model, plan};
 
@@ -184,7 +185,7 @@ fn trained() -> &'static Trained {
 }
 
 fn options(calibration: Calibration) -> ExportOptions {
-    ExportOptions { calibration, images: 400, seed: 5 }
+    ExportOptions { calibration, images: 400, seed: 5, unit_scales: UnitScales::PerChannel }
 }
 
 fn labels(n: usize) -> Vec<String> {
@@ -231,6 +232,34 @@ fn trained_model_exports_decodes_and_agrees_with_float() {
             assert!((dequantized - f).abs() <= 8.0 * out.scale, "image {i}: int8 {dequantized} vs float {f}");
         }
     }
+}
+
+#[test]
+fn shared_unit_scales_give_each_maxout_unit_one_requantization_and_keep_the_accuracy() {
+    let t = trained();
+    let norm = &t.splits.info.normalization;
+    let own = export(&t.float, norm, &labels(4), &t.splits.train, &options(Calibration::MinMax)).unwrap();
+    let shared_options = ExportOptions { unit_scales: UnitScales::Shared, ..options(Calibration::MinMax) };
+    let shared = export(&t.float, norm, &labels(4), &t.splits.train, &shared_options).unwrap();
+    // conv1 has 2 maxout pieces: each unit's pieces share multiplier and shift only when
+    // asked to; the other layers (no maxout) are untouched.
+    let unit_pairs = |export: &Export| -> Vec<bool> {
+        let LayerSpec::Conv2d { affine, .. } = &export.quantized.spec.layers[0] else { panic!("conv1 first") };
+        (0..affine.shifts.len())
+            .step_by(2)
+            .map(|o| (affine.multipliers[o], affine.shifts[o]) == (affine.multipliers[o + 1], affine.shifts[o + 1]))
+            .collect()
+    };
+    assert!(unit_pairs(&shared).iter().all(|&same| same));
+    assert!(!unit_pairs(&own).iter().all(|&same| same), "per-channel scales happened to coincide");
+    assert_eq!(own.quantized.spec.layers[2], shared.quantized.spec.layers[2]);
+    // The kernels see it, and the int8 model stays as accurate on this data.
+    let model = Model::from_bytes(&shared.blob).unwrap();
+    let first = plan::steps(&model).next().unwrap().unwrap();
+    assert!(first.fused().is_some_and(|f| f.units_share_scale()));
+    let own_accuracy = evaluate_int8(&Model::from_bytes(&own.blob).unwrap(), &t.splits.test).unwrap().accuracy;
+    let shared_accuracy = evaluate_int8(&model, &t.splits.test).unwrap().accuracy;
+    assert!((own_accuracy - shared_accuracy).abs() <= 0.02, "{own_accuracy} vs {shared_accuracy}");
 }
 
 #[test]
@@ -338,7 +367,7 @@ fn an_accumulator_that_could_overflow_is_refused_with_its_numbers() {
     // shift is 12 and 64 · 127 · 128 no longer fits an i32 shifted left by 12.
     let flat = vec![128u8; 64 * 4];
     let ranges = calibrate(&model, &norm, &flat, Calibration::MinMax).unwrap();
-    let err = quantize(&model, &norm, &ranges, &labels(2)).unwrap_err();
+    let err = quantize(&model, &norm, &ranges, &labels(2), UnitScales::PerChannel).unwrap_err();
     let overflow = err.downcast_ref::<Overflow>().unwrap_or_else(|| panic!("not an overflow: {err:#}"));
     assert_eq!(overflow.layer, "layer 0 (fc)");
     assert_eq!((overflow.channel, overflow.sum_abs_weights, overflow.shift), (0, 64 * 127, 12));
@@ -353,7 +382,7 @@ fn an_accumulator_that_could_overflow_is_refused_with_its_numbers() {
     let mut rng = Rng(9);
     let varied: Vec<u8> = (0..64 * 16).map(|_| rng.below(256) as u8).collect();
     let ranges = calibrate(&model, &norm, &varied, Calibration::MinMax).unwrap();
-    quantize(&model, &norm, &ranges, &labels(2)).unwrap();
+    quantize(&model, &norm, &ranges, &labels(2), UnitScales::PerChannel).unwrap();
 }
 
 const EVERYTHING: &str = r#"

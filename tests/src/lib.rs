@@ -328,3 +328,25 @@ pub fn run_layers(model: &fitnets_shared::Model<'_>, input: &[i8]) -> Vec<i8> {
     }
     x
 }
+
+/// Gives the pieces of every maxout unit after a conv one requantization (multiplier
+/// and shift), as export does when asked to share them: each unit takes its piece with
+/// the smallest shift's, so every accumulator bound that held still holds. The model
+/// computes something else than before, but it is just as valid, and the kernels take
+/// their one-requantization-per-unit path on it.
+pub fn share_maxout_scales(spec: &mut ModelSpec) {
+    for i in 1..spec.layers.len() {
+        let LayerSpec::Maxout { pieces } = spec.layers[i] else { continue };
+        let LayerSpec::Conv2d { affine, .. } = &mut spec.layers[i - 1] else { continue };
+        let pieces = usize::from(pieces);
+        for first in (0..affine.shifts.len()).step_by(pieces) {
+            let unit = first..first + pieces;
+            let pick = unit.clone().min_by_key(|&o| affine.shifts[o]).expect("a unit has pieces");
+            let (multiplier, shift) = (affine.multipliers[pick], affine.shifts[pick]);
+            for o in unit {
+                affine.multipliers[o] = multiplier;
+                affine.shifts[o] = shift;
+            }
+        }
+    }
+}

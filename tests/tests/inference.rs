@@ -6,7 +6,7 @@ use fitnets_shared::format::encode::encode;
 use fitnets_shared::ops::fast::Columns;
 use fitnets_shared::ops::reference as k;
 use fitnets_shared::{Model, RunError, plan, run, run_with_columns};
-use fitnets_tests::{SplitMix, model, paper_fitnet, random_arch, tiny};
+use fitnets_tests::{SplitMix, model, paper_fitnet, random_arch, share_maxout_scales, tiny};
 use proptest::prelude::*;
 
 /// Layer by layer with fresh buffers: the plainest possible execution.
@@ -55,10 +55,22 @@ proptest! {
     #[test]
     fn random_models_run_exactly_as_planned(arch_seed in any::<u64>(), weight_seed in any::<u64>(), pixel_seed in any::<u64>()) {
         let (input, arch, classes) = random_arch(arch_seed);
-        let spec = model("random", input, &arch, classes, weight_seed);
+        let mut spec = model("random", input, &arch, classes, weight_seed);
         let blob = encode(&spec).unwrap_or_else(|e| panic!("{arch:?}: {e}"));
         check_model(&blob, pixel_seed);
+        // The same model with one requantization per maxout unit: the kernels' other path.
+        share_maxout_scales(&mut spec);
+        let blob = encode(&spec).unwrap_or_else(|e| panic!("{arch:?}, scales shared: {e}"));
+        check_model(&blob, pixel_seed);
     }
+}
+
+#[test]
+fn paper_fitnet_with_shared_unit_scales_runs_as_planned() {
+    let mut spec = paper_fitnet(3);
+    check_model(&encode(&spec).unwrap(), 5);
+    share_maxout_scales(&mut spec);
+    check_model(&encode(&spec).unwrap(), 5);
 }
 
 #[test]

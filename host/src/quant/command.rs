@@ -12,6 +12,7 @@ use fitnets_shared::format::encode::pixel_table;
 use super::calibrate::Calibration;
 use super::eval::{agreement, evaluate_int8, net_predictions};
 use super::export::{Export, ExportOptions, export, load_float_model};
+use super::quantize::UnitScales;
 use crate::cli::{DataArgs, DeviceArgs, confusion_table};
 use crate::data::{FASHION_MNIST_LABELS, cifar};
 use crate::method::load_run;
@@ -33,6 +34,12 @@ pub struct ExportArgs {
     /// Training images to calibrate on (a seeded sample).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub calibration_images: usize,
+    /// The weight scales of a maxout unit's pieces: `per-channel` (each its own, the
+    /// most precise) or `shared` (the unit's largest, so that the device requantizes
+    /// once per unit instead of once per piece: about 5 % fewer instructions on the
+    /// FitNet; check the int8 accuracy with `fitnets eval`).
+    #[arg(long, value_enum, default_value_t = UnitScales::PerChannel, value_name = "HOW")]
+    pub unit_scales: UnitScales,
     /// Class names, comma-separated. Default: Fashion-MNIST's names for the default data,
     /// the CIFAR-10 names with `--cifar`, else the class numbers.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
@@ -59,8 +66,12 @@ pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
         model.input()
     );
     let labels = class_labels(args.labels.as_deref(), &info.data.classes, &args.data, model.classes())?;
-    let options =
-        ExportOptions { calibration: args.calibration, images: args.calibration_images, seed: info.data.split_seed };
+    let options = ExportOptions {
+        calibration: args.calibration,
+        images: args.calibration_images,
+        seed: info.data.split_seed,
+        unit_scales: args.unit_scales,
+    };
     let exported = export(&model, &info.data.normalization, &labels, train, &options)
         .with_context(|| format!("exporting {}", args.run.display()))?;
     write_atomic(&args.output, &exported.blob)?;
@@ -108,8 +119,8 @@ pub fn describe(exported: &Export, options: &ExportOptions, output: &Path) -> St
     let spec = &exported.quantized.spec;
     let _ = writeln!(
         text,
-        "{}: {} calibration on {} training images",
-        spec.name, options.calibration, exported.calibration_images
+        "{}: {} calibration on {} training images, {} weight scales for maxout units",
+        spec.name, options.calibration, exported.calibration_images, options.unit_scales
     );
     let _ = writeln!(text, "{:<24} {:>10} {:>10} {:>12} {:>5}", "tensor", "min", "max", "scale", "zp");
     for t in &exported.quantized.tensors {

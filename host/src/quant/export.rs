@@ -11,11 +11,11 @@ use super::calibrate::{Calibration, calibrate};
 use super::eval::{agreement, evaluate_int8, float_model_predictions};
 use super::extract::float_model;
 use super::float::FloatModel;
-use super::quantize::{Quantized, quantize};
+use super::quantize::{Quantized, UnitScales, quantize};
 use crate::data::{Dataset, Normalization};
 use crate::method::{RunInfo, load_run};
 
-/// How to calibrate.
+/// How to calibrate, and how maxout units' weight scales are chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ExportOptions {
     pub calibration: Calibration,
@@ -23,11 +23,12 @@ pub struct ExportOptions {
     pub images: usize,
     /// Seed of the sample.
     pub seed: u64,
+    pub unit_scales: UnitScales,
 }
 
 impl Default for ExportOptions {
     fn default() -> ExportOptions {
-        ExportOptions { calibration: Calibration::MinMax, images: 1000, seed: 0 }
+        ExportOptions { calibration: Calibration::MinMax, images: 1000, seed: 0, unit_scales: UnitScales::PerChannel }
     }
 }
 
@@ -66,7 +67,7 @@ pub fn export(
     anyhow::ensure!(options.images > 0, "calibration needs at least one image");
     let sample = train.sample(options.images, options.seed);
     let ranges = calibrate(model, normalization, &sample.images, options.calibration)?;
-    let quantized = quantize(model, normalization, &ranges, labels)?;
+    let quantized = quantize(model, normalization, &ranges, labels, options.unit_scales)?;
     let blob = encode(&quantized.spec).context("encoding the int8 model")?;
     let decoded = Model::from_bytes(&blob).context("decoding the blob just written")?;
     let int8 = evaluate_int8(&decoded, &sample)?;

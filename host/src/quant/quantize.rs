@@ -15,7 +15,7 @@ use fitnets_shared::format::{Activation, MAX_LABEL_LEN, MAX_NAME_LEN, Quant};
 use super::calibrate::Range;
 use super::float::{AffineKind, FloatLayer, FloatModel};
 use super::overflow;
-use super::scheme::{activation_quant, input_quant, input_range, quantize_channel};
+use super::scheme::{activation_quant, channel_weight_scale, input_quant, input_range, quantize_channel};
 use crate::data::Normalization;
 
 /// One quantized activation tensor, for reports.
@@ -26,6 +26,28 @@ pub struct TensorQuant {
     /// The float range that was quantized (the input's exact range, or the calibrated one).
     pub range: Range,
     pub quant: Quant,
+}
+
+/// How the weight scales of a maxout unit's pieces are chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnitScales {
+    /// Each output channel its own (the most precise weights).
+    #[default]
+    PerChannel,
+    /// The pieces of each maxout unit one, the largest of theirs: they then share their
+    /// requantization, and the device requantizes once per unit instead of once per
+    /// piece (exact: requantization is monotonic). Costs the smaller pieces a little
+    /// weight precision.
+    Shared,
+}
+
+impl std::fmt::Display for UnitScales {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UnitScales::PerChannel => "per-channel",
+            UnitScales::Shared => "shared",
+        })
+    }
 }
 
 /// The int8 model and how each tensor was quantized.
@@ -46,6 +68,7 @@ pub fn quantize(
     normalization: &Normalization,
     ranges: &[Range],
     labels: &[String],
+    unit_scales: UnitScales,
 ) -> anyhow::Result<Quantized> {
     let affines = model.affines().count();
     ensure!(ranges.len() == affines, "{} calibrated ranges for {affines} affine layers", ranges.len());
@@ -86,8 +109,25 @@ pub fn quantize(
             shifts: Vec::with_capacity(a.outputs()),
             output: out,
         };
+        // The scale each channel must at least take: its unit's, when units share.
+        let own: Vec<f64> = a
+            .weights
+            .chunks_exact(fan_in)
+            .zip(&a.bias)
+            .map(|(row, &bias)| channel_weight_scale(row, bias, quant.scale))
+            .collect();
+        let floor: Vec<f64> = match unit_scales {
+            UnitScales::Shared if a.pieces > 1 => own
+                .chunks(a.pieces)
+                .flat_map(|unit| {
+                    let shared = unit.iter().copied().fold(0.0, f64::max);
+                    std::iter::repeat_n(shared, unit.len())
+                })
+                .collect(),
+            _ => vec![0.0; own.len()],
+        };
         for (o, (row, &bias)) in a.weights.chunks_exact(fan_in).zip(&a.bias).enumerate() {
-            let channel = quantize_channel(row, bias, quant.scale, out.scale).map_err(|e| {
+            let channel = quantize_channel(row, bias, quant.scale, out.scale, floor[o]).map_err(|e| {
                 anyhow!(
                     "{}: output channel {o} needs a requantization multiplier of {:.3e} (at most 2^29): its calibrated \
                      output range [{}, {}] is far too narrow for its inputs",

@@ -68,20 +68,27 @@ pub struct MultiplierTooLarge {
     pub real: f64,
 }
 
-/// Quantizes one output channel: weights to `round(w / w_scale)` with
-/// `w_scale = max|w| / 127` (raised so that `|bias| <= BIAS_LIMIT`), the bias to
-/// `round(b / (in_scale · w_scale))`, and the multiplier of
-/// `in_scale · w_scale / out_scale`.
+/// The weight scale one output channel needs on its own: `max|w| / 127`, raised so that
+/// `|bias| <= BIAS_LIMIT` in `in_scale · w_scale` units; `0` for an all-zero channel.
+pub fn channel_weight_scale(weights: &[f32], bias: f32, in_scale: f32) -> f64 {
+    let max_abs = weights.iter().fold(0f64, |m, &w| m.max(f64::from(w).abs()));
+    (max_abs / 127.0).max(f64::from(bias).abs() / (f64::from(in_scale) * BIAS_LIMIT))
+}
+
+/// Quantizes one output channel: weights to `round(w / w_scale)` with `w_scale` the
+/// larger of [`channel_weight_scale`] and `min_weight_scale` (the scale a maxout unit's
+/// pieces share, or 0), the bias to `round(b / (in_scale · w_scale))`, and the
+/// multiplier of `in_scale · w_scale / out_scale`.
 pub fn quantize_channel(
     weights: &[f32],
     bias: f32,
     in_scale: f32,
     out_scale: f32,
+    min_weight_scale: f64,
 ) -> Result<Channel, MultiplierTooLarge> {
+    let mut weight_scale = channel_weight_scale(weights, bias, in_scale).max(min_weight_scale);
     let in_scale = f64::from(in_scale);
     let bias = f64::from(bias);
-    let max_abs = weights.iter().fold(0f64, |m, &w| m.max(f64::from(w).abs()));
-    let mut weight_scale = (max_abs / 127.0).max(bias.abs() / (in_scale * BIAS_LIMIT));
     if weight_scale == 0.0 || !weight_scale.is_finite() {
         // All zero: any scale represents the channel exactly.
         weight_scale = 1.0;

@@ -18,8 +18,11 @@
 //! - **without pooling** requantizes each pixel's accumulator.
 //!
 //! Maxout then keeps the largest requantized piece of each unit, as the reference does,
-//! after requantization (pieces have their own multipliers). The pre-maxout tensor and
-//! the pre-pooling tensor never exist: only the columns and the final output.
+//! after requantization (pieces have their own multipliers), or, when every unit's
+//! pieces share one multiplier and shift ([`Fused::units_share_scale`], what export's
+//! shared unit scales give), the largest accumulator, requantized once: the same value
+//! by the same monotonicity. The pre-maxout tensor and the pre-pooling tensor never
+//! exist: only the columns and the final output.
 //!
 //! Integer sums are exact in any order: the accumulator bound checked on decode
 //! ([`Conv2d`]) holds for every partial sum of the reference's order, and a layout whose
@@ -59,6 +62,23 @@ impl Fused<'_> {
         self.pool.map_or(LANES, |(h, w)| usize::from(h) * usize::from(w))
     }
 
+    /// Whether the pieces of every maxout unit share one requantization (multiplier and
+    /// shift), as export makes them when asked to. Then the largest accumulator of a
+    /// unit's pieces, requantized once, is the largest of their requantized values (the
+    /// same monotonic function of each), and the kernel requantizes once per unit.
+    pub fn units_share_scale(&self) -> bool {
+        let pieces = usize::from(self.pieces);
+        let requant = &self.conv.requant;
+        let channels = usize::from(self.conv_output.channels);
+        pieces > 1
+            && (0..channels).step_by(pieces).all(|first| {
+                (first + 1..first + pieces).all(|o| {
+                    requant.multipliers.get(o) == requant.multipliers.get(first)
+                        && requant.shifts.get(o) == requant.shifts.get(first)
+                })
+            })
+    }
+
     /// Scratch words the kernel needs: the channel table and the columns, in the
     /// largest layout, so that every target plans the same arena.
     pub fn scratch_words(&self) -> usize {
@@ -90,6 +110,7 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
     let columns = &mut columns[..pixels.div_ceil(LANES) * L::chunk_words(step)];
     let out = step.output;
     let units = usize::from(out.channels);
+    let shared = step.units_share_scale();
     match step.pool {
         Some((ph, pw)) => {
             let (ph, pw) = (usize::from(ph), usize::from(pw));
@@ -103,7 +124,12 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
                         Raster { origin: (oy * ph, ox * pw), width: pw, start: (0, 0) },
                     );
                     let cell = out.index(oy, ox, 0);
-                    pooled_channels::<L>(step, table, columns, &mut output[cell..cell + units]);
+                    let out = &mut output[cell..cell + units];
+                    if shared {
+                        pooled_channels::<L, true>(step, table, columns, out);
+                    } else {
+                        pooled_channels::<L, false>(step, table, columns, out);
+                    }
                 }
             }
         }
@@ -117,7 +143,12 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
             for first in (0..cells).step_by(LANES) {
                 let n = (cells - first).min(LANES);
                 fill::<L>(step, input, columns, n, Raster { origin: (0, 0), width, start });
-                pixel_channels::<L>(step, table, columns, n, &mut output[first * units..(first + n) * units]);
+                let out = &mut output[first * units..(first + n) * units];
+                if shared {
+                    pixel_channels::<L, true>(step, table, columns, n, out);
+                } else {
+                    pixel_channels::<L, false>(step, table, columns, n, out);
+                }
                 start.1 += LANES;
                 while start.1 >= width {
                     start = (start.0 + 1, start.1 - width);
@@ -174,7 +205,12 @@ struct Raster {
 /// reduced by max into one output cell, and maxout: a pooled step's cell `out`. Not
 /// inlined: one copy serves every step.
 #[inline(never)]
-fn pooled_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], columns: &[u32], out: &mut [i8]) {
+fn pooled_channels<L: Layout, const SHARED: bool>(
+    step: &Fused<'_>,
+    table: &[Channel],
+    columns: &[u32],
+    out: &mut [i8],
+) {
     let (k, pieces, words) = (step.window_len(), usize::from(step.pieces), L::chunk_words(step));
     let stage = step.conv.output;
     // Every `chunks_exact` made once per call and cloned: making one divides, and a
@@ -184,12 +220,21 @@ fn pooled_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], columns: &[u3
     let mut channels = step.conv.weights.0.chunks_exact(k).zip(table);
     for out in out.iter_mut() {
         let mut best = i8::MIN;
+        // With shared scales ([`Fused::units_share_scale`]): the largest accumulator.
+        let mut top_of_unit = (i32::MIN, None);
         for (weights, c) in channels.by_ref().take(pieces) {
             let mut top = max_4(L::dot_4(first, weights, c));
             for chunk in others.clone() {
                 top = top.max(max_4(L::dot_4(chunk, weights, c)));
             }
-            best = best.max(stage.finish(scale::requantize(top, c)));
+            if SHARED {
+                top_of_unit = (top_of_unit.0.max(top), Some(c));
+            } else {
+                best = best.max(stage.finish(scale::requantize(top, c)));
+            }
+        }
+        if let (top, Some(c)) = top_of_unit {
+            best = stage.finish(scale::requantize(top, c));
         }
         *out = best;
     }
@@ -198,18 +243,38 @@ fn pooled_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], columns: &[u3
 /// Every conv channel of the four pixels of `chunk`, and maxout: the first `cells`
 /// pixels' output cells, side by side in `out`. Not inlined, like [`pooled_channels`].
 #[inline(never)]
-fn pixel_channels<L: Layout>(step: &Fused<'_>, table: &[Channel], chunk: &[u32], cells: usize, out: &mut [i8]) {
+fn pixel_channels<L: Layout, const SHARED: bool>(
+    step: &Fused<'_>,
+    table: &[Channel],
+    chunk: &[u32],
+    cells: usize,
+    out: &mut [i8],
+) {
     let (k, pieces) = (step.window_len(), usize::from(step.pieces));
     let units = usize::from(step.output.channels);
     let stage = step.conv.output;
     let mut channels = step.conv.weights.0.chunks_exact(k).zip(table);
     for unit in 0..units {
-        // As i32, so the running maxima stay in registers without sign extensions.
+        // As i32, so the running maxima stay in registers without sign extensions: the
+        // requantized values, or with shared scales the accumulators, requantized after.
         let mut best = [i32::MIN; LANES];
+        let mut unit_channel = None;
         for (weights, c) in channels.by_ref().take(pieces) {
             let accs = L::dot_4(chunk, weights, c);
-            for (b, acc) in best.iter_mut().zip(accs) {
-                *b = (*b).max(i32::from(stage.finish(scale::requantize(acc, c))));
+            if SHARED {
+                for (b, acc) in best.iter_mut().zip(accs) {
+                    *b = (*b).max(acc);
+                }
+                unit_channel = Some(c);
+            } else {
+                for (b, acc) in best.iter_mut().zip(accs) {
+                    *b = (*b).max(i32::from(stage.finish(scale::requantize(acc, c))));
+                }
+            }
+        }
+        if let Some(c) = unit_channel {
+            for b in &mut best {
+                *b = i32::from(stage.finish(scale::requantize(*b, c)));
             }
         }
         for (cell, b) in best.into_iter().enumerate().take(cells) {
