@@ -38,9 +38,10 @@ impl Layout for Packed {
         scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o), [sxtb16(last), sxtb16_ror8(last)])
     }
 
-    fn clears(step: &Fused<'_>) -> bool {
-        // The value-by-value path ORs lanes in.
-        !usize::from(step.input.channels).is_multiple_of(4)
+    fn clears(_: &Fused<'_>) -> bool {
+        // Every lane of the window is written; the padded last run's other lanes meet
+        // zero weights.
+        false
     }
 
     #[inline(always)]
@@ -109,24 +110,43 @@ fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [
         }
     } else {
         // Runs straddle cells (few input channels, as a first layer): value by value,
-        // into words the caller zeroed; padding cells stay zero. Value `k` goes to run
-        // `k / 4`, word `k % 2` of the slot's two, half `k % 4 / 2`.
+        // each into its 16-bit lane. Value `k` goes to run `k / 4`, word `k % 2` of the
+        // slot's two, half `k % 4 / 2` (little-endian: the low half is lane 0), so within
+        // a run the slot's halfwords are taken in the order 0, 2, 1, 3; kept as a running
+        // position, without dividing or multiplying per value.
+        const ORDER: [usize; 4] = [0, 2, 1, 3];
+        let lanes: &mut [u16] = bytemuck::cast_slice_mut(chunk);
+        let (mut run, mut phase) = (4 * slot, 0);
+        let mut put = |value: i32| {
+            lanes[run + ORDER[phase]] = value as u16;
+            phase += 1;
+            if phase == 4 {
+                (run, phase) = (run + 2 * RUN_WORDS, 0);
+            }
+        };
         let (height, width) = (shape.height as isize, shape.width as isize);
-        let mut k = 0;
         for ky in 0..kernel_h as isize {
             let yy = y0 + ky;
             let row_inside = yy >= 0 && yy < height;
+            if channels == 1 && row_inside && x0 >= 0 && x0 + kernel_w as isize <= width {
+                // One value per cell (a grayscale input), the whole row inside the image.
+                let at = shape.index(yy as usize, x0 as usize, 0);
+                for &v in &input[at..at + usize::from(kernel_w)] {
+                    put(i32::from(v) - zero_point);
+                }
+                continue;
+            }
             for kx in 0..kernel_w as isize {
                 let xx = x0 + kx;
-                if !(row_inside && xx >= 0 && xx < width) {
-                    k += channels;
-                    continue;
-                }
-                let at = shape.index(yy as usize, xx as usize, 0);
-                for &v in &input[at..at + channels] {
-                    let lane = u32::from((i32::from(v) - zero_point) as i16 as u16);
-                    chunk[(k >> 2) * RUN_WORDS + 2 * slot + (k & 1)] |= lane << ((k & 2) << 3);
-                    k += 1;
+                if row_inside && xx >= 0 && xx < width {
+                    let at = shape.index(yy as usize, xx as usize, 0);
+                    for &v in &input[at..at + channels] {
+                        put(i32::from(v) - zero_point);
+                    }
+                } else {
+                    for _ in 0..channels {
+                        put(0);
+                    }
                 }
             }
         }
