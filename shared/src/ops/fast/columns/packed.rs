@@ -53,13 +53,12 @@ impl Layout for Packed {
     /// ([`runs_4`]); the padded last run takes its weights from the table.
     #[inline(always)]
     fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES] {
-        let blocks = weights.len() / 4;
-        let (runs, tail) = chunk.split_at(blocks * RUN_WORDS);
-        let mut accs = runs_4(runs, &weights[..blocks * 4], [c[0]; LANES]);
+        let mut accs = runs_4(chunk, weights, c[0]);
         if !weights.len().is_multiple_of(4) {
             // The padded last run.
             let (w02, w13) = (c[6] as u32, c[7] as u32);
-            for (acc, pixel) in accs.iter_mut().zip(tail[..RUN_WORDS].chunks_exact(2)) {
+            let tail = &chunk[weights.len() / 4 * RUN_WORDS..][..RUN_WORDS];
+            for (acc, pixel) in accs.iter_mut().zip(tail.chunks_exact(2)) {
                 *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
             }
         }
@@ -211,11 +210,13 @@ fn unpack_runs(values: &[i8], runs: &mut [u32], zp: u32) {
     }
 }
 
-/// The whole runs of [`Packed::dot_4`]: per 4 weights, one weight word unpacked into two and 8
-/// `SMLAD`s, two per pixel.
+/// The whole runs of [`Packed::dot_4`], from `init` in every accumulator: per 4 weights
+/// (the whole blocks of `weights`), one weight word unpacked into two and 8 `SMLAD`s, two
+/// per pixel, over the runs at the start of `runs`.
 #[cfg(not(fitnets_dsp))]
 #[inline(always)]
-fn runs_4(runs: &[u32], weights: &[u8], mut accs: [i32; LANES]) -> [i32; LANES] {
+fn runs_4(runs: &[u32], weights: &[u8], init: i32) -> [i32; LANES] {
+    let mut accs = [init; LANES];
     for (run, w) in runs.chunks_exact(RUN_WORDS).zip(weights.chunks_exact(4)) {
         let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
         let (w02, w13) = (sxtb16(w), sxtb16_ror8(w));
@@ -233,16 +234,13 @@ fn runs_4(runs: &[u32], weights: &[u8], mut accs: [i32; LANES]) -> [i32; LANES] 
 /// the loop test (2) once per two blocks.
 #[cfg(fitnets_dsp)]
 #[inline(always)]
-fn runs_4(runs: &[u32], weights: &[u8], accs: [i32; LANES]) -> [i32; LANES] {
+fn runs_4(runs: &[u32], weights: &[u8], init: i32) -> [i32; LANES] {
     let blocks = weights.len() / 4;
     // The loop reads 8 words of `runs` and 4 bytes of `weights` per block.
     assert!(runs.len() >= RUN_WORDS * blocks);
-    let [mut a0, mut a1, mut a2, mut a3] = accs;
-    if blocks == 0 {
-        return accs;
-    }
+    let (a0, a1, a2, a3);
     let start = weights.as_ptr();
-    // SAFETY: `start + 4 * blocks` is the end of `weights`, one past its last byte.
+    // SAFETY: `start + 4 * blocks` is within `weights` or one past its last byte.
     let end = unsafe { start.add(4 * blocks) };
     // SAFETY: the loop reads `weights[..4 * blocks]` (LDR, any alignment on a Cortex-M4/M7)
     // and `runs[..8 * blocks]` (LDRD, word-aligned since `runs` is a `u32` slice), both
@@ -250,8 +248,13 @@ fn runs_4(runs: &[u32], weights: &[u8], accs: [i32; LANES]) -> [i32; LANES] {
     // registers declared and the flags.
     unsafe {
         core::arch::asm!(
-            // Two blocks per iteration; an odd count enters at the second.
-            "sub {u}, {end}, {q}",
+            // Every accumulator from the bias; no block: done. Two blocks per
+            // iteration; an odd count enters at the second.
+            "mov {a1}, {a0}",
+            "mov {a2}, {a0}",
+            "mov {a3}, {a0}",
+            "subs {u}, {end}, {q}",
+            "beq 4f",
             "tst {u}, #4",
             "bne 3f",
             "2:",
@@ -288,13 +291,14 @@ fn runs_4(runs: &[u32], weights: &[u8], accs: [i32; LANES]) -> [i32; LANES] {
             "smlad {a3}, {x1}, {u}, {a3}",
             "cmp {q}, {end}",
             "bne 2b",
+            "4:",
             p = inout(reg) runs.as_ptr() => _,
             q = inout(reg) start => _,
             end = in(reg) end,
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
-            a3 = inout(reg) a3,
+            a0 = inout(reg) init => a0,
+            a1 = out(reg) a1,
+            a2 = out(reg) a2,
+            a3 = out(reg) a3,
             u = out(reg) _,
             t = out(reg) _,
             x0 = out(reg) _,
