@@ -28,6 +28,10 @@ pub trait Layout {
     /// Whether the columns must be zeroed before each fill.
     fn clears(step: &Fused<'_>) -> bool;
 
+    /// Whether the inner loop wants whole runs of 4 weights: a window that is not gets
+    /// its weights copied, padded with zeros, once per step.
+    const PADS_WEIGHTS: bool;
+
     /// Packs conv pixel `(y, x)`'s window into slot `slot` of `chunk`.
     fn fill_column(step: &Fused<'_>, input: &[i8], y: usize, x: usize, chunk: &mut [u32], slot: usize);
 

@@ -79,11 +79,19 @@ impl Fused<'_> {
             })
     }
 
-    /// Scratch words the kernel needs: the channel table and the columns, in the
-    /// largest layout, so that every target plans the same arena.
+    /// Values per channel as the inner loops see them: the window, padded to a whole
+    /// number of runs of 4.
+    pub(super) fn padded_window_len(&self) -> usize {
+        self.window_len().div_ceil(4) * 4
+    }
+
+    /// Scratch words the kernel needs: the channel table, the weights padded to whole
+    /// runs when the window is not (`padded_window_len`), and the columns in the largest
+    /// layout, so that every target plans the same arena.
     pub fn scratch_words(&self) -> usize {
-        usize::from(self.conv_output.channels) * CHANNEL_WORDS
-            + self.pixels().div_ceil(LANES) * Packed::chunk_words(self)
+        let channels = usize::from(self.conv_output.channels);
+        let padded = if self.window_len().is_multiple_of(4) { 0 } else { channels * self.padded_window_len() / 4 };
+        channels * CHANNEL_WORDS + padded + self.pixels().div_ceil(LANES) * Packed::chunk_words(self)
     }
 }
 
@@ -103,9 +111,25 @@ pub fn conv_maxout_pool(step: &Fused<'_>, input: &[i8], output: &mut [i8], scrat
 
 /// [`conv_maxout_pool`] in layout `L`.
 fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &mut [u32]) {
-    let (table, columns) = scratch.split_at_mut(usize::from(step.conv_output.channels) * CHANNEL_WORDS);
+    let channels = usize::from(step.conv_output.channels);
+    let (table, columns) = scratch.split_at_mut(channels * CHANNEL_WORDS);
     let table: &mut [Channel] = bytemuck::cast_slice_mut(table);
     fill_table::<L>(step, table);
+    // The inner loops take whole runs of 4 weights: a window that is not (a first layer
+    // of 1 to 3 channels, say) gets its weights copied once, padded with zeros, which
+    // meet whatever the columns hold past the window and add nothing.
+    let (k, k4) = (step.window_len(), step.padded_window_len());
+    let (weights, columns): (&[u8], &mut [u32]) = if k == k4 || !L::PADS_WEIGHTS {
+        (step.conv.weights.0, columns)
+    } else {
+        let (padded, columns) = columns.split_at_mut(channels * k4 / 4);
+        let padded: &mut [u8] = bytemuck::cast_slice_mut(padded);
+        for (to, from) in padded.chunks_exact_mut(k4).zip(step.conv.weights.0.chunks_exact(k)) {
+            to[..k].copy_from_slice(from);
+            to[k..].fill(0);
+        }
+        (padded, columns)
+    };
     let pixels = step.pixels();
     let columns = &mut columns[..pixels.div_ceil(LANES) * L::chunk_words(step)];
     let out = step.output;
@@ -126,9 +150,9 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
                     let cell = out.index(oy, ox, 0);
                     let out = &mut output[cell..cell + units];
                     if shared {
-                        pooled_channels::<L, true>(step, table, columns, out);
+                        pooled_channels::<L, true>(step, table, weights, columns, out);
                     } else {
-                        pooled_channels::<L, false>(step, table, columns, out);
+                        pooled_channels::<L, false>(step, table, weights, columns, out);
                     }
                 }
             }
@@ -145,9 +169,9 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
                 fill::<L>(step, input, columns, n, Raster { origin: (0, 0), width, start });
                 let out = &mut output[first * units..(first + n) * units];
                 if shared {
-                    pixel_channels::<L, true>(step, table, columns, n, out);
+                    pixel_channels::<L, true>(step, table, weights, columns, n, out);
                 } else {
-                    pixel_channels::<L, false>(step, table, columns, n, out);
+                    pixel_channels::<L, false>(step, table, weights, columns, n, out);
                 }
                 start.1 += LANES;
                 while start.1 >= width {
@@ -156,6 +180,11 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
             }
         }
     }
+}
+
+/// Weights per channel in the inner loops: the window, padded for a layout that pads.
+fn weights_per_channel<L: Layout>(step: &Fused<'_>) -> usize {
+    if L::PADS_WEIGHTS { step.padded_window_len() } else { step.window_len() }
 }
 
 /// The channel table: bias, requantization constants and what `L` needs of each conv
@@ -208,16 +237,17 @@ struct Raster {
 fn pooled_channels<L: Layout, const SHARED: bool>(
     step: &Fused<'_>,
     table: &[Channel],
+    weights: &[u8],
     columns: &[u32],
     out: &mut [i8],
 ) {
-    let (k, pieces, words) = (step.window_len(), usize::from(step.pieces), L::chunk_words(step));
+    let (k, pieces, words) = (weights_per_channel::<L>(step), usize::from(step.pieces), L::chunk_words(step));
     let stage = step.conv.output;
     // Every `chunks_exact` made once per call and cloned: making one divides, and a
     // Cortex-M0+ has no divide instruction.
     let (first, others) = columns.split_at(words);
     let others = others.chunks_exact(words);
-    let mut channels = step.conv.weights.0.chunks_exact(k).zip(table);
+    let mut channels = weights.chunks_exact(k).zip(table);
     for out in out.iter_mut() {
         let mut best = i8::MIN;
         // With shared scales ([`Fused::units_share_scale`]): the largest accumulator.
@@ -246,14 +276,15 @@ fn pooled_channels<L: Layout, const SHARED: bool>(
 fn pixel_channels<L: Layout, const SHARED: bool>(
     step: &Fused<'_>,
     table: &[Channel],
+    weights: &[u8],
     chunk: &[u32],
     cells: usize,
     out: &mut [i8],
 ) {
-    let (k, pieces) = (step.window_len(), usize::from(step.pieces));
+    let (k, pieces) = (weights_per_channel::<L>(step), usize::from(step.pieces));
     let units = usize::from(step.output.channels);
     let stage = step.conv.output;
-    let mut channels = step.conv.weights.0.chunks_exact(k).zip(table);
+    let mut channels = weights.chunks_exact(k).zip(table);
     for unit in 0..units {
         // As i32, so the running maxima stay in registers without sign extensions: the
         // requantized values, or with shared scales the accumulators, requantized after.

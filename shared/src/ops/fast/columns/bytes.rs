@@ -21,6 +21,10 @@ use crate::ops::fast::Fused;
 pub struct Bytes;
 
 impl Layout for Bytes {
+    // One `MULS` per value: padding a window to whole runs would cost more MACs than the
+    // scalar tail it saves.
+    const PADS_WEIGHTS: bool = false;
+
     fn chunk_words(step: &Fused<'_>) -> usize {
         // `LANES` bytes per value.
         step.window_len()
