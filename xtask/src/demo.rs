@@ -35,8 +35,8 @@ const TEACHER_FILES: [&str; 5] = ["run.json", "config.toml", "model.bin", "resul
 const TEACHER_CONFIG: &str = "configs/mnist-teacher-cnn.toml";
 const TEACHER_SCHEDULE: [&str; 5] = ["--epochs", "45", "--shift", "2", "--hflip"];
 /// The boards whose flash and RAM the demo measures: the emulated one it runs on, and
-/// two real ones.
-const SIZE_BOARDS: [&str; 3] = ["qemu-m4", "stm32f4", "nrf52840dk"];
+/// three real ones, the smallest a Cortex-M0+ with 128 KB of flash and 36 KB of RAM.
+const SIZE_BOARDS: [&str; 4] = ["qemu-m4", "stm32f4", "nrf52840dk", "nucleo-g071rb"];
 /// The goals the device must meet with the Fashion-MNIST FitNet.
 const FLASH_GOAL: u64 = 64 * 1024;
 const RAM_GOAL: u64 = 32 * 1024;
