@@ -144,8 +144,15 @@ pub struct Row {
     pub allowance: Allowance,
 }
 
-/// Parses [`TABLE`]: `board program code ram` per line, `#` comments.
-pub fn parse_table(text: &str) -> Result<Vec<Row>, String> {
+/// Parses the rows of a table file named `table`: per line whitespace-separated fields,
+/// `#` comments and blank lines skipped, each row by `row`, whose `None` is reported with
+/// the line and the expected `shape`.
+fn parse_rows<T>(
+    text: &str,
+    table: &str,
+    shape: &str,
+    row: impl Fn(&[&str]) -> Option<T>,
+) -> Result<Vec<T>, String> {
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
@@ -153,13 +160,18 @@ pub fn parse_table(text: &str) -> Result<Vec<Row>, String> {
             continue;
         }
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let bad = || format!("{TABLE} line {}: `{line}` is not `board program code-bytes ram-bytes`", n + 1);
-        let [board, program, code, ram] = fields[..] else { return Err(bad()) };
-        let program = Program::parse(program).ok_or_else(bad)?;
-        let (code, ram) = (code.parse().map_err(|_| bad())?, ram.parse().map_err(|_| bad())?);
-        rows.push(Row { board: board.to_string(), program, allowance: Allowance { code, ram } });
+        rows.push(row(&fields).ok_or_else(|| format!("{table} line {}: `{line}` is not `{shape}`", n + 1))?);
     }
     Ok(rows)
+}
+
+/// Parses [`TABLE`]: `board program code ram` per line, `#` comments.
+pub fn parse_table(text: &str) -> Result<Vec<Row>, String> {
+    parse_rows(text, TABLE, "board program code-bytes ram-bytes", |fields| {
+        let [board, program, code, ram] = fields[..] else { return None };
+        let allowance = Allowance { code: code.parse().ok()?, ram: ram.parse().ok()? };
+        Some(Row { board: board.to_string(), program: Program::parse(program)?, allowance })
+    })
 }
 
 /// The table's text for `rows`, with its header.
@@ -278,18 +290,10 @@ impl CyclesRow {
 
 /// Parses [`CYCLES_TABLE`]: `core cycles macs` per line, `#` comments.
 pub fn parse_cycles(text: &str) -> Result<Vec<CyclesRow>, String> {
-    let mut rows = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let bad = || format!("{CYCLES_TABLE} line {}: `{line}` is not `core cycles macs`", n + 1);
-        let [core, cycles, macs] = line.split_whitespace().collect::<Vec<_>>()[..] else { return Err(bad()) };
-        let (cycles, macs) = (cycles.parse().map_err(|_| bad())?, macs.parse().map_err(|_| bad())?);
-        rows.push(CyclesRow { core: core.to_string(), cycles, macs });
-    }
-    Ok(rows)
+    parse_rows(text, CYCLES_TABLE, "core cycles macs", |fields| {
+        let [core, cycles, macs] = fields[..] else { return None };
+        Some(CyclesRow { core: core.to_string(), cycles: cycles.parse().ok()?, macs: macs.parse().ok()? })
+    })
 }
 
 /// The text of [`CYCLES_TABLE`] for `rows`, with its header.

@@ -247,6 +247,10 @@ mod tests {
         assert!(error.contains("line 2") && error.contains("qemu-m4 serve 12"), "{error}");
         assert!(parse_table("qemu-m4 flash 1 2").is_err());
         assert!(parse_table("qemu-m4 serve 1 -2").is_err());
+        let cycles = vec![CyclesRow { core: "cortex-m4".into(), cycles: 14_319_726, macs: 5_947_032 }];
+        assert_eq!(parse_cycles(&format_cycles(&cycles)), Ok(cycles));
+        let error = parse_cycles("cortex-m4 12 x").unwrap_err();
+        assert!(error.contains("line 1") && error.contains("core cycles macs"), "{error}");
     }
 
     #[test]
