@@ -147,12 +147,7 @@ pub struct Row {
 /// Parses the rows of a table file named `table`: per line whitespace-separated fields,
 /// `#` comments and blank lines skipped, each row by `row`, whose `None` is reported with
 /// the line and the expected `shape`.
-fn parse_rows<T>(
-    text: &str,
-    table: &str,
-    shape: &str,
-    row: impl Fn(&[&str]) -> Option<T>,
-) -> Result<Vec<T>, String> {
+fn parse_rows<T>(text: &str, table: &str, shape: &str, row: impl Fn(&[&str]) -> Option<T>) -> Result<Vec<T>, String> {
     let mut rows = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
