@@ -149,11 +149,7 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
                     );
                     let cell = out.index(oy, ox, 0);
                     let out = &mut output[cell..cell + units];
-                    if shared {
-                        pooled_channels::<L, true>(step, table, weights, columns, out);
-                    } else {
-                        pooled_channels::<L, false>(step, table, weights, columns, out);
-                    }
+                    pooled_channels::<L>(step, table, weights, columns, shared, out);
                 }
             }
         }
@@ -168,11 +164,7 @@ fn run<L: Layout>(step: &Fused<'_>, input: &[i8], output: &mut [i8], scratch: &m
                 let n = (cells - first).min(LANES);
                 fill::<L>(step, input, columns, n, Raster { origin: (0, 0), width, start });
                 let out = &mut output[first * units..(first + n) * units];
-                if shared {
-                    pixel_channels::<L, true>(step, table, weights, columns, n, out);
-                } else {
-                    pixel_channels::<L, false>(step, table, weights, columns, n, out);
-                }
+                pixel_channels::<L>(step, table, weights, columns, n, shared, out);
                 start.1 += LANES;
                 while start.1 >= width {
                     start = (start.0 + 1, start.1 - width);
@@ -234,11 +226,12 @@ struct Raster {
 /// reduced by max into one output cell, and maxout: a pooled step's cell `out`. Not
 /// inlined: one copy serves every step.
 #[inline(never)]
-fn pooled_channels<L: Layout, const SHARED: bool>(
+fn pooled_channels<L: Layout>(
     step: &Fused<'_>,
     table: &[Channel],
     weights: &[u8],
     columns: &[u32],
+    shared: bool,
     out: &mut [i8],
 ) {
     let (k, pieces, words) = (weights_per_channel::<L>(step), usize::from(step.pieces), L::chunk_words(step));
@@ -257,7 +250,7 @@ fn pooled_channels<L: Layout, const SHARED: bool>(
             for chunk in others.clone() {
                 top = top.max(max_4(L::dot_4(chunk, weights, c)));
             }
-            if SHARED {
+            if shared {
                 top_of_unit = (top_of_unit.0.max(top), Some(c));
             } else {
                 best = best.max(stage.finish(scale::requantize(top, c)));
@@ -273,12 +266,13 @@ fn pooled_channels<L: Layout, const SHARED: bool>(
 /// Every conv channel of the four pixels of `chunk`, and maxout: the first `cells`
 /// pixels' output cells, side by side in `out`. Not inlined, like [`pooled_channels`].
 #[inline(never)]
-fn pixel_channels<L: Layout, const SHARED: bool>(
+fn pixel_channels<L: Layout>(
     step: &Fused<'_>,
     table: &[Channel],
     weights: &[u8],
     chunk: &[u32],
     cells: usize,
+    shared: bool,
     out: &mut [i8],
 ) {
     let (k, pieces) = (weights_per_channel::<L>(step), usize::from(step.pieces));
@@ -292,7 +286,7 @@ fn pixel_channels<L: Layout, const SHARED: bool>(
         let mut unit_channel = None;
         for (weights, c) in channels.by_ref().take(pieces) {
             let accs = L::dot_4(chunk, weights, c);
-            if SHARED {
+            if shared {
                 for (b, acc) in best.iter_mut().zip(accs) {
                     *b = (*b).max(acc);
                 }
