@@ -102,11 +102,14 @@ impl Sizes {
         let pixels = vec![u8::MAX; input];
         let logits = vec![u8::MAX; classes];
         let info = ModelInfo::of(model);
-        let request = payload_len(&Request::Classify { pixels: &pixels });
+        // Every message holds at most the image or the logits, the model's name and a few
+        // varints: this much room always suffices, whatever the model's size.
+        let room = input + classes + model.name().len() + 64;
+        let request = payload_len(&Request::Classify { pixels: &pixels }, room);
         let response = [
-            payload_len(&Response::Info(info)),
-            payload_len(&Response::Prediction { class: u16::MAX, logits: &logits }),
-            payload_len(&Response::Error(ErrorCode::Internal)),
+            payload_len(&Response::Info(info), room),
+            payload_len(&Response::Prediction { class: u16::MAX, logits: &logits }, room),
+            payload_len(&Response::Error(ErrorCode::Internal), room),
         ]
         .into_iter()
         .max()
@@ -121,10 +124,10 @@ impl Sizes {
     }
 }
 
-/// Bytes of `message` in postcard.
-fn payload_len<T: serde::Serialize>(message: &T) -> usize {
-    let mut buf = vec![0u8; 1 << 20];
-    postcard::to_slice(message, &mut buf).expect("a message of a validated model serializes").len()
+/// Bytes of `message` in postcard, which fits in `room` bytes (see [`Sizes::of`]).
+fn payload_len<T: serde::Serialize>(message: &T, room: usize) -> usize {
+    let mut buf = vec![0u8; room];
+    postcard::to_slice(message, &mut buf).expect("`room` holds any message of the model").len()
 }
 
 /// What a program takes besides the model, measured.

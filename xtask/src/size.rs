@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn frames_of_an_image_over_a_mebibyte_are_sized() {
+        use fitnets_shared::format::encode::encode;
+        use fitnets_shared::ops::Window;
+        use fitnets_tests::Arch;
+        let arch = [Arch::Conv { window: Window::valid(8, 8, 8, 8), outputs: 2 }, Arch::GlobalAvgPool];
+        let spec = fitnets_tests::model("big", fitnets_shared::Shape::new(1024, 1100, 1), &arch, 2, 3);
+        let blob = encode(&spec).unwrap();
+        let sizes = Sizes::of(&fitnets_shared::Model::from_bytes(&blob).unwrap());
+        assert_eq!(sizes.input, 1024 * 1100);
+        assert!(sizes.rx_frame > sizes.input && sizes.rx_frame < sizes.input + sizes.input / 200, "{sizes:?}");
+    }
+
+    #[test]
     fn region_lengths_in_each_notation() {
         let script = "MEMORY\n{\n  FLASH : ORIGIN = 0x0, LENGTH = 1024K\n  RAM : ORIGIN = 0x2, LENGTH = 0x8000\n}\n";
         assert_eq!(region_length(script, "FLASH"), Some(1024 * 1024));
