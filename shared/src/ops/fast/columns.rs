@@ -25,9 +25,6 @@ pub trait Layout {
     /// The table entry of conv channel `o`, whose `k` weights are `weights`.
     fn channel(step: &Fused<'_>, o: usize, weights: &[u8]) -> Channel;
 
-    /// Whether the columns must be zeroed before each fill.
-    fn clears(step: &Fused<'_>) -> bool;
-
     /// Whether the inner loop wants whole runs of 4 weights: a window that is not gets
     /// its weights copied, padded with zeros, once per step.
     const PADS_WEIGHTS: bool;

@@ -194,9 +194,6 @@ fn fill_table<L: Layout>(step: &Fused<'_>, table: &mut [Channel]) {
 /// step ignores their sums.
 #[inline(always)]
 fn fill<L: Layout>(step: &Fused<'_>, input: &[i8], columns: &mut [u32], pixels: usize, raster: Raster) {
-    if L::clears(step) {
-        columns.fill(0);
-    }
     let words = L::chunk_words(step);
     let Raster { origin: (y0, x0), width, start: (mut row, mut col) } = raster;
     for p in 0..pixels.div_ceil(LANES) * LANES {

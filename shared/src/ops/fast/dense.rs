@@ -40,7 +40,7 @@ pub fn fully_connected_maxout(
         let wb = if pair { &weights[(o + 1) * k..(o + 2) * k] } else { wa };
         let accs = dot_1x2(packed, wa, wb, [fc.bias.get(o), if pair { fc.bias.get(o + 1) } else { 0 }]);
         for (c, acc) in (o..channels).zip(accs) {
-            let constants = scale::channel(0, fc.requant.multipliers.get(c), fc.requant.shifts.get(c), [0; 2]);
+            let constants = scale::channel(0, fc.requant.multipliers.get(c), fc.requant.shifts.get(c));
             best = best.max(fc.output.finish(scale::requantize(acc, &constants)));
             if (c + 1).is_multiple_of(pieces) {
                 output[c / pieces] = best;

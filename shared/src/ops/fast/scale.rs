@@ -1,8 +1,8 @@
 //! Requantization with per-channel constants decoded once per step.
 //!
 //! [`Channel`] holds what [`crate::quant::Requant::apply`] reads from the blob on every
-//! call (little-endian bytes, shift signs), ready for use, with the bias and the padded
-//! last weights of the conv channel: the kernel builds one per conv channel in its
+//! call (little-endian bytes, shift signs), ready for use, with the channel's bias
+//! (adjusted by the column layout where it must be): the kernel builds one per channel in its
 //! scratch before the first pixel, then [`requantize`] costs a multiply and a few shifts.
 //!
 //! Bit-exact with [`crate::quant::multiply_by_quantized_multiplier`]: for a multiplier
@@ -14,22 +14,20 @@
 //! 64-bit multiply-add and a shift, no branch.
 
 /// One conv channel's constants: `[bias, multiplier, left shift, right shift, 2^right - 1,
-/// 2^(right - 1) - 1 (0 for right = 0), last weights (v0, v2), last weights (v1, v3)]`,
-/// the last two being the 16-bit lanes of the `k % 4` weights after the whole runs of 4,
-/// padded with zeros (`0` when `k % 4 == 0`).
+/// 2^(right - 1) - 1 (0 for right = 0), 0, 0]`. The last two words are unused; they keep
+/// an entry 32 bytes, the size the arena has been planned with.
 pub type Channel = [i32; 8];
 
 /// Words of a [`Channel`].
 pub const CHANNEL_WORDS: usize = 8;
 
-/// The constants of a channel with this bias, Q0.31 multiplier, shift and unpacked last
-/// weights.
+/// The constants of a channel with this bias, Q0.31 multiplier and shift.
 #[inline]
-pub fn channel(bias: i32, multiplier: i32, shift: i8, last: [u32; 2]) -> Channel {
+pub fn channel(bias: i32, multiplier: i32, shift: i8) -> Channel {
     let shift = i32::from(shift);
     let right = (-shift).clamp(0, 31);
     let mask = ((1u32 << right) - 1) as i32;
-    [bias, multiplier, shift.max(0), right, mask, mask >> 1, last[0] as i32, last[1] as i32]
+    [bias, multiplier, shift.max(0), right, mask, mask >> 1, 0, 0]
 }
 
 /// `multiply_by_quantized_multiplier(acc, multiplier, shift)` of [`channel`]'s inputs.
@@ -97,11 +95,7 @@ mod tests {
                     if left > 0 && (acc << left) >> left != acc {
                         continue;
                     }
-                    assert_eq!(
-                        requantize(acc, &channel(0, m, shift, [0; 2])),
-                        reference(acc, m, shift),
-                        "{acc} {m} {shift}"
-                    );
+                    assert_eq!(requantize(acc, &channel(0, m, shift)), reference(acc, m, shift), "{acc} {m} {shift}");
                 }
             }
         }
@@ -110,9 +104,9 @@ mod tests {
     #[test]
     fn ties_round_like_tflite() {
         // x * m / 2^31 = -0.5 exactly: half up, to 0; then -1.5 / 2^1: away from zero.
-        assert_eq!(requantize(-1, &channel(0, 1 << 30, 0, [0; 2])), reference(-1, 1 << 30, 0));
-        assert_eq!(requantize(-3, &channel(0, 1 << 30, -1, [0; 2])), reference(-3, 1 << 30, -1));
-        assert_eq!(requantize(5, &channel(0, 1 << 30, -2, [0; 2])), reference(5, 1 << 30, -2));
+        assert_eq!(requantize(-1, &channel(0, 1 << 30, 0)), reference(-1, 1 << 30, 0));
+        assert_eq!(requantize(-3, &channel(0, 1 << 30, -1)), reference(-3, 1 << 30, -1));
+        assert_eq!(requantize(5, &channel(0, 1 << 30, -2)), reference(5, 1 << 30, -2));
     }
 
     fn wide(x: i32, m: i32) -> i32 {
@@ -144,7 +138,7 @@ mod tests {
         ) {
             let left = shift.max(0) as u32;
             let acc = if left > 0 { acc >> left } else { acc };
-            prop_assert_eq!(requantize(acc, &channel(7, m, shift, [0; 2])), reference(acc, m, shift));
+            prop_assert_eq!(requantize(acc, &channel(7, m, shift)), reference(acc, m, shift));
         }
     }
 }

@@ -35,11 +35,7 @@ impl Layout for Bytes {
         let offset = step.conv.input_zero_point + 128;
         let bias = step.conv.bias.get(o).wrapping_sub(offset.wrapping_mul(sum));
         let requant = &step.conv.requant;
-        scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o), [0; 2])
-    }
-
-    fn clears(_: &Fused<'_>) -> bool {
-        false
+        scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o))
     }
 
     #[inline(always)]

@@ -8,9 +8,10 @@
 //! in registers. A window whose length is not a multiple of 4 ends with a run padded with
 //! zeros, whose weights the channel table holds unpacked.
 
+use super::super::packed::splat;
+// The plain twins of the `asm!` loops.
 #[cfg(not(fitnets_dsp))]
-use super::super::packed::ssub16;
-use super::super::packed::{smlad, splat, sxtb16, sxtb16_ror8};
+use super::super::packed::{smlad, ssub16, sxtb16, sxtb16_ror8};
 use super::super::scale::{self, Channel};
 use super::{LANES, Layout};
 use crate::ops::Window;
@@ -31,20 +32,9 @@ impl Layout for Packed {
         step.window_len().div_ceil(4) * RUN_WORDS
     }
 
-    fn channel(step: &Fused<'_>, o: usize, weights: &[u8]) -> Channel {
-        let k = weights.len();
-        let mut last = [0u8; 4];
-        let rest = &weights[k / 4 * 4..];
-        last[..rest.len()].copy_from_slice(rest);
-        let last = u32::from_le_bytes(last);
+    fn channel(step: &Fused<'_>, o: usize, _: &[u8]) -> Channel {
         let (bias, requant) = (step.conv.bias.get(o), &step.conv.requant);
-        scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o), [sxtb16(last), sxtb16_ror8(last)])
-    }
-
-    fn clears(_: &Fused<'_>) -> bool {
-        // Every lane of the window is written; the padded last run's other lanes meet
-        // zero weights.
-        false
+        scale::channel(bias, requant.multipliers.get(o), requant.shifts.get(o))
     }
 
     #[inline(always)]
@@ -53,19 +43,12 @@ impl Layout for Packed {
     }
 
     /// Per 4 weights, one weight word unpacked into two and 8 `SMLAD`s, two per pixel
-    /// ([`runs_4`]); the padded last run takes its weights from the table.
+    /// ([`runs_4`]). `weights` is whole runs ([`Layout::PADS_WEIGHTS`]): the lanes of the
+    /// window's padded last run meet zero weights.
     #[inline(always)]
     fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES] {
-        let mut accs = runs_4(chunk, weights, c[0]);
-        if !weights.len().is_multiple_of(4) {
-            // The padded last run.
-            let (w02, w13) = (c[6] as u32, c[7] as u32);
-            let tail = &chunk[weights.len() / 4 * RUN_WORDS..][..RUN_WORDS];
-            for (acc, pixel) in accs.iter_mut().zip(tail.chunks_exact(2)) {
-                *acc = smlad(pixel[1], w13, smlad(pixel[0], w02, *acc));
-            }
-        }
-        accs
+        debug_assert!(weights.len().is_multiple_of(4), "the 16-bit layout takes padded weights");
+        runs_4(chunk, weights, c[0])
     }
 }
 
