@@ -82,12 +82,7 @@ fn only_counted_twice(board: Board, dir: &Path) -> anyhow::Result<()> {
         memory.ram
     );
     for program in Program::ALL {
-        let mode = match program {
-            Program::Selftest => Mode::Selftest,
-            Program::Serve => Mode::Serve,
-            Program::Bench => Mode::Bench,
-        };
-        firmware::build(board, board.default_transport(), Some(&blob), &[mode])?;
+        firmware::build(board, board.default_transport(), Some(&blob), &[crate::size::mode(program)])?;
     }
     crate::qemu::selftest(board, Some(&blob))?;
     eprintln!(

@@ -38,7 +38,7 @@ pub struct Usage {
 }
 
 /// The firmware program of a sized program.
-fn mode(program: Program) -> Mode {
+pub fn mode(program: Program) -> Mode {
     match program {
         Program::Selftest => Mode::Selftest,
         Program::Serve => Mode::Serve,
