@@ -35,6 +35,13 @@ pub trait Layout {
     /// `bias + dot(column, weights)` for the four pixels of `chunk`, with the channel
     /// `c` whose `k` weights are `weights`.
     fn dot_4(chunk: &[u32], weights: &[u8], c: &Channel) -> [i32; LANES];
+
+    /// The largest of [`Layout::dot_4`]'s four sums: what a pooled step keeps.
+    #[inline(always)]
+    fn dot_max(chunk: &[u32], weights: &[u8], c: &Channel) -> i32 {
+        let [a, b, c, d] = Self::dot_4(chunk, weights, c);
+        a.max(b).max(c.max(d))
+    }
 }
 
 /// The layouts, to choose one at run time (the tests run both on the host).

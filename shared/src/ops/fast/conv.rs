@@ -21,8 +21,9 @@
 //! after requantization (pieces have their own multipliers), or, when every unit's
 //! pieces share one multiplier and shift ([`Fused::units_share_scale`], what export's
 //! shared unit scales give), the largest accumulator, requantized once: the same value
-//! by the same monotonicity. The pre-maxout tensor and the pre-pooling tensor never
-//! exist: only the columns and the final output.
+//! by the same monotonicity. The output stage (zero point, clamp) is non-decreasing
+//! too, so it runs once per unit, on the largest requantized value. The pre-maxout
+//! tensor and the pre-pooling tensor never exist: only the columns and the final output.
 //!
 //! Integer sums are exact in any order: the accumulator bound checked on decode
 //! ([`Conv2d`]) holds for every partial sum of the reference's order, and a layout whose
@@ -233,30 +234,34 @@ fn pooled_channels<L: Layout>(
 ) {
     let (k, pieces, words) = (weights_per_channel::<L>(step), usize::from(step.pieces), L::chunk_words(step));
     let stage = step.conv.output;
-    // Every `chunks_exact` made once per call and cloned: making one divides, and a
-    // Cortex-M0+ has no divide instruction.
+    // Made once per call and cloned: making a `chunks_exact` divides, and a Cortex-M0+
+    // has no divide instruction.
     let (first, others) = columns.split_at(words);
     let others = others.chunks_exact(words);
-    let mut channels = weights.chunks_exact(k).zip(table);
+    let (mut weights, mut table) = (weights, table);
     for out in out.iter_mut() {
-        let mut best = i8::MIN;
-        // With shared scales ([`Fused::units_share_scale`]): the largest accumulator.
-        let mut top_of_unit = (i32::MIN, None);
-        for (weights, c) in channels.by_ref().take(pieces) {
-            let mut top = max_4(L::dot_4(first, weights, c));
+        // The largest requantized piece, or with shared scales ([`Fused::units_share_scale`])
+        // the largest accumulator, requantized after; the output stage once per unit.
+        let mut best = i32::MIN;
+        let mut unit_channel = None;
+        for _ in 0..pieces {
+            let (w, c);
+            ((w, weights), (c, table)) = (weights.split_at(k), table.split_first().expect("a table entry per channel"));
+            let mut top = L::dot_max(first, w, c);
             for chunk in others.clone() {
-                top = top.max(max_4(L::dot_4(chunk, weights, c)));
+                top = top.max(L::dot_max(chunk, w, c));
             }
             if shared {
-                top_of_unit = (top_of_unit.0.max(top), Some(c));
+                best = best.max(top);
+                unit_channel = Some(c);
             } else {
-                best = best.max(stage.finish(scale::requantize(top, c)));
+                best = best.max(scale::requantize(top, c));
             }
         }
-        if let (top, Some(c)) = top_of_unit {
-            best = stage.finish(scale::requantize(top, c));
+        if let Some(c) = unit_channel {
+            best = scale::requantize(best, c);
         }
-        *out = best;
+        *out = stage.finish(best);
     }
 }
 
@@ -277,8 +282,8 @@ fn pixel_channels<L: Layout>(
     let stage = step.conv.output;
     let mut channels = weights.chunks_exact(k).zip(table);
     for unit in 0..units {
-        // As i32, so the running maxima stay in registers without sign extensions: the
-        // requantized values, or with shared scales the accumulators, requantized after.
+        // The running maxima: the requantized values, or with shared scales the
+        // accumulators, requantized after; the output stage once per unit.
         let mut best = [i32::MIN; LANES];
         let mut unit_channel = None;
         for (weights, c) in channels.by_ref().take(pieces) {
@@ -290,21 +295,17 @@ fn pixel_channels<L: Layout>(
                 unit_channel = Some(c);
             } else {
                 for (b, acc) in best.iter_mut().zip(accs) {
-                    *b = (*b).max(i32::from(stage.finish(scale::requantize(acc, c))));
+                    *b = (*b).max(scale::requantize(acc, c));
                 }
             }
         }
         if let Some(c) = unit_channel {
             for b in &mut best {
-                *b = i32::from(stage.finish(scale::requantize(*b, c)));
+                *b = scale::requantize(*b, c);
             }
         }
         for (cell, b) in best.into_iter().enumerate().take(cells) {
-            out[cell * units + unit] = b as i8;
+            out[cell * units + unit] = stage.finish(b);
         }
     }
-}
-
-fn max_4(accs: [i32; LANES]) -> i32 {
-    accs[0].max(accs[1]).max(accs[2].max(accs[3]))
 }

@@ -24,3 +24,4 @@ mod scale;
 pub use columns::Columns;
 pub use conv::{Fused, conv_maxout_pool};
 pub use dense::{dense_scratch_words, fully_connected_maxout};
+pub use scale::requantize_edges;

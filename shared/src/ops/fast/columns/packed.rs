@@ -50,6 +50,14 @@ impl Layout for Packed {
         debug_assert!(weights.len().is_multiple_of(4), "the 16-bit layout takes padded weights");
         runs_4(chunk, weights, c[0])
     }
+
+    /// [`runs_max`]: the largest of [`Packed::dot_4`]'s sums, inside the same `asm!` on a
+    /// DSP core, so the four sums never leave their registers.
+    #[inline(always)]
+    fn dot_max(chunk: &[u32], weights: &[u8], c: &Channel) -> i32 {
+        debug_assert!(weights.len().is_multiple_of(4), "the 16-bit layout takes padded weights");
+        runs_max(chunk, weights, c[0])
+    }
 }
 
 /// Packs conv pixel `(y, x)`'s window into slot `slot` of `chunk`. Not inlined: one copy
@@ -213,73 +221,100 @@ fn runs_4(runs: &[u32], weights: &[u8], init: i32) -> [i32; LANES] {
     accs
 }
 
-/// [`runs_4`] as one `asm!` loop on a DSP core: the compiler's version spills (r6 and r7
-/// are not available to it), this one keeps all 11 values in registers. Unrolled by two
-/// blocks, the loop test once per 32 MACs. Per 4 weights: one weight word, 2 `SXTB16`,
-/// 4 `LDRD`s of the interleaved columns and 8 `SMLAD`s, 15 instructions for 16 MACs, and
-/// the loop test (2) once per two blocks.
+/// The largest of [`runs_4`]'s sums.
+#[cfg(not(fitnets_dsp))]
+#[inline(always)]
+fn runs_max(runs: &[u32], weights: &[u8], init: i32) -> i32 {
+    let [a, b, c, d] = runs_4(runs, weights, init);
+    a.max(b).max(c.max(d))
+}
+
+/// The `asm!` loop of [`runs_4`] and [`runs_max`] on a DSP core: the compiler's version
+/// spills (r6 and r7 are not available to it), this one keeps all 11 values in
+/// registers. Unrolled by two blocks, the loop test once per 32 MACs. Per 4 weights: one
+/// weight word, 2 `SXTB16`, 4 `LDRD`s of the interleaved columns and 8 `SMLAD`s, 15
+/// instructions for 16 MACs, and the loop test (2) once per two blocks. Every
+/// accumulator starts from the bias in `a0`; no block: done. Two blocks per iteration;
+/// an odd count enters at the second.
+#[cfg(fitnets_dsp)]
+macro_rules! runs_loop {
+    () => {
+        concat!(
+            "mov {a1}, {a0}\n",
+            "mov {a2}, {a0}\n",
+            "mov {a3}, {a0}\n",
+            "subs {u}, {end}, {q}\n",
+            "beq 4f\n",
+            "tst {u}, #4\n",
+            "bne 3f\n",
+            "2:\n",
+            "ldr {u}, [{q}], #4\n",
+            "sxtb16 {t}, {u}\n",
+            "sxtb16 {u}, {u}, ror #8\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a0}, {x0}, {t}, {a0}\n",
+            "smlad {a0}, {x1}, {u}, {a0}\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a1}, {x0}, {t}, {a1}\n",
+            "smlad {a1}, {x1}, {u}, {a1}\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a2}, {x0}, {t}, {a2}\n",
+            "smlad {a2}, {x1}, {u}, {a2}\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a3}, {x0}, {t}, {a3}\n",
+            "smlad {a3}, {x1}, {u}, {a3}\n",
+            "3:\n",
+            "ldr {u}, [{q}], #4\n",
+            "sxtb16 {t}, {u}\n",
+            "sxtb16 {u}, {u}, ror #8\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a0}, {x0}, {t}, {a0}\n",
+            "smlad {a0}, {x1}, {u}, {a0}\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a1}, {x0}, {t}, {a1}\n",
+            "smlad {a1}, {x1}, {u}, {a1}\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a2}, {x0}, {t}, {a2}\n",
+            "smlad {a2}, {x1}, {u}, {a2}\n",
+            "ldrd {x0}, {x1}, [{p}], #8\n",
+            "smlad {a3}, {x0}, {t}, {a3}\n",
+            "smlad {a3}, {x1}, {u}, {a3}\n",
+            "cmp {q}, {end}\n",
+            "bne 2b\n",
+            "4:\n",
+        )
+    };
+}
+
+/// The operands of [`runs_loop`], from `runs`, `weights` (whole blocks) and `init`,
+/// after the checks that make the loop's reads safe. Gives `(p, q, end)`.
 #[cfg(fitnets_dsp)]
 #[inline(always)]
-fn runs_4(runs: &[u32], weights: &[u8], init: i32) -> [i32; LANES] {
+fn runs_operands(runs: &[u32], weights: &[u8]) -> (*const u32, *const u8, *const u8) {
     let blocks = weights.len() / 4;
     // The loop reads 8 words of `runs` and 4 bytes of `weights` per block.
     assert!(runs.len() >= RUN_WORDS * blocks);
-    let (a0, a1, a2, a3);
     let start = weights.as_ptr();
     // SAFETY: `start + 4 * blocks` is within `weights` or one past its last byte.
     let end = unsafe { start.add(4 * blocks) };
+    (runs.as_ptr(), start, end)
+}
+
+/// [`runs_loop`]'s four sums.
+#[cfg(fitnets_dsp)]
+#[inline(always)]
+fn runs_4(runs: &[u32], weights: &[u8], init: i32) -> [i32; LANES] {
+    let (p, q, end) = runs_operands(runs, weights);
+    let (a0, a1, a2, a3);
     // SAFETY: the loop reads `weights[..4 * blocks]` (LDR, any alignment on a Cortex-M4/M7)
     // and `runs[..8 * blocks]` (LDRD, word-aligned since `runs` is a `u32` slice), both
-    // in bounds by the assert above; it writes no memory and no stack, only the
+    // in bounds by `runs_operands`' assert; it writes no memory and no stack, only the
     // registers declared and the flags.
     unsafe {
         core::arch::asm!(
-            // Every accumulator from the bias; no block: done. Two blocks per
-            // iteration; an odd count enters at the second.
-            "mov {a1}, {a0}",
-            "mov {a2}, {a0}",
-            "mov {a3}, {a0}",
-            "subs {u}, {end}, {q}",
-            "beq 4f",
-            "tst {u}, #4",
-            "bne 3f",
-            "2:",
-            "ldr {u}, [{q}], #4",
-            "sxtb16 {t}, {u}",
-            "sxtb16 {u}, {u}, ror #8",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a0}, {x0}, {t}, {a0}",
-            "smlad {a0}, {x1}, {u}, {a0}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a1}, {x0}, {t}, {a1}",
-            "smlad {a1}, {x1}, {u}, {a1}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a2}, {x0}, {t}, {a2}",
-            "smlad {a2}, {x1}, {u}, {a2}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a3}, {x0}, {t}, {a3}",
-            "smlad {a3}, {x1}, {u}, {a3}",
-            "3:",
-            "ldr {u}, [{q}], #4",
-            "sxtb16 {t}, {u}",
-            "sxtb16 {u}, {u}, ror #8",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a0}, {x0}, {t}, {a0}",
-            "smlad {a0}, {x1}, {u}, {a0}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a1}, {x0}, {t}, {a1}",
-            "smlad {a1}, {x1}, {u}, {a1}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a2}, {x0}, {t}, {a2}",
-            "smlad {a2}, {x1}, {u}, {a2}",
-            "ldrd {x0}, {x1}, [{p}], #8",
-            "smlad {a3}, {x0}, {t}, {a3}",
-            "smlad {a3}, {x1}, {u}, {a3}",
-            "cmp {q}, {end}",
-            "bne 2b",
-            "4:",
-            p = inout(reg) runs.as_ptr() => _,
-            q = inout(reg) start => _,
+            runs_loop!(),
+            p = inout(reg) p => _,
+            q = inout(reg) q => _,
             end = in(reg) end,
             a0 = inout(reg) init => a0,
             a1 = out(reg) a1,
@@ -293,4 +328,40 @@ fn runs_4(runs: &[u32], weights: &[u8], init: i32) -> [i32; LANES] {
         );
     }
     [a0, a1, a2, a3]
+}
+
+/// The largest of [`runs_loop`]'s four sums, taken in the same `asm!`.
+#[cfg(fitnets_dsp)]
+#[inline(always)]
+fn runs_max(runs: &[u32], weights: &[u8], init: i32) -> i32 {
+    let (p, q, end) = runs_operands(runs, weights);
+    let top;
+    // SAFETY: as in `runs_4`.
+    unsafe {
+        core::arch::asm!(
+            runs_loop!(),
+            "cmp {a0}, {a1}",
+            "it lt",
+            "movlt {a0}, {a1}",
+            "cmp {a2}, {a3}",
+            "it lt",
+            "movlt {a2}, {a3}",
+            "cmp {a0}, {a2}",
+            "it lt",
+            "movlt {a0}, {a2}",
+            p = inout(reg) p => _,
+            q = inout(reg) q => _,
+            end = in(reg) end,
+            a0 = inout(reg) init => top,
+            a1 = out(reg) _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            u = out(reg) _,
+            t = out(reg) _,
+            x0 = out(reg) _,
+            x1 = out(reg) _,
+            options(nostack, readonly),
+        );
+    }
+    top
 }
