@@ -9,6 +9,8 @@
 //! padded last run), odd widths (short last chunks), pool windows from 1x1 to 3x3,
 //! maxout pieces, dense layers with odd channel counts, and the reference kernels'
 //! layers around them. On a DSP core they run the `asm!` loops that the host cannot.
+//! Then requantization alone, on edge cases that random models seldom reach
+//! (`fitnets_shared::ops::fast::requantize_edges`).
 #![no_std]
 #![no_main]
 

@@ -13,6 +13,7 @@ pub use packed::Packed;
 
 use super::Fused;
 use super::scale::Channel;
+use crate::quant::OutputStage;
 
 /// Pixels per chunk, and per inner loop.
 pub const LANES: usize = 4;
@@ -41,6 +42,44 @@ pub trait Layout {
     fn dot_max(chunk: &[u32], weights: &[u8], c: &Channel) -> i32 {
         let [a, b, c, d] = Self::dot_4(chunk, weights, c);
         a.max(b).max(c.max(d))
+    }
+
+    /// Every unit of a pooled cell whose pool window fits one chunk (`chunk`), from the
+    /// `out.len() * pieces` channels at the start of `weights` (`k` each) and `table`,
+    /// as the conv kernel's loop computes it, where the layout has a faster way; `false`
+    /// where it has none and the kernel's loop must run.
+    #[allow(clippy::too_many_arguments)]
+    fn pooled_cell(
+        _chunk: &[u32],
+        _weights: &[u8],
+        _table: &[Channel],
+        _k: usize,
+        _pieces: usize,
+        _shared: bool,
+        _stage: OutputStage,
+        _out: &mut [i8],
+    ) -> bool {
+        false
+    }
+
+    /// Every unit of the first `cells` pixels of `chunk` (an unpooled step), from the
+    /// `units * pieces` channels at the start of `weights` (`k` each) and `table`, into
+    /// `out` (`units` values per pixel), as the conv kernel's loop computes it, where the
+    /// layout has a faster way; `false` where it has none.
+    #[allow(clippy::too_many_arguments)]
+    fn pixel_chunk(
+        _chunk: &[u32],
+        _weights: &[u8],
+        _table: &[Channel],
+        _k: usize,
+        _pieces: usize,
+        _shared: bool,
+        _stage: OutputStage,
+        _units: usize,
+        _cells: usize,
+        _out: &mut [i8],
+    ) -> bool {
+        false
     }
 }
 

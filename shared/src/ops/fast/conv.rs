@@ -237,6 +237,9 @@ fn pooled_channels<L: Layout>(
     // Made once per call and cloned: making a `chunks_exact` divides, and a Cortex-M0+
     // has no divide instruction.
     let (first, others) = columns.split_at(words);
+    if others.is_empty() && L::pooled_cell(first, weights, table, k, pieces, shared, stage, out) {
+        return;
+    }
     let others = others.chunks_exact(words);
     let (mut weights, mut table) = (weights, table);
     for out in out.iter_mut() {
@@ -280,6 +283,9 @@ fn pixel_channels<L: Layout>(
     let (k, pieces) = (weights_per_channel::<L>(step), usize::from(step.pieces));
     let units = usize::from(step.output.channels);
     let stage = step.conv.output;
+    if L::pixel_chunk(chunk, weights, table, k, pieces, shared, stage, units, cells, out) {
+        return;
+    }
     let mut channels = weights.chunks_exact(k).zip(table);
     for unit in 0..units {
         // The running maxima: the requantized values, or with shared scales the

@@ -134,11 +134,11 @@ pub(crate) fn high_mul_round(x: i32, m: i32) -> i32 {
     high.wrapping_mul(2).wrapping_add(((t + (1 << 14)) >> 15) as i32)
 }
 
-/// Compares [`requantize`] with the reference, [`crate::quant::multiply_by_quantized_multiplier`],
+/// Compares `requantize` with the reference, [`crate::quant::multiply_by_quantized_multiplier`],
 /// on the edges (zero, the smallest and largest multipliers, every shift, accumulators at
 /// the `i32` limits and around the ties) and on 4,096 pseudo-random cases; returns
 /// `(matched, compared)`. The firmware's kernel check runs it on the device, where
-/// [`requantize`] is `asm!` (DSP cores) or 16-bit products (Cortex-M0+); the host's tests
+/// `requantize` is `asm!` (DSP cores) or 16-bit products (Cortex-M0+); the host's tests
 /// run it too.
 pub fn requantize_edges() -> (u32, u32) {
     use crate::quant::{MULTIPLIER_MIN, SHIFT_MAX, SHIFT_MIN, multiply_by_quantized_multiplier};

@@ -16,6 +16,8 @@ use super::super::scale::{self, Channel};
 use super::{LANES, Layout};
 use crate::ops::Window;
 use crate::ops::fast::Fused;
+#[cfg(fitnets_dsp)]
+use crate::quant::OutputStage;
 
 /// Words of one run of 4 values for a whole chunk: two per pixel.
 const RUN_WORDS: usize = 2 * LANES;
@@ -57,6 +59,42 @@ impl Layout for Packed {
     fn dot_max(chunk: &[u32], weights: &[u8], c: &Channel) -> i32 {
         debug_assert!(weights.len().is_multiple_of(4), "the 16-bit layout takes padded weights");
         runs_max(chunk, weights, c[0])
+    }
+
+    /// On a DSP core, [`cell::pooled_cell`]: the whole cell in one `asm!`.
+    #[cfg(fitnets_dsp)]
+    #[inline(always)]
+    fn pooled_cell(
+        chunk: &[u32],
+        weights: &[u8],
+        table: &[Channel],
+        k: usize,
+        pieces: usize,
+        shared: bool,
+        stage: OutputStage,
+        out: &mut [i8],
+    ) -> bool {
+        cell::pooled_cell(chunk, weights, table, k, pieces, shared, stage, out);
+        true
+    }
+
+    /// On a DSP core, [`cell::pixel_chunk`]: the whole chunk in one `asm!`.
+    #[cfg(fitnets_dsp)]
+    #[inline(always)]
+    fn pixel_chunk(
+        chunk: &[u32],
+        weights: &[u8],
+        table: &[Channel],
+        k: usize,
+        pieces: usize,
+        shared: bool,
+        stage: OutputStage,
+        units: usize,
+        cells: usize,
+        out: &mut [i8],
+    ) -> bool {
+        cell::pixel_chunk(chunk, weights, table, k, pieces, shared, stage, units, cells, out);
+        true
     }
 }
 
@@ -285,6 +323,9 @@ macro_rules! runs_loop {
         )
     };
 }
+
+#[cfg(fitnets_dsp)]
+mod cell;
 
 /// The operands of [`runs_loop`], from `runs`, `weights` (whole blocks) and `init`,
 /// after the checks that make the loop's reads safe. Gives `(p, q, end)`.
