@@ -1,93 +1,88 @@
-//! The maxout convolution of [`super::conv`] as dense matrices, one per output row, for
+//! The maxout convolution of [`super::conv`] as dense matrices, one per kernel row, for
 //! large windows over small maps.
 //!
 //! A conv whose window covers most of its input (the MNIST teacher's 8x8 windows over
 //! 9x9 maps, its 5x5 windows over 3x3 maps padded by 3) makes im2col copy each input
 //! value up to `kh*kw` times, in rows a few values long, and col2im add them back: on
 //! the teacher that copying took about as long as the arithmetic. Here the conv is a
-//! matrix product over the whole batch instead.
+//! few large matrix products over the whole batch instead.
 //!
-//! Images are taken channels-last (`[N, H, W, C]`), so the input rows that the windows
-//! of one output row `oy` reach, `y0 .. y0 + rows`, are one contiguous block of
-//! `rows*W*C` values per image. The weights are laid out once per batch as one matrix per
-//! output row, a *band* `D_oy` (`[W'*O, rows*W*C]`; entry `(ox, o), (y, x, c)` is the
-//! weight that output `(oy, ox)` of channel `o` gives input value `(y0 + y, x, c)`, zero
-//! where the window does not reach), and each pass is one product per band:
+//! Images are taken row-major across the batch (`[H, N, W*C]`: input row `y` of every
+//! image, channels last), and so are the pre-maxout values (`[H', N, W'*O]`). Kernel row
+//! `ki` links output row `oy` to input row `y = oy*sh + ki - pt`, through one matrix
+//! `B_ki` (`[W*C, W'*O]`; entry `(x, c), (ox, o)` is the weight that output `(oy, ox)` of
+//! channel `o` gives input `(y, x, c)`, zero where the window does not reach), the same
+//! for every output row. With stride 1 the output rows whose input row exists form one
+//! range, and their rows of every image are one block of both tensors, so each pass is
+//! one product per kernel row (with a larger stride, one per kernel row and output row):
 //!
-//! - forward: `Z_oy = X_oy · D_oyᵀ` (`[N, W'*O]`, into `Z` `[N, H'*W', O]`), plus the
-//!   bias, then maxout;
-//! - backward: `dD_oy = dZ_oyᵀ · X_oy`, folded back onto the weights it was spread
-//!   from; `db = Σ dZ`; `dX_oy += dZ_oy · D_oy` (bands overlap in the input).
+//! - forward: `Z[oy..] += X[y..] · B_ki`, then the bias and maxout;
+//! - backward: `dB_ki = X[y..]ᵀ · dZ[oy..]`, folded back onto the weights it was spread
+//!   from; `db = Σ dZ`; `dX[y..] += dZ[oy..] · B_kiᵀ`.
 //!
-//! Banding skips the input rows a window cannot reach; what is left of the zeros is
-//! the columns it cannot reach, so a band does `rows*W / (kh*kw)` times im2col's
-//! multiplications for its row, at most `W / kw` times. That pays where windows are
-//! large against the map (the teacher's second conv: 0.91 times): [`worth_it`]
-//! decides. The bands and the scratch for `dD` are kept between batches, per geometry,
-//! so that the zeros are written once and only the weights each batch.
+//! Rows of the input that a window cannot reach are never multiplied; what is left of
+//! the zeros is the columns it cannot reach, so a kernel row does `W / kw` times
+//! im2col's multiplications at most (the teacher's second conv: 0.91 times). That pays
+//! where windows are large against the map: [`worth_it`] decides. The matrices are
+//! `kh` times smaller than one per output row would be (the teacher's second conv: 10.6
+//! MB instead of 69), which is what writing them and the products' packing cost.
 
 use std::sync::Mutex;
 
 use super::conv::{ConvGeometry, matmul_rows};
 
-/// Largest total of band values this path builds.
+/// Largest total of matrix values this path builds.
 pub const MAX_MATRIX: usize = 1 << 26;
 
-/// Whether `g` runs faster as banded dense matrices than through im2col: the input is
-/// at most 1.5 windows and the bands stay under [`MAX_MATRIX`] values. Measured on the
+/// Whether `g` runs faster as dense matrices than through im2col: the input is at most
+/// 1.5 windows and the matrices stay under [`MAX_MATRIX`] values. Measured on the
 /// teacher: its 5x5 conv over 3x3 maps runs 3.3x faster this way (fwd + bwd, batch
 /// 128) and its 8x8 conv over 9x9 maps gains too (see `docs/benchmarks.md`).
 pub fn worth_it(g: &ConvGeometry) -> bool {
     let [_, h, w] = g.input;
-    2 * h * w <= 3 * g.kernel[0] * g.kernel[1] && bands(g).iter().map(|b| b.len(g)).sum::<usize>() <= MAX_MATRIX
+    2 * h * w <= 3 * g.kernel[0] * g.kernel[1] && g.kernel[0] * matrix_len(g) <= MAX_MATRIX
 }
 
-/// One output row of every channel and the input rows its windows reach.
-#[derive(Clone, Copy, Debug)]
-struct Band {
-    /// The output row.
-    oy: usize,
-    /// The first input row it reaches and how many (0 when only padding).
-    y0: usize,
-    rows: usize,
-    /// Where its matrix starts in the concatenation of all bands.
-    at: usize,
+/// Values of one kernel row's matrix: `W*C` rows of `W'*O`.
+fn matrix_len(g: &ConvGeometry) -> usize {
+    g.input[2] * g.input[0] * g.output[1] * g.outputs
 }
 
-impl Band {
-    /// Columns of its matrix: `rows*W*C`.
-    fn width(&self, g: &ConvGeometry) -> usize {
-        self.rows * g.input[2] * g.input[0]
+/// The output rows `oy` whose input row `oy*sh + ki - pt` lies inside the image, and
+/// the input row of the first.
+fn rows_of(g: &ConvGeometry, ki: usize) -> (std::ops::Range<usize>, usize) {
+    let (h, sh, pt) = (g.input[1], g.stride[0], g.pad_before[0]);
+    // Smallest oy with oy*sh + ki >= pt; largest with oy*sh + ki - pt < h, plus one.
+    let lo = pt.saturating_sub(ki).div_ceil(sh);
+    let hi = if h + pt > ki { (h + pt - ki - 1) / sh + 1 } else { 0 };
+    let range = lo.min(g.output[0])..hi.min(g.output[0]).max(lo.min(g.output[0]));
+    (range.clone(), (range.start * sh + ki).saturating_sub(pt))
+}
+
+/// Runs `f(oy, y, count)` for the blocks of output rows that kernel row `ki` links to
+/// input rows: `count` output rows from `oy`, input rows from `y`, one block with
+/// stride 1 (consecutive in both tensors), one row per block otherwise.
+fn for_each_block(g: &ConvGeometry, ki: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let (range, y) = rows_of(g, ki);
+    if range.is_empty() {
+        return;
     }
-
-    /// Values of its matrix: `W'*O` rows of [`Band::width`].
-    fn len(&self, g: &ConvGeometry) -> usize {
-        g.output[1] * g.outputs * self.width(g)
+    if g.stride[0] == 1 {
+        f(range.start, y, range.len());
+    } else {
+        for (i, oy) in range.enumerate() {
+            f(oy, y + i * g.stride[0], 1);
+        }
     }
 }
 
-fn bands(g: &ConvGeometry) -> Vec<Band> {
-    let [_, h, _] = g.input;
-    let mut at = 0;
-    (0..g.output[0])
-        .map(|oy| {
-            let top = (oy * g.stride[0]) as isize - g.pad_before[0] as isize;
-            let y0 = top.max(0) as usize;
-            let end = (top + g.kernel[0] as isize).clamp(0, h as isize) as usize;
-            let band = Band { oy, y0, rows: end.saturating_sub(y0), at };
-            at += band.len(g);
-            band
-        })
-        .collect()
-}
-
-/// For every nonzero run of `band`'s matrix, calls `f(at, weight, len)`: its `len`
-/// values from `at` on (relative to the band) are the `len` channels-last weights
-/// (`[O, kh, kw, C]`) from `weight` on.
-fn for_each_run(g: &ConvGeometry, band: &Band, mut f: impl FnMut(usize, usize, usize)) {
+/// For every nonzero run of `B_ki`, calls `f(at, weight, len)`: its `len` values from
+/// `at` on are the `len` weights from `weight` on, in the channels-last weight layout
+/// (`[O, kh, kw, C]`); runs go down a column of `B_ki` (rows `W'*O` apart).
+fn for_each_run(g: &ConvGeometry, ki: usize, mut f: impl FnMut(usize, usize, usize)) {
     let [c, _, w] = g.input;
-    let [kh, kw] = g.kernel;
-    let width = band.width(g);
+    let kw = g.kernel[1];
+    let cols = g.output[1] * g.outputs;
     for ox in 0..g.output[1] {
         // Kernel columns whose input column `ox * sw + kj - pl` is inside `0..w`.
         let first = g.pad_before[1].saturating_sub(ox * g.stride[1]);
@@ -97,97 +92,139 @@ fn for_each_run(g: &ConvGeometry, band: &Band, mut f: impl FnMut(usize, usize, u
         }
         let x = ox * g.stride[1] + first - g.pad_before[1];
         for o in 0..g.outputs {
-            let row = (ox * g.outputs + o) * width;
-            for ki in 0..kh {
-                let y = (band.oy * g.stride[0] + ki).checked_sub(g.pad_before[0]);
-                let Some(y) = y.filter(|&y| y >= band.y0 && y < band.y0 + band.rows) else { continue };
-                f(row + ((y - band.y0) * w + x) * c, ((o * kh + ki) * kw + first) * c, (end - first) * c);
-            }
+            f(x * c * cols + ox * g.outputs + o, ((o * g.kernel[0] + ki) * kw + first) * c, (end - first) * c);
         }
     }
 }
 
-/// `[N, A, B]` to `[N, B, A]` (channels-first to channels-last with `A = C`,
-/// `B = H*W`, and back with them swapped).
-fn transpose(x: &[f32], a: usize, b: usize) -> Vec<f32> {
+/// `[N, C, H, W]` to `[H, N, W, C]`.
+fn rows_last_channels(x: &[f32], [c, h, w]: [usize; 3]) -> Vec<f32> {
+    let images = x.len() / (c * h * w);
     let mut out = vec![0.0f32; x.len()];
-    for (x, out) in x.chunks_exact(a * b).zip(out.chunks_exact_mut(a * b)) {
-        for i in 0..a {
-            for j in 0..b {
-                out[j * a + i] = x[i * b + j];
+    for (n, x) in x.chunks_exact(c * h * w).enumerate() {
+        for ch in 0..c {
+            for y in 0..h {
+                let row = &mut out[(y * images + n) * w * c..][..w * c];
+                for (xx, &v) in x[(ch * h + y) * w..][..w].iter().enumerate() {
+                    row[xx * c + ch] = v;
+                }
             }
         }
     }
     out
 }
 
-/// Buffers kept between batches, by geometry: the bands (whose zeros, the same for
-/// every batch, are written only once) and the scratch for `dD` (fully overwritten).
+/// The inverse of [`rows_last_channels`].
+fn channels_first(x: &[f32], [c, h, w]: [usize; 3]) -> Vec<f32> {
+    let images = x.len() / (c * h * w);
+    let mut out = vec![0.0f32; x.len()];
+    for (n, out) in out.chunks_exact_mut(c * h * w).enumerate() {
+        for y in 0..h {
+            let row = &x[(y * images + n) * w * c..][..w * c];
+            for ch in 0..c {
+                for (xx, v) in out[(ch * h + y) * w..][..w].iter_mut().enumerate() {
+                    *v = row[xx * c + ch];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Buffers kept between batches, by geometry: the matrices (whose zeros, the same for
+/// every batch, are written only once) and the scratch for `dB` (fully overwritten).
 static POOL: Mutex<Vec<(ConvGeometry, bool, Vec<f32>)>> = Mutex::new(Vec::new());
 
-/// A kept buffer of `len` values for `g` (`bands`, else scratch), or a new zeroed one;
-/// give it back with [`give`].
-fn take(g: &ConvGeometry, bands: bool, len: usize) -> Vec<f32> {
+/// A kept buffer of `len` values for `g` (`matrices`, else scratch), or a new zeroed
+/// one; give it back with [`give`].
+fn take(g: &ConvGeometry, matrices: bool, len: usize) -> Vec<f32> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    match pool.iter().position(|(k, b, v)| k == g && *b == bands && v.len() == len) {
+    match pool.iter().position(|(k, b, v)| k == g && *b == matrices && v.len() == len) {
         Some(i) => pool.swap_remove(i).2,
         None => vec![0.0; len],
     }
 }
 
-fn give(g: &ConvGeometry, bands: bool, buffer: Vec<f32>) {
+fn give(g: &ConvGeometry, matrices: bool, buffer: Vec<f32>) {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
     // One of each kind per geometry is enough for sequential batches.
-    if !pool.iter().any(|(k, b, _)| k == g && *b == bands) {
-        pool.push((*g, bands, buffer));
+    if !pool.iter().any(|(k, b, _)| k == g && *b == matrices) {
+        pool.push((*g, matrices, buffer));
     }
 }
 
-/// The bands of `weight` (`[O, C, kh, kw]`), concatenated, in a kept buffer of `g`'s.
-fn matrices(g: &ConvGeometry, bands: &[Band], weight: &[f32]) -> Vec<f32> {
-    let wt = transpose(weight, g.input[0], g.kernel[0] * g.kernel[1]);
-    let mut d = take(g, true, bands.iter().map(|b| b.len(g)).sum());
-    for band in bands {
-        let m = &mut d[band.at..][..band.len(g)];
-        for_each_run(g, band, |at, from, len| m[at..at + len].copy_from_slice(&wt[from..from + len]));
+/// The `kh` matrices `B_ki` of `weight` (`[O, C, kh, kw]`), one after the other, in a
+/// kept buffer of `g`'s.
+fn matrices(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
+    let wt = channels_last_weights(weight, g);
+    let len = matrix_len(g);
+    let cols = g.output[1] * g.outputs;
+    let mut b = take(g, true, g.kernel[0] * len);
+    for ki in 0..g.kernel[0] {
+        let m = &mut b[ki * len..][..len];
+        for_each_run(g, ki, |at, from, run| {
+            for (i, &v) in wt[from..from + run].iter().enumerate() {
+                m[at + i * cols] = v;
+            }
+        });
     }
-    d
+    b
+}
+
+/// The weights `[O, C, kh, kw]` channels-last, `[O, kh, kw, C]`.
+fn channels_last_weights(weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (c, taps) = (g.input[0], g.kernel[0] * g.kernel[1]);
+    let mut out = vec![0.0f32; weight.len()];
+    for (out, w) in out.chunks_exact_mut(c * taps).zip(weight.chunks_exact(c * taps)) {
+        for ch in 0..c {
+            for t in 0..taps {
+                out[t * c + ch] = w[ch * taps + t];
+            }
+        }
+    }
+    out
 }
 
 /// Forward pass over a batch, as [`super::conv::forward`].
 pub fn forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]) -> (Vec<f32>, Vec<u8>) {
-    let [c, h, w] = g.input;
-    let (o, p, hwc) = (g.outputs, g.positions(), g.input_len());
-    let images = x.len() / hwc;
-    let bands = bands(g);
-    let xt = transpose(x, c, h * w);
-    let d = matrices(g, &bands, weight);
-    // Z [N, P, O]; band oy fills positions oy*W' .. (oy+1)*W' of every image.
+    let [c, _, w] = g.input;
+    let (o, p) = (g.outputs, g.positions());
+    let images = x.len() / g.input_len();
+    let (wc, cols) = (w * c, g.output[1] * o);
+    let xr = rows_last_channels(x, g.input);
+    let b = matrices(g, weight);
+    // Z [H', N, W'*O].
     let mut z = vec![0.0f32; images * p * o];
-    let cols = g.output[1] * o;
-    for band in &bands {
-        let k = band.width(g);
-        let (dst, lhs) = (&mut z[band.oy * cols..], &xt[band.y0 * w * c..]);
-        matmul_rows([images, k, cols], dst, p * o, false, lhs, [hwc, 1], &d[band.at..], [1, k], true);
+    for ki in 0..g.kernel[0] {
+        let bk = &b[ki * matrix_len(g)..][..matrix_len(g)];
+        for_each_block(g, ki, |oy, y, count| {
+            let (dst, lhs) = (&mut z[oy * images * cols..], &xr[y * images * wc..]);
+            matmul_rows([count * images, wc, cols], dst, cols, true, lhs, [wc, 1], bk, [cols, 1], true);
+        });
     }
-    give(g, true, d);
+    give(g, true, b);
     let (units, pieces) = (g.units(), g.pieces);
+    let [oh, ow] = g.output;
     let mut y = vec![0.0f32; images * g.output_len()];
     let mut winners = vec![0u8; images * g.output_len()];
-    let outputs = y.chunks_exact_mut(g.output_len()).zip(winners.chunks_exact_mut(g.output_len()));
-    for ((y, won), z) in outputs.zip(z.chunks_exact(p * o)) {
-        for (at, z) in z.chunks_exact(o).enumerate() {
-            for u in 0..units {
-                // The first of equal pieces wins, as in the im2col path.
-                let mut best = (z[u * pieces] + bias[u * pieces], 0);
-                for j in 1..pieces {
-                    let v = z[u * pieces + j] + bias[u * pieces + j];
-                    if v > best.0 {
-                        best = (v, j);
+    for oy in 0..oh {
+        for n in 0..images {
+            let zrow = &z[(oy * images + n) * cols..][..cols];
+            let (y, won) = (&mut y[n * g.output_len()..], &mut winners[n * g.output_len()..]);
+            for (ox, z) in zrow.chunks_exact(o).enumerate() {
+                let at = oy * ow + ox;
+                for u in 0..units {
+                    // The first of equal pieces wins, as in the im2col path.
+                    let mut best = (z[u * pieces] + bias[u * pieces], 0);
+                    for j in 1..pieces {
+                        let v = z[u * pieces + j] + bias[u * pieces + j];
+                        if v > best.0 {
+                            best = (v, j);
+                        }
                     }
+                    y[u * p + at] = best.0;
+                    won[u * p + at] = best.1 as u8;
                 }
-                y[u * p + at] = best.0;
-                won[u * p + at] = best.1 as u8;
             }
         }
     }
@@ -203,18 +240,23 @@ pub fn backward(
     winners: &[u8],
     want_dx: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    let [c, h, w] = g.input;
+    let [c, _, w] = g.input;
     let [kh, kw] = g.kernel;
-    let (o, p, hwc) = (g.outputs, g.positions(), g.input_len());
-    let images = x.len() / hwc;
+    let (o, p) = (g.outputs, g.positions());
+    let images = x.len() / g.input_len();
     let (units, pieces) = (g.units(), g.pieces);
-    // dZ [N, P, O]: each unit's gradient to its winning piece.
+    let [oh, ow] = g.output;
+    let (wc, cols) = (w * c, ow * o);
+    // dZ [H', N, W'*O]: each unit's gradient to its winning piece.
     let mut dz = vec![0.0f32; images * p * o];
-    let per_image = dy.chunks_exact(g.output_len()).zip(winners.chunks_exact(g.output_len()));
-    for ((dy, won), dz) in per_image.zip(dz.chunks_exact_mut(p * o)) {
+    for (n, (dy, won)) in dy.chunks_exact(g.output_len()).zip(winners.chunks_exact(g.output_len())).enumerate() {
         for u in 0..units {
-            for at in 0..p {
-                dz[at * o + u * pieces + usize::from(won[u * p + at])] = dy[u * p + at];
+            for oy in 0..oh {
+                let row = &mut dz[(oy * images + n) * cols..][..cols];
+                for ox in 0..ow {
+                    let at = oy * ow + ox;
+                    row[ox * o + u * pieces + usize::from(won[u * p + at])] = dy[u * p + at];
+                }
             }
         }
     }
@@ -222,34 +264,53 @@ pub fn backward(
     for dz in dz.chunks_exact(o) {
         dbias.iter_mut().zip(dz).for_each(|(b, d)| *b += d);
     }
-    let bands = bands(g);
-    let xt = transpose(x, c, h * w);
-    let cols = g.output[1] * o;
-    // dD_oy [W'*O, rows*W*C] = dZ_oyᵀ [W'*O, N] · X_oy [N, rows*W*C], folded onto the
-    // channels-last weights.
+    let xr = rows_last_channels(x, g.input);
+    // dB_ki [W*C, W'*O] = X[y..]ᵀ · dZ[oy..], folded onto the channels-last weights.
     let mut dwt = vec![0.0f32; weight.len()];
-    let mut dd = take(g, false, bands.iter().map(|b| b.len(g)).max().unwrap_or(0));
-    for band in &bands {
-        let k = band.width(g);
-        let (lhs, rhs) = (&dz[band.oy * cols..], &xt[band.y0 * w * c..]);
-        matmul_rows([cols, images, k], &mut dd, k, false, lhs, [1, p * o], rhs, [hwc, 1], true);
-        for_each_run(g, band, |at, to, len| {
-            dwt[to..to + len].iter_mut().zip(&dd[at..at + len]).for_each(|(w, d)| *w += d);
+    let mut db = take(g, false, matrix_len(g));
+    for ki in 0..kh {
+        let mut any = false;
+        for_each_block(g, ki, |oy, y, count| {
+            let (lhs, rhs) = (&xr[y * images * wc..], &dz[oy * images * cols..]);
+            matmul_rows([wc, count * images, cols], &mut db, cols, any, lhs, [1, wc], rhs, [cols, 1], true);
+            any = true;
+        });
+        if !any {
+            continue;
+        }
+        for_each_run(g, ki, |at, to, run| {
+            for (i, d) in dwt[to..to + run].iter_mut().enumerate() {
+                *d += db[at + i * cols];
+            }
         });
     }
-    give(g, false, dd);
-    let dweight = transpose(&dwt, kh * kw, c);
-    let dx = want_dx.then(|| {
-        // dX_oy [N, rows*W*C] += dZ_oy [N, W'*O] · D_oy [W'*O, rows*W*C]
-        let d = matrices(g, &bands, weight);
-        let mut dxt = vec![0.0f32; x.len()];
-        for band in &bands {
-            let k = band.width(g);
-            let (dst, lhs) = (&mut dxt[band.y0 * w * c..], &dz[band.oy * cols..]);
-            matmul_rows([images, cols, k], dst, hwc, true, lhs, [p * o, 1], &d[band.at..], [k, 1], true);
+    give(g, false, db);
+    // Channels-last `[O, kh, kw, C]` back to `[O, C, kh, kw]`.
+    let dweight = {
+        let mut out = vec![0.0f32; dwt.len()];
+        let taps = kh * kw;
+        for (out, dwt) in out.chunks_exact_mut(c * taps).zip(dwt.chunks_exact(c * taps)) {
+            for t in 0..taps {
+                for ch in 0..c {
+                    out[ch * taps + t] = dwt[t * c + ch];
+                }
+            }
         }
-        give(g, true, d);
-        transpose(&dxt, h * w, c)
+        out
+    };
+    let dx = want_dx.then(|| {
+        // dX[y..] [count*N, W*C] += dZ[oy..] [count*N, W'*O] · B_kiᵀ
+        let b = matrices(g, weight);
+        let mut dxr = vec![0.0f32; x.len()];
+        for ki in 0..kh {
+            let bk = &b[ki * matrix_len(g)..][..matrix_len(g)];
+            for_each_block(g, ki, |oy, y, count| {
+                let (dst, lhs) = (&mut dxr[y * images * wc..], &dz[oy * images * cols..]);
+                matmul_rows([count * images, cols, wc], dst, wc, true, lhs, [cols, 1], bk, [1, cols], true);
+            });
+        }
+        give(g, true, b);
+        channels_first(&dxr, g.input)
     });
     (dx, dweight, dbias)
 }
