@@ -8,7 +8,12 @@ both and their ratio. Alternating the two keeps a change in the machine's load f
 favouring one side. Run it on an idle machine:
 
     cargo build --release -p fitnets
-    python3 bench/speed.py --python ~/torch-venv/bin/python [--rounds 3] [--images 6400]
+    python3 bench/speed.py --python ~/torch-venv/bin/python [--rounds 3] [--images 6400] [--vector avx2]
+
+It prints the CPU (model, cores, its vector extensions) and the vector unit fitnets'
+matrix products ran on (its training log's first line) with the table: results only
+compare on the same kind of CPU. `--vector` sets FITNETS_VECTOR for fitnets (auto, avx512,
+avx2), to measure a narrower unit on the same machine.
 
 fitnets' figure is the `images_per_second` of its epoch (batching and normalization
 included, validation excluded); PyTorch's excludes data loading (its tensors are
@@ -33,11 +38,30 @@ CASES = {
 }
 
 
-def fitnets_speed(binary, case, images, threads):
+def cpu_description():
+    """The CPU's model name, logical CPUs and SIMD extensions, from /proc/cpuinfo."""
+    model, flags = "unknown CPU", []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and model == "unknown CPU":
+                    model = value.strip()
+                elif key in ("flags", "Features") and not flags:
+                    flags = value.split()
+    except OSError:
+        pass
+    simd = [f for f in flags if f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl",
+                                      "avx512_vnni", "avx512_bf16", "amx_tile", "asimd", "sve")]
+    return f"{model}, {os.cpu_count()} logical CPUs, SIMD: {' '.join(simd) or 'none listed'}"
+
+
+def fitnets_speed(binary, case, images, threads, vector):
     args, _ = CASES[case]
     run = tempfile.mkdtemp(prefix="fitnets-speed-")
     shutil.rmtree(run)
-    env = dict(os.environ, RAYON_NUM_THREADS=str(threads))
+    env = dict(os.environ, RAYON_NUM_THREADS=str(threads), FITNETS_VECTOR=vector)
     cmd = [binary, *args, "--run", run, "--epochs", "1", "--subset", str(images + 100),
            "--valid", "100", "--test-subset", "100"]
     out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
@@ -47,7 +71,8 @@ def fitnets_speed(binary, case, images, threads):
     match = re.search(r"epoch 1/1: .*?, ([0-9.]+) images/s", out.stderr)
     if not match:
         sys.exit(f"no images/s in fitnets' output:\n{out.stderr}")
-    return float(match.group(1))
+    device = re.search(r"^training on (.*)$", out.stderr, re.M)
+    return float(match.group(1)), device.group(1) if device else "unknown"
 
 
 def torch_speed(python, case, images, threads):
@@ -58,7 +83,8 @@ def torch_speed(python, case, images, threads):
     if out.returncode != 0:
         sys.exit(f"PyTorch failed: {' '.join(cmd)}\n{out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return float(result["cases"][torch_case]["images_per_s"])
+    version = f"PyTorch {result.get('torch', '?')} ({result.get('cpu_capability', '?')} kernels)"
+    return float(result["cases"][torch_case]["images_per_s"]), version
 
 
 def main():
@@ -69,19 +95,24 @@ def main():
     ap.add_argument("--images", type=int, default=6400, help="timed images per run")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--cases", default="teacher,student")
+    ap.add_argument("--vector", default="auto", choices=["auto", "avx512", "avx2"],
+                    help="FITNETS_VECTOR for fitnets: the vector unit of its matrix products")
     args = ap.parse_args()
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} is missing: run `cargo build --release -p fitnets` first")
     cases = args.cases.split(",")
     runs = {case: {"fitnets": [], "pytorch": []} for case in cases}
+    device, torch_version = "unknown", "PyTorch"
     for r in range(args.rounds):
         for case in cases:
-            f = fitnets_speed(args.binary, case, args.images, args.threads)
-            t = torch_speed(args.python, case, args.images, args.threads)
+            f, device = fitnets_speed(args.binary, case, args.images, args.threads, args.vector)
+            t, torch_version = torch_speed(args.python, case, args.images, args.threads)
             runs[case]["fitnets"].append(f)
             runs[case]["pytorch"].append(t)
             print(f"round {r + 1} {case:8s} fitnets {f:7.1f}  PyTorch {t:7.1f} images/s", file=sys.stderr)
     load = os.getloadavg()[0]
+    print(f"CPU: {cpu_description()}")
+    print(f"fitnets trained on {device}; {torch_version} with {args.threads} threads")
     print(f"{args.threads} threads, {args.images} images per run, {args.rounds} rounds, load average now {load:.2f}")
     print("| case | fitnets images/s (median) | PyTorch images/s (median) | fitnets / PyTorch |")
     print("|---|---:|---:|---:|")

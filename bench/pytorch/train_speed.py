@@ -262,6 +262,7 @@ def main():
 
     result = {
         "torch": torch.__version__, "python": platform.python_version(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(), "batch": BATCH, "warmup_batches": args.warmup,
         "params": {"teacher": TEACHER_PARAMS, "fitnet": FITNET_PARAMS}, "cases": {},
     }

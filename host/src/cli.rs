@@ -456,6 +456,13 @@ pub struct DeviceArgs {
 impl DeviceArgs {
     pub fn describe(&self) -> String {
         match &self.device {
+            // The flex kernels' matrix products run on the vector unit chosen at start
+            // (`kernels::vector`); ndarray's do not.
+            DeviceSpec::Cpu if self.backend == CpuBackend::Flex => format!(
+                "cpu (flex, {}, {} threads)",
+                crate::kernels::vector::chosen().name(),
+                rayon::current_num_threads()
+            ),
             DeviceSpec::Cpu => format!("cpu ({:?})", self.backend).to_lowercase(),
             cuda => cuda.to_string(),
         }
@@ -796,6 +803,7 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         check_training(&fresh.config, &args.config, &splits, &fresh.schedule)?;
     }
     let (run, mut info) = open_run(&args.run, args.resume, fresh)?;
+    eprintln!("training on {}", args.device.describe());
     undo_failed_start(&run, args.resume, || {
         if args.resume {
             check_training(&info.config, &args.config, &splits, &info.schedule)?;
@@ -902,6 +910,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         check(&fresh)?;
     }
     let (run, info) = open_run(&args.run, args.resume, fresh)?;
+    eprintln!("training on {}", args.device.describe());
     undo_failed_start(&run, args.resume, || {
         if args.resume {
             check(&info)?;

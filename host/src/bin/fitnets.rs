@@ -91,6 +91,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    // A bad FITNETS_VECTOR stops every command before any work.
+    fitnets::kernels::vector::init()?;
     if let Command::Eval { data, .. } = &cli.command {
         anyhow::ensure!(
             data.valid.is_none() && data.subset.is_none(),

@@ -253,25 +253,15 @@ pub(super) fn matmul_rows(
     // and every element it writes inside `dst` (`m` rows of `n`, `dst_rs` apart); `dst`
     // is borrowed mutably, so it aliases neither operand.
     unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
+        super::vector::gemm(
+            [m, n, k],
             dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
+            [1, dst_rs as isize],
             accumulate,
             lhs.as_ptr(),
-            lhs_cs as isize,
-            lhs_rs as isize,
+            [lhs_cs as isize, lhs_rs as isize],
             rhs.as_ptr(),
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
+            [rhs_cs as isize, rhs_rs as isize],
             if parallel { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None },
         );
     }

@@ -25,6 +25,7 @@ pub mod flex;
 pub mod norm;
 pub mod pool;
 pub mod unrolled;
+pub mod vector;
 
 use std::any::{Any, TypeId};
 
