@@ -76,23 +76,18 @@ fn for_each_block(g: &ConvGeometry, ki: usize, mut f: impl FnMut(usize, usize, u
     }
 }
 
-/// For every nonzero run of `B_ki`, calls `f(at, weight, len)`: its `len` values from
-/// `at` on are the `len` weights from `weight` on, in the channels-last weight layout
-/// (`[O, kh, kw, C]`); runs go down a column of `B_ki` (rows `W'*O` apart).
-fn for_each_run(g: &ConvGeometry, ki: usize, mut f: impl FnMut(usize, usize, usize)) {
-    let [c, _, w] = g.input;
-    let kw = g.kernel[1];
-    let cols = g.output[1] * g.outputs;
+/// For every kernel column `kj` that links output column `ox` to an input column `x`
+/// inside the image, calls `f(x, ox, kj)`: `B_ki`'s rows `x*C ..` (one per channel) then
+/// hold, at columns `ox*O .. (ox+1)*O`, the weights of tap `(ki, kj)`, the same for
+/// every `ki`.
+fn for_each_tap(g: &ConvGeometry, mut f: impl FnMut(usize, usize, usize)) {
+    let w = g.input[2];
     for ox in 0..g.output[1] {
         // Kernel columns whose input column `ox * sw + kj - pl` is inside `0..w`.
         let first = g.pad_before[1].saturating_sub(ox * g.stride[1]);
-        let end = kw.min((w + g.pad_before[1]).saturating_sub(ox * g.stride[1]));
-        if first >= end {
-            continue;
-        }
-        let x = ox * g.stride[1] + first - g.pad_before[1];
-        for o in 0..g.outputs {
-            f(x * c * cols + ox * g.outputs + o, ((o * g.kernel[0] + ki) * kw + first) * c, (end - first) * c);
+        let end = g.kernel[1].min((w + g.pad_before[1]).saturating_sub(ox * g.stride[1]));
+        for kj in first..end {
+            f(ox * g.stride[1] + kj - g.pad_before[1], ox, kj);
         }
     }
 }
@@ -154,31 +149,35 @@ fn give(g: &ConvGeometry, matrices: bool, buffer: Vec<f32>) {
 }
 
 /// The `kh` matrices `B_ki` of `weight` (`[O, C, kh, kw]`), one after the other, in a
-/// kept buffer of `g`'s.
+/// kept buffer of `g`'s: each nonzero segment is one tap's weights for every output
+/// channel, contiguous in [`taps_first`]'s layout.
 fn matrices(g: &ConvGeometry, weight: &[f32]) -> Vec<f32> {
-    let wt = channels_last_weights(weight, g);
+    let (c, o) = (g.input[0], g.outputs);
+    let wt = taps_first(weight, g);
     let len = matrix_len(g);
-    let cols = g.output[1] * g.outputs;
+    let cols = g.output[1] * o;
     let mut b = take(g, true, g.kernel[0] * len);
     for ki in 0..g.kernel[0] {
         let m = &mut b[ki * len..][..len];
-        for_each_run(g, ki, |at, from, run| {
-            for (i, &v) in wt[from..from + run].iter().enumerate() {
-                m[at + i * cols] = v;
+        for_each_tap(g, |x, ox, kj| {
+            let tap = (ki * g.kernel[1] + kj) * c;
+            for ch in 0..c {
+                m[(x * c + ch) * cols + ox * o..][..o].copy_from_slice(&wt[(tap + ch) * o..][..o]);
             }
         });
     }
     b
 }
 
-/// The weights `[O, C, kh, kw]` channels-last, `[O, kh, kw, C]`.
-fn channels_last_weights(weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    let (c, taps) = (g.input[0], g.kernel[0] * g.kernel[1]);
+/// The weights `[O, C, kh, kw]` as `[kh, kw, C, O]`: for each tap and input channel,
+/// every output channel's weight side by side.
+fn taps_first(weight: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    let (c, taps, o) = (g.input[0], g.kernel[0] * g.kernel[1], g.outputs);
     let mut out = vec![0.0f32; weight.len()];
-    for (out, w) in out.chunks_exact_mut(c * taps).zip(weight.chunks_exact(c * taps)) {
+    for (oc, w) in weight.chunks_exact(c * taps).enumerate() {
         for ch in 0..c {
             for t in 0..taps {
-                out[t * c + ch] = w[ch * taps + t];
+                out[(t * c + ch) * o + oc] = w[ch * taps + t];
             }
         }
     }
@@ -265,7 +264,8 @@ pub fn backward(
         dbias.iter_mut().zip(dz).for_each(|(b, d)| *b += d);
     }
     let xr = rows_last_channels(x, g.input);
-    // dB_ki [W*C, W'*O] = X[y..]ᵀ · dZ[oy..], folded onto the channels-last weights.
+    // dB_ki [W*C, W'*O] = X[y..]ᵀ · dZ[oy..], folded onto the weights in `taps_first`'s
+    // layout, `[kh, kw, C, O]`.
     let mut dwt = vec![0.0f32; weight.len()];
     let mut db = take(g, false, matrix_len(g));
     for ki in 0..kh {
@@ -278,21 +278,23 @@ pub fn backward(
         if !any {
             continue;
         }
-        for_each_run(g, ki, |at, to, run| {
-            for (i, d) in dwt[to..to + run].iter_mut().enumerate() {
-                *d += db[at + i * cols];
+        for_each_tap(g, |x, ox, kj| {
+            let tap = (ki * kw + kj) * c;
+            for ch in 0..c {
+                let from = &db[(x * c + ch) * cols + ox * o..][..o];
+                dwt[(tap + ch) * o..][..o].iter_mut().zip(from).for_each(|(w, d)| *w += d);
             }
         });
     }
     give(g, false, db);
-    // Channels-last `[O, kh, kw, C]` back to `[O, C, kh, kw]`.
+    // `[kh, kw, C, O]` back to `[O, C, kh, kw]`.
     let dweight = {
-        let mut out = vec![0.0f32; dwt.len()];
         let taps = kh * kw;
-        for (out, dwt) in out.chunks_exact_mut(c * taps).zip(dwt.chunks_exact(c * taps)) {
-            for t in 0..taps {
-                for ch in 0..c {
-                    out[ch * taps + t] = dwt[t * c + ch];
+        let mut out = vec![0.0f32; dwt.len()];
+        for (oc, out) in out.chunks_exact_mut(c * taps).enumerate() {
+            for ch in 0..c {
+                for t in 0..taps {
+                    out[ch * taps + t] = dwt[(t * c + ch) * o + oc];
                 }
             }
         }

@@ -92,7 +92,10 @@ pub fn init() -> anyhow::Result<Vector> {
 /// The unit the products run on: the one [`init`] fixed, or the CPU's widest when a
 /// library user never called it (an unusable [`VARIABLE`] is then ignored).
 pub fn chosen() -> Vector {
-    *CHOSEN.get_or_init(|| init().unwrap_or_else(|_| Vector::widest()))
+    *CHOSEN.get_or_init(|| {
+        let value = std::env::var(VARIABLE).ok();
+        Vector::requested(value.as_deref()).unwrap_or_else(|_| Vector::widest())
+    })
 }
 
 /// `dst = lhs · rhs` (or `dst += lhs · rhs` when `read_dst`), gemm's arguments: `m x k`
