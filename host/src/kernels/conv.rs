@@ -123,6 +123,7 @@ impl ConvGeometry {
 
 /// For output positions `0..n` along one axis, the range whose input coordinate
 /// `o * stride + offset - pad` falls inside `0..size`.
+#[inline(always)]
 fn valid_range(n: usize, size: usize, stride: usize, offset: usize, pad: usize) -> std::ops::Range<usize> {
     // Smallest o with o*stride + offset >= pad.
     let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) };
@@ -131,6 +132,7 @@ fn valid_range(n: usize, size: usize, stride: usize, offset: usize, pad: usize) 
     lo.min(n)..hi.min(n).max(lo.min(n))
 }
 
+crate::multiversion! {
 /// Lays the windows of one image `x` (`[C, H, W]`) out as `cols` (`[C*kh*kw, H'*W']`,
 /// rows `ld` values apart), zeros where a window hangs over the padding.
 pub fn im2col(g: &ConvGeometry, x: &[f32], cols: &mut [f32], ld: usize) {
@@ -169,7 +171,9 @@ pub fn im2col(g: &ConvGeometry, x: &[f32], cols: &mut [f32], ld: usize) {
         }
     }
 }
+}
 
+crate::multiversion! {
 /// The adjoint of [`im2col`]: adds each column entry (rows `ld` values apart) back onto
 /// the input position it was read from. `dx` is overwritten.
 pub fn col2im(g: &ConvGeometry, cols: &[f32], ld: usize, dx: &mut [f32]) {
@@ -204,6 +208,7 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], ld: usize, dx: &mut [f32]) {
             }
         }
     }
+}
 }
 
 /// `dst = lhs · rhs` (or `dst += …` when `accumulate`), each matrix given by its
@@ -309,27 +314,28 @@ pub fn columns_forward(g: &ConvGeometry, x: &[f32], weight: &[f32], bias: &[f32]
                 }
                 // Z [O, count*N] = W [O, K] · cols [K, count*N]
                 matmul([o, k, ld], z, false, weight, [k, 1], cols, [ld, 1], false);
-                for (row, b) in z.chunks_exact_mut(ld).zip(bias) {
-                    row.iter_mut().for_each(|v| *v += b);
-                }
                 let outputs = y.chunks_exact_mut(g.output_len()).zip(won.chunks_exact_mut(g.output_len()));
                 for (i, (y, won)) in outputs.enumerate() {
-                    maxout(&z[i * n..], ld, g.pieces, n, y, won);
+                    maxout(&z[i * n..], ld, bias, g.pieces, n, y, won);
                 }
             });
         });
     (y, winners)
 }
 
-/// `y[u, p] = max_j z[u*k + j, p]` for each unit `u` (rows of `z` `ld` apart, `n`
-/// positions); `won` records `j`.
-pub(super) fn maxout(z: &[f32], ld: usize, pieces: usize, n: usize, y: &mut [f32], won: &mut [u8]) {
+crate::multiversion! {
+/// `y[u, p] = max_j (z[u*k + j, p] + bias[u*k + j])` for each unit `u` (rows of `z`
+/// `ld` apart, `n` positions); `won` records `j`, the first of equal pieces.
+pub(super) fn maxout(z: &[f32], ld: usize, bias: &[f32], pieces: usize, n: usize, y: &mut [f32], won: &mut [u8]) {
     for (unit, (y, won)) in y.chunks_exact_mut(n).zip(won.chunks_exact_mut(n)).enumerate() {
-        y.copy_from_slice(&z[unit * pieces * ld..][..n]);
+        let b = bias[unit * pieces];
+        y.iter_mut().zip(&z[unit * pieces * ld..][..n]).for_each(|(y, z)| *y = z + b);
         won.fill(0);
         for piece in 1..pieces {
             let row = &z[(unit * pieces + piece) * ld..][..n];
+            let b = bias[unit * pieces + piece];
             for ((y, w), &v) in y.iter_mut().zip(won.iter_mut()).zip(row) {
+                let v = v + b;
                 if v > *y {
                     *y = v;
                     *w = piece as u8;
@@ -337,6 +343,7 @@ pub(super) fn maxout(z: &[f32], ld: usize, pieces: usize, n: usize, y: &mut [f32
             }
         }
     }
+}
 }
 
 /// Gradients of a batch given the output gradient `dy` (`[N, O/k, H', W']`) and the
@@ -428,6 +435,7 @@ pub fn columns_backward(
     (want_dx.then_some(dx), dweight, dbias)
 }
 
+crate::multiversion! {
 /// The adjoint of [`maxout`]: each unit's gradient goes to its winning piece (rows of
 /// `dz` `ld` apart).
 pub(super) fn spread(dy: &[f32], won: &[u8], pieces: usize, n: usize, dz: &mut [f32], ld: usize) {
@@ -439,4 +447,5 @@ pub(super) fn spread(dy: &[f32], won: &[u8], pieces: usize, n: usize, dz: &mut [
             }
         }
     }
+}
 }

@@ -17,7 +17,7 @@ pub const VARIABLE: &str = "FITNETS_VECTOR";
 /// A vector unit of the CPU kernels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Vector {
-    /// x86-64 with AVX-512F: 16 floats per register.
+    /// x86-64 with AVX-512 (F, BW, DQ, VL): 16 floats per register.
     Avx512,
     /// x86-64 with AVX2 and FMA: 8 floats per register.
     Avx2,
@@ -41,7 +41,13 @@ impl Vector {
     pub fn available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Vector::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            Vector::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && Vector::Avx2.available()
+            }
             #[cfg(target_arch = "x86_64")]
             Vector::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
             #[cfg(not(target_arch = "x86_64"))]
@@ -96,6 +102,39 @@ pub fn chosen() -> Vector {
         let value = std::env::var(VARIABLE).ok();
         Vector::requested(value.as_deref()).unwrap_or_else(|_| Vector::widest())
     })
+}
+
+/// A function compiled three times, for AVX-512, for AVX2 + FMA and for the baseline
+/// x86-64 (SSE2) the rest of the binary is built for, and run in the version of the
+/// [`chosen`] unit: its loops use that unit's registers. Arguments are plain names.
+#[macro_export]
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn wide($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn narrow($($arg: $ty),*) $(-> $ret)? { body($($arg),*) }
+            match $crate::kernels::vector::chosen() {
+                // SAFETY: `chosen` only gives a unit the CPU has.
+                #[cfg(target_arch = "x86_64")]
+                $crate::kernels::vector::Vector::Avx512 => unsafe { wide($($arg),*) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                $crate::kernels::vector::Vector::Avx2 => unsafe { narrow($($arg),*) },
+                _ => body($($arg),*),
+            }
+        }
+    };
 }
 
 /// `dst = lhs · rhs` (or `dst += lhs · rhs` when `read_dst`), gemm's arguments: `m x k`
