@@ -13,7 +13,8 @@ favouring one side. Run it on an idle machine:
 It prints the CPU (model, cores, its vector extensions) and the vector unit fitnets'
 matrix products ran on (its training log's first line) with the table: results only
 compare on the same kind of CPU. `--vector` sets FITNETS_VECTOR for fitnets (auto, avx512,
-avx2), to measure a narrower unit on the same machine.
+avx2), to measure a narrower unit on the same machine; with `avx2` PyTorch is held to AVX2
+too (ATEN_CPU_CAPABILITY, DNNL_MAX_CPU_ISA, MKL_ENABLE_INSTRUCTIONS), as on an AVX2-only CPU.
 
 fitnets' figure is the `images_per_second` of its epoch (batching and normalization
 included, validation excluded); PyTorch's excludes data loading (its tensors are
@@ -75,11 +76,17 @@ def fitnets_speed(binary, case, images, threads, vector):
     return float(match.group(1)), device.group(1) if device else "unknown"
 
 
-def torch_speed(python, case, images, threads):
+# What keeps PyTorch to AVX2 as well, so that `--vector avx2` compares both on what an
+# AVX2-only CPU would run: ATen's kernels, oneDNN's and MKL's.
+TORCH_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def torch_speed(python, case, images, threads, vector):
     _, torch_case = CASES[case]
     cmd = [python, "bench/pytorch/train_speed.py", "--cases", torch_case, "--images", str(images),
            "--threads", str(threads), "--json"]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    env = dict(os.environ, **(TORCH_AVX2 if vector == "avx2" else {}))
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"PyTorch failed: {' '.join(cmd)}\n{out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -106,7 +113,7 @@ def main():
     for r in range(args.rounds):
         for case in cases:
             f, device = fitnets_speed(args.binary, case, args.images, args.threads, args.vector)
-            t, torch_version = torch_speed(args.python, case, args.images, args.threads)
+            t, torch_version = torch_speed(args.python, case, args.images, args.threads, args.vector)
             runs[case]["fitnets"].append(f)
             runs[case]["pytorch"].append(t)
             print(f"round {r + 1} {case:8s} fitnets {f:7.1f}  PyTorch {t:7.1f} images/s", file=sys.stderr)
