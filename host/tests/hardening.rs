@@ -393,3 +393,27 @@ fn every_option_has_help() {
     }
     assert!(missing.is_empty(), "options without help text:\n{}", missing.join("\n"));
 }
+
+// The vector unit: FITNETS_VECTOR is an input too. A value that is not a unit, not text
+// or a unit the CPU lacks stops every command before any work, and names the variable.
+#[test]
+fn a_bad_vector_unit_is_refused_before_any_work() {
+    let bench = Bench::new();
+    let (config, run, data) = (bench.path("teacher.toml"), bench.path("run"), bench.path("digits8"));
+    let args = bench.teacher_args(&config, &run, &data, &[]);
+    let mut values: Vec<std::ffi::OsString> = vec!["avx1024".into(), "x".repeat(1 << 16).into()];
+    #[cfg(unix)]
+    values.push(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"avx\xff").to_os_string());
+    for value in values {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitnets"))
+            .args(&args)
+            .env("FITNETS_VECTOR", &value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("FITNETS_VECTOR") && !stderr.contains("panicked"), "{stderr}");
+        assert!(stderr.len() < 400, "the message repeats the whole value: {} bytes", stderr.len());
+        assert!(!Path::new(&run).exists(), "a refused start left {run} behind");
+    }
+}

@@ -61,18 +61,28 @@ impl Vector {
         [Vector::Avx512, Vector::Avx2].into_iter().find(|v| v.available()).unwrap_or(Vector::Native)
     }
 
-    /// The unit `value` of [`VARIABLE`] asks for (`None`: unset), checked against this CPU.
-    pub fn requested(value: Option<&str>) -> anyhow::Result<Vector> {
-        let wanted = match value.map(str::trim) {
-            None | Some("") | Some("auto") => return Ok(Vector::widest()),
-            Some("avx512") => Vector::Avx512,
-            Some("avx2") => Vector::Avx2,
-            Some(other) => bail!("{VARIABLE}={other:?}: use auto (the CPU's widest unit), avx512 or avx2"),
+    /// The unit `value` of [`VARIABLE`] asks for (`None`: unset), checked against this
+    /// CPU. Case does not matter; a value that is not text, or not a unit, is refused.
+    pub fn requested(value: Option<&std::ffi::OsStr>) -> anyhow::Result<Vector> {
+        let Some(value) = value else { return Ok(Vector::widest()) };
+        let Some(text) = value.to_str() else {
+            bail!("{VARIABLE} is not text: use auto (the CPU's widest unit), avx512 or avx2");
+        };
+        let wanted = match text.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" => return Ok(Vector::widest()),
+            "avx512" => Vector::Avx512,
+            "avx2" => Vector::Avx2,
+            _ => {
+                // A value pasted by mistake may be long: show its start.
+                let shown: String = text.chars().take(40).collect();
+                let more = if shown.len() < text.len() { "…" } else { "" };
+                bail!("{VARIABLE}={shown:?}{more}: use auto (the CPU's widest unit), avx512 or avx2")
+            }
         };
         if !wanted.available() {
             bail!(
                 "{VARIABLE}={}: this CPU has no {}; its widest unit is {} (unset {VARIABLE} to use it)",
-                value.unwrap_or_default().trim(),
+                text.trim(),
                 wanted.name(),
                 Vector::widest().name()
             );
@@ -90,18 +100,15 @@ pub fn init() -> anyhow::Result<Vector> {
     if let Some(&v) = CHOSEN.get() {
         return Ok(v);
     }
-    let value = std::env::var(VARIABLE).ok();
-    let v = Vector::requested(value.as_deref())?;
+    let v = Vector::requested(std::env::var_os(VARIABLE).as_deref())?;
     Ok(*CHOSEN.get_or_init(|| v))
 }
 
 /// The unit the products run on: the one [`init`] fixed, or the CPU's widest when a
 /// library user never called it (an unusable [`VARIABLE`] is then ignored).
 pub fn chosen() -> Vector {
-    *CHOSEN.get_or_init(|| {
-        let value = std::env::var(VARIABLE).ok();
-        Vector::requested(value.as_deref()).unwrap_or_else(|_| Vector::widest())
-    })
+    *CHOSEN
+        .get_or_init(|| Vector::requested(std::env::var_os(VARIABLE).as_deref()).unwrap_or_else(|_| Vector::widest()))
 }
 
 /// A function compiled three times, for AVX-512, for AVX2 + FMA and for the baseline
@@ -344,13 +351,24 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_refused_and_auto_is_the_widest() {
+        use std::ffi::OsStr;
+        let ask = |v: &str| Vector::requested(Some(OsStr::new(v)));
         assert_eq!(Vector::requested(None).unwrap(), Vector::widest());
-        assert_eq!(Vector::requested(Some("auto")).unwrap(), Vector::widest());
-        let e = Vector::requested(Some("avx1024")).unwrap_err().to_string();
+        for auto in ["auto", "", " AUTO "] {
+            assert_eq!(ask(auto).unwrap(), Vector::widest());
+        }
+        let e = ask("avx1024").unwrap_err().to_string();
         assert!(e.contains("FITNETS_VECTOR") && e.contains("avx2"), "{e}");
-        for v in [Vector::Avx512, Vector::Avx2] {
-            let value = if v == Vector::Avx512 { "avx512" } else { "avx2" };
-            match Vector::requested(Some(value)) {
+        let e = ask(&"x".repeat(100_000)).unwrap_err().to_string();
+        assert!(e.len() < 200 && e.contains('…'), "{e}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let e = Vector::requested(Some(OsStr::from_bytes(b"avx\xff"))).unwrap_err().to_string();
+            assert!(e.contains("not text"), "{e}");
+        }
+        for (v, value) in [(Vector::Avx512, "AVX512"), (Vector::Avx2, "avx2")] {
+            match ask(value) {
                 Ok(got) => assert!(got == v && v.available()),
                 Err(e) => assert!(!v.available() && e.to_string().contains("this CPU has no"), "{e}"),
             }
