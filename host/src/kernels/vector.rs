@@ -262,84 +262,52 @@ mod x86 {
         [rhs_cs, rhs_rs]: [isize; 2],
         parallelism: gemm::Parallelism,
     ) {
-        let fma = |a: f32, b: f32, c: f32| a * b + c;
+        // gemm-f32's `gemm_basic` for one kernel set: its SIMD type, the kernels' module
+        // and their floats per register.
+        macro_rules! basic {
+            ($simd:ty, $kernels:ident, $lanes:expr, $what:literal) => {
+                gemm_basic_generic::<
+                    _,
+                    f32,
+                    $lanes,
+                    { $kernels::MR_DIV_N * $lanes },
+                    { $kernels::NR },
+                    { $kernels::MR_DIV_N },
+                    { $kernels::H_M },
+                    { $kernels::H_N },
+                >(
+                    <$simd as MixedSimd<f32, f32, f32, f32>>::try_new().expect($what),
+                    m,
+                    n,
+                    k,
+                    dst,
+                    dst_cs,
+                    dst_rs,
+                    read_dst,
+                    lhs,
+                    lhs_cs,
+                    lhs_rs,
+                    rhs,
+                    rhs_cs,
+                    rhs_rs,
+                    1.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    |a: f32, b: f32, c: f32| a * b + c,
+                    &$kernels::UKR,
+                    &$kernels::H_UKR,
+                    false,
+                    parallelism,
+                )
+            };
+        }
         match unit {
             // SAFETY: the caller's contract; `try_new` succeeds as the CPU has the unit.
-            Vector::Avx512 => unsafe {
-                gemm_basic_generic::<
-                    _,
-                    f32,
-                    WIDE_LANES,
-                    { wide::MR_DIV_N * WIDE_LANES },
-                    { wide::NR },
-                    { wide::MR_DIV_N },
-                    { wide::H_M },
-                    { wide::H_N },
-                >(
-                    <V4 as MixedSimd<f32, f32, f32, f32>>::try_new().expect("the CPU has AVX-512F"),
-                    m,
-                    n,
-                    k,
-                    dst,
-                    dst_cs,
-                    dst_rs,
-                    read_dst,
-                    lhs,
-                    lhs_cs,
-                    lhs_rs,
-                    rhs,
-                    rhs_cs,
-                    rhs_rs,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    fma,
-                    &wide::UKR,
-                    &wide::H_UKR,
-                    false,
-                    parallelism,
-                )
-            },
+            Vector::Avx512 => unsafe { basic!(V4, wide, WIDE_LANES, "the CPU has AVX-512F") },
             // SAFETY: as above.
-            Vector::Avx2 => unsafe {
-                gemm_basic_generic::<
-                    _,
-                    f32,
-                    NARROW_LANES,
-                    { narrow::MR_DIV_N * NARROW_LANES },
-                    { narrow::NR },
-                    { narrow::MR_DIV_N },
-                    { narrow::H_M },
-                    { narrow::H_N },
-                >(
-                    <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().expect("the CPU has AVX2 and FMA"),
-                    m,
-                    n,
-                    k,
-                    dst,
-                    dst_cs,
-                    dst_rs,
-                    read_dst,
-                    lhs,
-                    lhs_cs,
-                    lhs_rs,
-                    rhs,
-                    rhs_cs,
-                    rhs_rs,
-                    1.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    fma,
-                    &narrow::UKR,
-                    &narrow::H_UKR,
-                    false,
-                    parallelism,
-                )
-            },
+            Vector::Avx2 => unsafe { basic!(V3, narrow, NARROW_LANES, "the CPU has AVX2 and FMA") },
             Vector::Native => unreachable!("the native unit goes through gemm::gemm"),
         }
     }
