@@ -61,6 +61,10 @@ fn checks() -> Vec<(String, Step)> {
             with(&root, &["build", "-p", "fitnets-shared", "--target", target]),
         ));
     }
+    checks.push((
+        "shared for thumbv8m.main-none-eabi, with and without the DSP extension".into(),
+        Step::Task(Box::new(v8m_dsp_choice)),
+    ));
     checks.push(("firmware fmt".into(), with(&firmware, &["fmt", "--all", "--check"])));
     // Every board's code, and both log transports of the STM32F4, which has both.
     let mut variants: Vec<_> = BOARDS.iter().map(|b| (*b, b.default_transport())).collect();
@@ -146,6 +150,40 @@ fn checks() -> Vec<(String, Step)> {
 
 /// The subcommand: runs every check (or those whose name contains `--only`'s text),
 /// then fails if any failed.
+/// `shared` on a Cortex-M33 target (`thumbv8m.main`), where the DSP extension is
+/// optional: without it the plain path must build (the DSP path's instructions would not
+/// assemble), and with `-C target-feature=+dsp` the DSP path must be the one built, as
+/// `shared/build.rs`'s output in each build's own target folder says.
+fn v8m_dsp_choice() -> anyhow::Result<()> {
+    const TARGET: &str = "thumbv8m.main-none-eabi";
+    for (flags, wanted) in [("", false), ("-C target-feature=+dsp", true)] {
+        let dir = root().join("target/xtask/v8m").join(if wanted { "dsp" } else { "plain" });
+        let mut cmd = cargo(&root());
+        cmd.args(["build", "-p", "fitnets-shared", "--target", TARGET]).env("CARGO_TARGET_DIR", &dir);
+        if !flags.is_empty() {
+            cmd.env("RUSTFLAGS", flags);
+        }
+        tools::run(&mut cmd)?;
+        // The newest run of the build script: its output lists the cfgs it set.
+        let builds = dir.join(TARGET).join("debug/build");
+        let newest = std::fs::read_dir(&builds)?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("fitnets-shared-"))
+            .map(|e| e.path().join("output"))
+            .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+            .max();
+        let Some((_, output)) = newest else {
+            bail!("no build-script output of fitnets-shared in {}", builds.display())
+        };
+        let dsp = std::fs::read_to_string(&output)?.lines().any(|l| l.trim() == "cargo::rustc-cfg=fitnets_dsp");
+        if dsp != wanted {
+            bail!("shared for {TARGET} with flags {flags:?} built the {} path", if dsp { "DSP" } else { "plain" });
+        }
+        eprintln!("shared for {TARGET} with flags {flags:?}: the {} path", if dsp { "DSP" } else { "plain" });
+    }
+    Ok(())
+}
+
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let mut args = crate::args::Args::new("test", args);
     let only = args.value("--only")?;

@@ -1,7 +1,7 @@
 //! Two 16-bit lanes in one 32-bit word: the arithmetic of the Cortex-M DSP extension.
 //!
 //! On a core with the DSP extension (`cfg(fitnets_dsp)`, set by `build.rs` for
-//! `thumbv7em` and `thumbv8m.main` targets) each function is one instruction through
+//! `thumbv7em` targets, and `thumbv8m.main` ones built with it) each function is one instruction through
 //! `asm!`, because the compiler does not emit `SXTB16` and fuses `SMLAD` only from
 //! 16-bit loads. Elsewhere (the host, Cortex-M0+) each is the same arithmetic in plain
 //! Rust. Both give the same bits for every input: the lanes are exact 16-bit values and
