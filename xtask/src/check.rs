@@ -52,6 +52,9 @@ fn checks() -> Vec<(String, Step)> {
             "clippy, host with CUDA".into(),
             with(&root, &["clippy", "-p", "fitnets", "--features", "cuda", "--", "-D", "warnings"]),
         ),
+        // The host on aarch64 (its kernels take gemm's NEON path there): it must build
+        // and stay clean, though no aarch64 machine runs it here.
+        ("clippy, host for aarch64".into(), Step::Command(aarch64_clippy())),
         ("tests".into(), Step::Command(tests)),
         ("rustdoc".into(), Step::Command(doc)),
     ];
@@ -150,6 +153,25 @@ fn checks() -> Vec<(String, Step)> {
 
 /// The subcommand: runs every check (or those whose name contains `--only`'s text),
 /// then fails if any failed.
+/// `cargo clippy` of the host for `aarch64-unknown-linux-gnu`, in a target folder of its
+/// own (checking needs no linker for that target).
+fn aarch64_clippy() -> Command {
+    let mut cmd = cargo(&root());
+    cmd.args([
+        "clippy",
+        "-p",
+        "fitnets",
+        "--all-targets",
+        "--target",
+        "aarch64-unknown-linux-gnu",
+        "--",
+        "-D",
+        "warnings",
+    ])
+    .env("CARGO_TARGET_DIR", root().join("target/xtask/aarch64"));
+    cmd
+}
+
 /// `shared` on a Cortex-M33 target (`thumbv8m.main`), where the DSP extension is
 /// optional: without it the plain path must build (the DSP path's instructions would not
 /// assemble), and with `-C target-feature=+dsp` the DSP path must be the one built, as

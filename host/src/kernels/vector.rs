@@ -181,6 +181,9 @@ unsafe fn gemm_on(
     parallelism: gemm::Parallelism,
 ) {
     debug_assert!([dst_cs, dst_rs, lhs_cs, lhs_rs, rhs_cs, rhs_rs].iter().all(|&s| s >= 0));
+    // Elsewhere every unit is gemm's own choice (NEON on aarch64).
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = unit;
     #[cfg(target_arch = "x86_64")]
     if unit != Vector::Native {
         // As `gemm::gemm` does before its own dispatch: its kernels want the destination
