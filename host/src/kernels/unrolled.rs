@@ -40,12 +40,12 @@ pub const MAX_MATRIX: usize = 1 << 26;
 /// 128) and its 8x8 conv over 9x9 maps gains too (see `docs/benchmarks.md`).
 pub fn worth_it(g: &ConvGeometry) -> bool {
     let [_, h, w] = g.input;
-    2 * h * w <= 3 * g.kernel[0] * g.kernel[1] && g.kernel[0] * matrix_len(g) <= MAX_MATRIX
+    2 * h * w <= 3 * g.kernel[0] * g.kernel[1] && g.kernel[0].saturating_mul(matrix_len(g)) <= MAX_MATRIX
 }
 
 /// Values of one kernel row's matrix: `W*C` rows of `W'*O`.
 fn matrix_len(g: &ConvGeometry) -> usize {
-    g.input[2] * g.input[0] * g.output[1] * g.outputs
+    [g.input[0], g.output[1], g.outputs].into_iter().fold(g.input[2], usize::saturating_mul)
 }
 
 /// The output rows `oy` whose input row `oy*sh + ki - pt` lies inside the image, and

@@ -37,19 +37,20 @@ impl Vector {
         }
     }
 
-    /// Whether this CPU has it.
+    /// Whether this CPU has it: what gemm's kernels for it check (`try_new`, so the
+    /// products' `expect` cannot fail) and what [`multiversion!`] compiles for.
     pub fn available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
             Vector::Avx512 => {
-                std::arch::is_x86_feature_detected!("avx512f")
+                x86::wide_kernels_run()
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512dq")
                     && std::arch::is_x86_feature_detected!("avx512vl")
                     && Vector::Avx2.available()
             }
             #[cfg(target_arch = "x86_64")]
-            Vector::Avx2 => std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+            Vector::Avx2 => x86::narrow_kernels_run(),
             #[cfg(not(target_arch = "x86_64"))]
             Vector::Avx512 | Vector::Avx2 => false,
             Vector::Native => true,
@@ -244,6 +245,16 @@ mod x86 {
     use gemm_f32::microkernel::{avx512f::f32 as wide, fma::f32 as narrow};
 
     use super::Vector;
+
+    /// Whether gemm's AVX-512 kernels can run here (every feature their SIMD type asks).
+    pub fn wide_kernels_run() -> bool {
+        <V4 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some()
+    }
+
+    /// Whether gemm's AVX2 + FMA kernels can run here.
+    pub fn narrow_kernels_run() -> bool {
+        <V3 as MixedSimd<f32, f32, f32, f32>>::try_new().is_some()
+    }
 
     /// Floats per register of each kernel set (private constants of gemm-f32).
     const WIDE_LANES: usize = 16;
