@@ -44,43 +44,35 @@ pub trait Layout {
         a.max(b).max(c.max(d))
     }
 
-    /// Every unit of a pooled cell whose pool window fits one chunk (`chunk`), from the
-    /// `out.len() * pieces` channels at the start of `weights` (`k` each) and `table`,
-    /// as the conv kernel's loop computes it, where the layout has a faster way; `false`
-    /// where it has none and the kernel's loop must run.
-    #[allow(clippy::too_many_arguments)]
-    fn pooled_cell(
-        _chunk: &[u32],
-        _weights: &[u8],
-        _table: &[Channel],
-        _k: usize,
-        _pieces: usize,
-        _shared: bool,
-        _stage: OutputStage,
-        _out: &mut [i8],
-    ) -> bool {
+    /// Every unit of a pooled cell whose pool window fits one chunk (`chunk`), into
+    /// `out` (one value per unit), as the conv kernel's loop computes it, where the layout
+    /// has a faster way; `false` where it has none and the kernel's loop must run.
+    fn pooled_cell(_chunk: &[u32], _channels: Channels<'_>, _out: &mut [i8]) -> bool {
         false
     }
 
-    /// Every unit of the first `cells` pixels of `chunk` (an unpooled step), from the
-    /// `units * pieces` channels at the start of `weights` (`k` each) and `table`, into
-    /// `out` (`units` values per pixel), as the conv kernel's loop computes it, where the
+    /// Every unit of the first `cells` pixels of `chunk` (an unpooled step), into `out`
+    /// (`units` values per pixel), as the conv kernel's loop computes it, where the
     /// layout has a faster way; `false` where it has none.
-    #[allow(clippy::too_many_arguments)]
-    fn pixel_chunk(
-        _chunk: &[u32],
-        _weights: &[u8],
-        _table: &[Channel],
-        _k: usize,
-        _pieces: usize,
-        _shared: bool,
-        _stage: OutputStage,
-        _units: usize,
-        _cells: usize,
-        _out: &mut [i8],
-    ) -> bool {
+    fn pixel_chunk(_chunk: &[u32], _channels: Channels<'_>, _units: usize, _cells: usize, _out: &mut [i8]) -> bool {
         false
     }
+}
+
+/// The conv channels of a step as its cell loops take them: `units * pieces` channels,
+/// `k` weights each (whole runs of 4 where the layout pads), one table entry each.
+/// Only a DSP core's cell loops read it; elsewhere the kernel's plain loops run.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(fitnets_dsp), allow(dead_code))]
+pub struct Channels<'a> {
+    pub weights: &'a [u8],
+    pub table: &'a [Channel],
+    pub k: usize,
+    /// Maxout pieces per unit.
+    pub pieces: usize,
+    /// Whether a unit's pieces share their requantization ([`super::Fused::units_share_scale`]).
+    pub shared: bool,
+    pub stage: OutputStage,
 }
 
 /// The layouts, to choose one at run time (the tests run both on the host).

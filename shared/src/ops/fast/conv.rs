@@ -29,7 +29,7 @@
 //! ([`Conv2d`]) holds for every partial sum of the reference's order, and a layout whose
 //! partial sums may leave it wraps back into the exact final sum.
 
-use super::columns::{Bytes, Columns, LANES, Layout, Packed};
+use super::columns::{Bytes, Channels, Columns, LANES, Layout, Packed};
 use super::scale::{self, CHANNEL_WORDS, Channel};
 use crate::ops::Conv2d;
 use crate::tensor::Shape;
@@ -237,7 +237,8 @@ fn pooled_channels<L: Layout>(
     // Made once per call and cloned: making a `chunks_exact` divides, and a Cortex-M0+
     // has no divide instruction.
     let (first, others) = columns.split_at(words);
-    if others.is_empty() && L::pooled_cell(first, weights, table, k, pieces, shared, stage, out) {
+    let channels = Channels { weights, table, k, pieces, shared, stage };
+    if others.is_empty() && L::pooled_cell(first, channels, out) {
         return;
     }
     let others = others.chunks_exact(words);
@@ -283,7 +284,7 @@ fn pixel_channels<L: Layout>(
     let (k, pieces) = (weights_per_channel::<L>(step), usize::from(step.pieces));
     let units = usize::from(step.output.channels);
     let stage = step.conv.output;
-    if L::pixel_chunk(chunk, weights, table, k, pieces, shared, stage, units, cells, out) {
+    if L::pixel_chunk(chunk, Channels { weights, table, k, pieces, shared, stage }, units, cells, out) {
         return;
     }
     let mut channels = weights.chunks_exact(k).zip(table);

@@ -13,11 +13,11 @@ use super::super::packed::splat;
 #[cfg(not(fitnets_dsp))]
 use super::super::packed::{smlad, ssub16, sxtb16, sxtb16_ror8};
 use super::super::scale::{self, Channel};
+#[cfg(fitnets_dsp)]
+use super::Channels;
 use super::{LANES, Layout};
 use crate::ops::Window;
 use crate::ops::fast::Fused;
-#[cfg(fitnets_dsp)]
-use crate::quant::OutputStage;
 
 /// Words of one run of 4 values for a whole chunk: two per pixel.
 const RUN_WORDS: usize = 2 * LANES;
@@ -64,36 +64,16 @@ impl Layout for Packed {
     /// On a DSP core, [`cell::pooled_cell`]: the whole cell in one `asm!`.
     #[cfg(fitnets_dsp)]
     #[inline(always)]
-    fn pooled_cell(
-        chunk: &[u32],
-        weights: &[u8],
-        table: &[Channel],
-        k: usize,
-        pieces: usize,
-        shared: bool,
-        stage: OutputStage,
-        out: &mut [i8],
-    ) -> bool {
-        cell::pooled_cell(chunk, weights, table, k, pieces, shared, stage, out);
+    fn pooled_cell(chunk: &[u32], channels: Channels<'_>, out: &mut [i8]) -> bool {
+        cell::pooled_cell(chunk, channels, out);
         true
     }
 
     /// On a DSP core, [`cell::pixel_chunk`]: the whole chunk in one `asm!`.
     #[cfg(fitnets_dsp)]
     #[inline(always)]
-    fn pixel_chunk(
-        chunk: &[u32],
-        weights: &[u8],
-        table: &[Channel],
-        k: usize,
-        pieces: usize,
-        shared: bool,
-        stage: OutputStage,
-        units: usize,
-        cells: usize,
-        out: &mut [i8],
-    ) -> bool {
-        cell::pixel_chunk(chunk, weights, table, k, pieces, shared, stage, units, cells, out);
+    fn pixel_chunk(chunk: &[u32], channels: Channels<'_>, units: usize, cells: usize, out: &mut [i8]) -> bool {
+        cell::pixel_chunk(chunk, channels, units, cells, out);
         true
     }
 }

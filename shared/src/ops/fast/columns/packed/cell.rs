@@ -10,36 +10,78 @@
 //! with the host's on random models, half of them with shared unit scales.
 
 use super::RUN_WORDS;
+use crate::ops::fast::columns::Channels;
 use crate::ops::fast::scale::Channel;
-use crate::quant::OutputStage;
 
-/// What the `asm!` reads and updates between pieces; offsets in bytes are fixed by the
-/// template.
+/// The start of both frames: where the loops are. Offsets in bytes are fixed by the
+/// templates.
 #[repr(C)]
-struct Frame {
+struct Walk {
     /// 0: the chunk's columns.
     chunk: *const u32,
     /// 4: weights per channel, in bytes (whole runs of 4).
     k: usize,
     /// 8: the next channel's table entry.
     table: *const Channel,
-    /// 12: the next output value.
+    /// 12: the next unit's output (its value for the chunk's first pixel).
     out: *mut i8,
-    /// 16: one past the last output value.
+    /// 16: where the units' outputs end (one past the last unit's first value).
     out_end: *mut i8,
     /// 20: pieces per unit.
     pieces: u32,
     /// 24: pieces left in this unit.
     left: u32,
-    /// 28: this unit's running maximum.
-    best: i32,
-    /// 32: whether a unit's pieces share their requantization: then `best` is the
-    /// largest accumulator, requantized once.
+}
+
+/// How each unit ends, at the same place in both frames after their running maxima.
+#[repr(C)]
+struct Ending {
+    /// +0: whether a unit's pieces share their requantization: then the running
+    /// maxima are accumulators, requantized once.
     shared: u32,
-    /// 36, 40, 44: the output stage.
+    /// +4, +8, +12: the output stage.
     zero_point: i32,
     min: i32,
     max: i32,
+}
+
+impl Walk {
+    /// The walk over `channels` for `units` units whose outputs start at `out`, after
+    /// checking what keeps every access of the `asm!` loops in bounds: `chunk` holds
+    /// `k / 4` runs, and every channel its weights and table entry.
+    fn new(chunk: &[u32], channels: &Channels<'_>, units: usize, out: *mut i8) -> Walk {
+        let Channels { weights, table, k, pieces, .. } = *channels;
+        let count = units * pieces;
+        assert!(k > 0 && k.is_multiple_of(4) && pieces > 0 && pieces <= u32::MAX as usize);
+        assert!(chunk.len() >= k / 4 * RUN_WORDS && weights.len() >= count * k && table.len() >= count);
+        Walk {
+            chunk: chunk.as_ptr(),
+            k,
+            table: table.as_ptr(),
+            out,
+            out_end: out.wrapping_add(units),
+            pieces: pieces as u32,
+            left: 0,
+        }
+    }
+}
+
+impl Ending {
+    fn of(channels: &Channels<'_>) -> Ending {
+        let stage = channels.stage;
+        Ending { shared: u32::from(channels.shared), zero_point: stage.zero_point, min: stage.min, max: stage.max }
+    }
+}
+
+/// The pooled loop's frame.
+#[repr(C)]
+struct Frame {
+    /// 0..28.
+    walk: Walk,
+    /// 28: this unit's running maximum.
+    best: i32,
+    /// 32..48.
+    ending: Ending,
 }
 
 /// Requantizes `{a0}` with the channel at `{p}`, as `scale::requantize` on a DSP
@@ -82,45 +124,23 @@ macro_rules! requantize_a0 {
     };
 }
 
-/// Every unit of a pooled cell whose pixels fit one chunk: `chunk` (at least
-/// `2 * k` words), the `units * pieces` channels' weights (`k` bytes each, `k` a
-/// non-zero multiple of 4) and table entries, into `out` (one value per unit).
-pub(in crate::ops::fast) fn pooled_cell(
-    chunk: &[u32],
-    weights: &[u8],
-    table: &[Channel],
-    k: usize,
-    pieces: usize,
-    shared: bool,
-    stage: OutputStage,
-    out: &mut [i8],
-) {
-    let channels = out.len() * pieces;
-    // What makes every access of the `asm!` in bounds.
-    assert!(k > 0 && k.is_multiple_of(4) && pieces > 0 && pieces <= u32::MAX as usize);
-    assert!(chunk.len() >= k / 4 * RUN_WORDS && weights.len() >= channels * k && table.len() >= channels);
+/// Every unit of a pooled cell whose pixels fit one chunk: `chunk` (at least `2 * k`
+/// words) and the `out.len() * pieces` channels (`k` a non-zero multiple of 4), into
+/// `out` (one value per unit).
+pub(in crate::ops::fast) fn pooled_cell(chunk: &[u32], channels: Channels<'_>, out: &mut [i8]) {
     if out.is_empty() {
         return;
     }
-    let range = out.as_mut_ptr_range();
     let mut frame = Frame {
-        chunk: chunk.as_ptr(),
-        k,
-        table: table.as_ptr(),
-        out: range.start,
-        out_end: range.end,
-        pieces: pieces as u32,
-        left: 0,
+        walk: Walk::new(chunk, &channels, out.len(), out.as_mut_ptr()),
         best: 0,
-        shared: u32::from(shared),
-        zero_point: stage.zero_point,
-        min: stage.min,
-        max: stage.max,
+        ending: Ending::of(&channels),
     };
+    let weights = channels.weights;
     // SAFETY: per channel the loop reads `k` weight bytes (LDR, any alignment on a
     // Cortex-M4/M7) from `weights` in order, `2 k` words of `chunk` (LDRD, word-aligned)
-    // and one 32-byte table entry in order: `channels` of each, in bounds by the
-    // asserts; it writes one byte per unit to `out` in order (`out.len()` units) and
+    // and one 32-byte table entry in order: `units * pieces` of each, in bounds by
+    // `Walk::new`'s asserts; it writes one byte per unit to `out` in order (`out.len()` units) and
     // the frame's fields, and touches no stack, only the registers declared and the
     // flags.
     unsafe {
@@ -302,34 +322,17 @@ macro_rules! finish_lane {
     };
 }
 
-/// What the unpooled `asm!` reads and updates between pieces; offsets in bytes are
-/// fixed by the template.
+/// The unpooled loop's frame.
 #[repr(C)]
 struct PixelFrame {
-    /// 0: the chunk's columns.
-    chunk: *const u32,
-    /// 4: weights per channel, in bytes (whole runs of 4).
-    k: usize,
-    /// 8: the next channel's table entry.
-    table: *const Channel,
-    /// 12: this unit's value for the chunk's first pixel.
-    out: *mut i8,
-    /// 16: one past the last unit's value for the first pixel.
-    out_end: *mut i8,
-    /// 20: pieces per unit.
-    pieces: u32,
-    /// 24: pieces left in this unit.
-    left: u32,
+    /// 0..28.
+    walk: Walk,
     /// 28: the next channel's weights.
     weights: *const u8,
     /// 32..48: this unit's running maxima, one per pixel.
     best: [i32; 4],
-    /// 48: whether a unit's pieces share their requantization.
-    shared: u32,
-    /// 52, 56, 60: the output stage.
-    zero_point: i32,
-    min: i32,
-    max: i32,
+    /// 48..64.
+    ending: Ending,
     /// 64: bytes from one pixel's values to the next's (the units).
     units: usize,
     /// 68: the pixels of the chunk that are output cells (1 to 4).
@@ -337,52 +340,31 @@ struct PixelFrame {
 }
 
 /// Every unit of the first `cells` pixels of `chunk` (at least `2 * k` words), from
-/// the `units * pieces` channels' weights (`k` bytes each, `k` a non-zero multiple of
-/// 4) and table entries, into `out` (pixel by pixel, `units` values each).
-#[allow(clippy::too_many_arguments)]
+/// the `units * pieces` channels (`k` a non-zero multiple of 4), into `out` (pixel by
+/// pixel, `units` values each).
 pub(in crate::ops::fast) fn pixel_chunk(
     chunk: &[u32],
-    weights: &[u8],
-    table: &[Channel],
-    k: usize,
-    pieces: usize,
-    shared: bool,
-    stage: OutputStage,
+    channels: Channels<'_>,
     units: usize,
     cells: usize,
     out: &mut [i8],
 ) {
-    let channels = units * pieces;
-    // What makes every access of the `asm!` in bounds.
-    assert!(k > 0 && k.is_multiple_of(4) && pieces > 0 && pieces <= u32::MAX as usize);
     assert!((1..=4).contains(&cells) && out.len() >= cells * units);
-    assert!(chunk.len() >= k / 4 * RUN_WORDS && weights.len() >= channels * k && table.len() >= channels);
     if units == 0 {
         return;
     }
-    let start = out.as_mut_ptr();
     let mut frame = PixelFrame {
-        chunk: chunk.as_ptr(),
-        k,
-        table: table.as_ptr(),
-        out: start,
-        // SAFETY: `units <= out.len()`.
-        out_end: unsafe { start.add(units) },
-        pieces: pieces as u32,
-        left: 0,
-        weights: weights.as_ptr(),
+        walk: Walk::new(chunk, &channels, units, out.as_mut_ptr()),
+        weights: channels.weights.as_ptr(),
         best: [0; 4],
-        shared: u32::from(shared),
-        zero_point: stage.zero_point,
-        min: stage.min,
-        max: stage.max,
+        ending: Ending::of(&channels),
         units,
         cells: cells as u32,
     };
     // SAFETY: per channel the loop reads `k` weight bytes (LDR, any alignment on a
     // Cortex-M4/M7) from `weights` in order, `2 k` words of `chunk` (LDRD, word-aligned)
-    // and one 32-byte table entry in order: `channels` of each, in bounds by the
-    // asserts; per unit `u` it writes `out[c * units + u]` for the `cells` pixels `c`,
+    // and one 32-byte table entry in order: `units * pieces` of each, in bounds by
+    // `Walk::new`'s asserts; per unit `u` it writes `out[c * units + u]` for the `cells` pixels `c`,
     // in bounds as `out.len() >= cells * units`, and the frame's fields (word-aligned
     // for LDRD/STRD); it touches no stack, only the registers declared and the flags.
     unsafe {
