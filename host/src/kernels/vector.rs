@@ -38,7 +38,7 @@ impl Vector {
     }
 
     /// Whether this CPU has it: what gemm's kernels for it check (`try_new`, so the
-    /// products' `expect` cannot fail) and what [`multiversion!`] compiles for.
+    /// products' `expect` cannot fail) and what [`crate::multiversion!`] compiles for.
     pub fn available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
