@@ -8,6 +8,7 @@
 //! - [`ops::reference`]: the plain, TFLite-exact int8 kernels.
 //! - [`quant`]: the fixed-point arithmetic they share.
 //! - [`plan`]: the exact activation arena a model needs.
+//! - [`cost`]: instructions of an inference predicted from the model's shape.
 //! - [`run()`]: executes a validated model in a caller-provided arena.
 //! - [`wire`]: host ↔ device frames (postcard, CRC, COBS).
 #![no_std]
@@ -16,6 +17,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod cost;
 pub mod format;
 pub mod ops;
 pub mod plan;

@@ -86,7 +86,57 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let blob = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
 
-    let build = firmware::build(board, Transport::Qemu, model_path.as_deref(), &[Mode::Bench])?;
+    let measured = measure(board, model_path.as_deref())?;
+    let counts = &measured.counts;
+    let default_fitnet = std::fs::read(firmware::default_model()).is_ok_and(|d| d == blob);
+    let table =
+        report(&model, counts, board, qemu_machine.machine, measured.usage, measured.stack.as_deref(), default_fitnet)?;
+    print!("{table}");
+    let estimate = measured.estimate;
+    match &estimate {
+        Some(estimate) => print!("{}", latency(estimate)),
+        None => println!("\nno cycle model for the Cortex-M7 (dual issue, caches): see qemu-m4 for M4 chips"),
+    }
+    if update || check {
+        let estimate = estimate.with_context(|| format!("{} has no cycle model to record", board.name))?;
+        let row = sizing::CyclesRow {
+            core: estimate.core.key().to_string(),
+            cycles: estimate.cycles,
+            macs: total_macs(&model)?,
+        };
+        record_cycles(row, update)?;
+    }
+    if profiled {
+        let hot = profile::by_function(&measured.elf_bytes, &measured.executed)?;
+        let total = counts.last().copied().unwrap_or(0);
+        println!("\nwhere the whole inference's {total} instructions go (markers included), by function:\n");
+        print!("{}", profile::table(&hot, total, PROFILE_ROWS));
+    }
+    Ok(())
+}
+
+/// One bench run of a model under QEMU.
+pub struct Measurement {
+    /// The plugin's regions: empty (the markers' overhead), input, each step that moves
+    /// data, argmax, whole inference.
+    pub counts: Vec<u64>,
+    /// The cycle estimate of the whole inference, on cores that have a cycle model.
+    pub estimate: Option<cycles::Estimate>,
+    /// Static memory of the bench firmware.
+    pub usage: size::Usage,
+    /// The stack peak the firmware reported.
+    pub stack: Option<String>,
+    /// The firmware, and its instructions executed per address.
+    pub elf_bytes: Vec<u8>,
+    pub executed: Vec<(u32, u64)>,
+}
+
+/// Builds the bench firmware for `board` with `model` (the default model when `None`)
+/// and counts one inference's instructions under QEMU.
+pub fn measure(board: Board, model: Option<&Path>) -> anyhow::Result<Measurement> {
+    board.qemu()?;
+    tools::ensure_program("gcc", "gcc")?;
+    let build = firmware::build(board, Transport::Qemu, model, &[Mode::Bench])?;
     let elf = build.elf(Mode::Bench);
     let plugin = plugin()?;
     let elf_bytes = std::fs::read(&elf).with_context(|| format!("reading {}", elf.display()))?;
@@ -117,46 +167,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     let counts = regions(&std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?)?;
     let stack = lines.iter().find_map(|l| l.split("stack: ").nth(1)).map(|s| s.trim().to_string());
-
     let usage = size::usage(&elf)?;
-    let default_fitnet = std::fs::read(firmware::default_model()).is_ok_and(|d| d == blob);
-    let table = report(&model, &counts, board, qemu_machine.machine, usage, stack.as_deref(), default_fitnet)?;
-    print!("{table}");
     let text = std::fs::read_to_string(&profile_path)
         .with_context(|| format!("reading {} (written by the plugin)", profile_path.display()))?;
     let executed = profile::parse(&text)?;
-    let core = match board.target {
+    let estimate = match core(board) {
+        Some(core) => Some(cycles::estimate(core, &elf_bytes, &executed)?),
+        None => None,
+    };
+    Ok(Measurement { counts, estimate, usage, stack, elf_bytes, executed })
+}
+
+/// The core whose cycles `board` is priced with: none for the Cortex-M7.
+pub fn core(board: Board) -> Option<cycles::Core> {
+    match board.target {
         boards::V6M => Some(cycles::Core::CortexM0Plus),
         _ if board.name == "qemu-m7" => None,
         _ => Some(cycles::Core::CortexM4),
-    };
-    let estimate = match core {
-        Some(core) => {
-            let estimate = cycles::estimate(core, &elf_bytes, &executed)?;
-            print!("{}", latency(&estimate));
-            Some(estimate)
-        }
-        None => {
-            println!("\nno cycle model for the Cortex-M7 (dual issue, caches): see qemu-m4 for M4 chips");
-            None
-        }
-    };
-    if update || check {
-        let estimate = estimate.with_context(|| format!("{} has no cycle model to record", board.name))?;
-        let row = sizing::CyclesRow {
-            core: estimate.core.key().to_string(),
-            cycles: estimate.cycles,
-            macs: total_macs(&model)?,
-        };
-        record_cycles(row, update)?;
     }
-    if profiled {
-        let hot = profile::by_function(&elf_bytes, &executed)?;
-        let total = counts.last().copied().unwrap_or(0);
-        println!("\nwhere the whole inference's {total} instructions go (markers included), by function:\n");
-        print!("{}", profile::table(&hot, total, PROFILE_ROWS));
-    }
-    Ok(())
 }
 
 /// Writes `row` into `firmware/memory/cycles.txt` (`update`), or fails unless the
