@@ -16,6 +16,7 @@ pub mod backend;
 pub mod cli;
 pub mod compare;
 pub mod data;
+pub mod fit;
 pub mod inspect;
 pub mod kernels;
 pub mod method;

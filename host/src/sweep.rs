@@ -171,7 +171,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
     // Generate every student first: a budget no depth can meet fails before any training.
     let mut students = Vec::new();
     for &depth in &args.depths {
-        let spec = StudentSpec { depth, budget_macs, input: teacher_config.input, classes: teacher_config.classes };
+        let spec = StudentSpec::sweep(depth, budget_macs, teacher_config.input, teacher_config.classes);
         let (config, text) =
             generate::student(&spec).with_context(|| format!("generating the {depth}-layer student"))?;
         crate::method::regressor_shape(&config, &teacher_config)?;

@@ -10,7 +10,7 @@ use fitnets::model::{NetConfig, count};
 const FITNET_MACS: u64 = 5_947_032;
 
 fn spec(depth: usize, budget_macs: u64) -> StudentSpec {
-    StudentSpec { depth, budget_macs, input: [28, 28, 1], classes: 10 }
+    StudentSpec::sweep(depth, budget_macs, [28, 28, 1], 10)
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn impossible_students_are_clear_errors() {
     assert!(error.contains("at least 3 conv layers"), "{error}");
     let error = generate::student(&spec(13, 10_000)).unwrap_err().to_string();
     assert!(error.contains("cannot hold 13 layers"), "{error}");
-    let tiny = StudentSpec { depth: 3, budget_macs: FITNET_MACS, input: [3, 3, 1], classes: 10 };
+    let tiny = StudentSpec::sweep(3, FITNET_MACS, [3, 3, 1], 10);
     assert!(generate::student(&tiny).unwrap_err().to_string().contains("4x4"));
 }
 
@@ -474,4 +474,196 @@ fn a_flip_averaged_teacher_evaluates_and_teaches_so() {
 /// A run's `run.json`.
 fn run_json(run: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap()
+}
+
+/// A student for the tiny data: the reference of a tiny fit.
+const TINY_REFERENCE: &str = r#"
+name = "tiny-fitnet"
+input = [12, 12, 1]
+classes = 4
+guided = "pool2"
+[[layers]]
+type = "conv"
+units = 4
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+name = "pool1"
+kernel = 2
+[[layers]]
+type = "conv"
+units = 4
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "max_pool"
+name = "pool2"
+kernel = 2
+[[layers]]
+type = "conv"
+units = 4
+pieces = 2
+kernel = 3
+padding = 1
+[[layers]]
+type = "dense"
+units = 4
+"#;
+
+/// `fit.json`'s candidates: (id, flash bytes, RAM bytes, ms, pruned).
+fn priced(runs: &std::path::Path) -> Vec<(String, u64, u64, f64, Option<String>)> {
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("fit.json")).unwrap()).unwrap();
+    record["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let price = &c["price"];
+            (
+                c["id"].as_str().unwrap().to_string(),
+                price["flash_bytes"].as_u64().unwrap(),
+                price["ram_bytes"].as_u64().unwrap(),
+                price["ms"].as_f64().unwrap(),
+                c["pruned"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+/// The median of `values`, rounded down to whole KiB (the options take KiB).
+fn median_kib(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2] / 1024
+}
+
+#[test]
+fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
+    let dir = tiny_data_set("fit", 600, 3);
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_string();
+    let (data, teacher, config) = (path("data"), path("teacher"), path("teacher.toml"));
+    let common = ["--data", &data, "--valid", "100", "--batch", "32", "--optimizer", "adam", "--lr", "3e-3"];
+    let mut train = vec!["train", "teacher", "--config", &config, "--run", &teacher, "--epochs", "2"];
+    train.extend(common);
+    let (ok, _, stderr) = fitnets(&train);
+    assert!(ok, "{stderr}");
+    std::fs::write(dir.join("reference.toml"), TINY_REFERENCE).unwrap();
+    let reference = path("reference.toml");
+
+    // Priced with room for everything: every student generated fits.
+    let plan = |runs: &str, flash: &str, ram: &str, latency: Option<&str>| {
+        let mut args: Vec<String> = ["fit", "--teacher", &teacher, "--runs", runs, "--core", "m4", "--mhz", "64"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(["--flash-kb", flash, "--ram-kb", ram, "--macs", "20000,80000,300000"].map(String::from));
+        if let Some(ms) = latency {
+            args.extend(["--latency-ms".into(), ms.into()]);
+        }
+        args.extend(common.iter().map(|s| s.to_string()));
+        args
+    };
+    let run = |args: &[String]| fitnets(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let dry = |args: Vec<String>| [args, vec!["--dry-run".into(), "--no-reference".into()]].concat();
+    let roomy = path("roomy");
+    let (ok, stdout, stderr) = run(&dry(plan(&roomy, "4096", "4096", None)));
+    assert!(ok, "{stderr}");
+    let all = priced(std::path::Path::new(&roomy));
+    assert!(all.len() >= 20, "{} candidates", all.len());
+    assert!(all.iter().all(|c| c.4.is_none()), "{all:?}");
+    assert!(stdout.contains("| student | conv layers |") && stdout.contains("Not proven yet"), "{stdout}");
+    assert!(!dir.join("roomy/candidates").read_dir().unwrap().any(|e| e.unwrap().path().join("rung-0").exists()));
+
+    // Each budget prunes exactly the students over it, and says which budget.
+    let flash_kb = median_kib(all.iter().map(|c| c.1).collect());
+    let ram_kb = median_kib(all.iter().map(|c| c.2).collect());
+    let mut times: Vec<f64> = all.iter().map(|c| c.3).collect();
+    times.sort_by(f64::total_cmp);
+    let ms = format!("{:.3}", times[times.len() / 2]);
+    let limit: f64 = ms.parse().unwrap();
+    for (name, args, over) in [
+        ("flash", plan(&path("flash"), &flash_kb.to_string(), "4096", None), "flash"),
+        ("ram", plan(&path("ram"), "4096", &ram_kb.to_string(), None), "RAM"),
+        ("time", plan(&path("time"), "4096", "4096", Some(&ms)), "time"),
+    ] {
+        let (ok, _, stderr) = run(&dry(args));
+        assert!(ok, "{name}: {stderr}");
+        let judged = priced(&dir.join(name));
+        assert_eq!(judged.len(), all.len());
+        let pruned = judged.iter().filter(|c| c.4.is_some()).count();
+        assert!(pruned > 0 && pruned < judged.len(), "{name}: {pruned} of {} pruned", judged.len());
+        for (id, flash, ram, time, why) in &judged {
+            let over_budget = match name {
+                "flash" => *flash > flash_kb * 1024,
+                "ram" => *ram > ram_kb * 1024,
+                _ => *time > limit,
+            };
+            assert_eq!(why.is_some(), over_budget, "{name}: {id} {why:?}");
+            if let Some(why) = why {
+                assert!(why.starts_with(over), "{why}");
+            }
+        }
+    }
+
+    // A budget nothing meets fails before any training, with the smallest student's needs.
+    let (ok, _, stderr) = run(&[plan(&path("none"), "1", "4096", None), vec!["--no-reference".into()]].concat());
+    assert!(!ok);
+    assert!(stderr.contains("no student of the") && stderr.contains("The smallest, d"), "{stderr}");
+    assert!(stderr.contains("KiB flash") && stderr.contains("flash ") && stderr.contains("> 1 KiB"), "{stderr}");
+    assert!(!dir.join("none").exists(), "a refused search leaves no directory");
+
+    // The search: 3 students for 2 epochs, the best of them for 2 more, under a time budget.
+    let search = path("search");
+    let mut args = plan(&search, "4096", "4096", Some(&ms));
+    args.extend(["--candidates", "3", "--first-epochs", "2", "--max-epochs", "2", "--subset", "300"].map(String::from));
+    args.extend(["--reference-config".into(), reference.clone()]);
+    let (ok, stdout, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("fit: rung 1 of 2, 2 epochs") && stderr.contains("fit: rung 2 of 2"), "{stderr}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("search/fit.json")).unwrap()).unwrap();
+    let first = record["rungs"][0]["results"].as_array().unwrap();
+    assert_eq!(first.len(), 3);
+    let best = first
+        .iter()
+        .max_by(|a, b| a["valid_accuracy"].as_f64().unwrap().total_cmp(&b["valid_accuracy"].as_f64().unwrap()))
+        .unwrap();
+    let chosen = &record["chosen"];
+    // Only students that fit enter the search; the most accurate on validation goes on.
+    assert_eq!(record["rungs"][1]["results"][0]["id"], best["id"]);
+    assert!(chosen["run"].as_str().unwrap().starts_with(&format!("candidates/{}", best["id"].as_str().unwrap())));
+    assert!(chosen["price"]["ms"].as_f64().unwrap() <= limit, "{chosen}");
+    assert!(chosen["pruned"].is_null(), "{chosen}");
+    for answer in [chosen, &record["reference"]] {
+        let int8 = answer["int8_test_accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&int8), "{answer}");
+    }
+    let blob = std::fs::read(dir.join("search/student.fnet")).unwrap();
+    assert!(fitnets_shared::Model::from_bytes(&blob).is_ok());
+    assert_eq!(chosen["price"]["blob_bytes"].as_u64().unwrap(), blob.len() as u64);
+    assert!(dir.join("search/reference.fnet").exists());
+    let report = std::fs::read_to_string(dir.join("search/fit.md")).unwrap();
+    assert!(stdout.ends_with(&report), "{stdout}");
+    for text in ["**chosen**", "paper's FitNet", "The Pareto front", "## Proof of fit", "pareto.svg"] {
+        assert!(report.contains(text), "{text} missing from {report}");
+    }
+    let chart = std::fs::read_to_string(dir.join("search/pareto.svg")).unwrap();
+    assert!(chart.contains("on the Pareto front") && chart.contains("estimated ms per inference"));
+
+    // Given again, the search reuses every run and gives the same answer.
+    let (ok, again, stderr) = run(&args);
+    assert!(ok, "{stderr}");
+    assert!(!stderr.contains("fit: rung"), "{stderr}");
+    assert!(again.ends_with(&report), "{again}");
+    assert_eq!(std::fs::read_to_string(dir.join("search/fit.md")).unwrap(), report);
+    // Another setting in the same directory is refused, naming both.
+    let mut other = args.clone();
+    other.extend(["--eta".into(), "2".into()]);
+    let (ok, _, stderr) = run(&other);
+    assert!(!ok);
+    assert!(stderr.contains("holds a search with another setting"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod boards;
+mod calibrate;
 mod check;
 mod classify;
 mod cycles;
@@ -16,6 +17,7 @@ mod idx;
 mod link;
 mod logs;
 mod profile;
+mod prove;
 mod qemu;
 mod rng;
 mod serial;
@@ -61,6 +63,18 @@ commands:
           exact instructions per step of one inference under QEMU (an instruction-count
           plugin built with gcc), per MAC, against CMSIS-NN's kernels for the same layers,
           with the arena fused and layer by layer
+  fit     ARGS
+          `fitnets fit ARGS` (the student that fits a chip: search, int8 export, fit.md),
+          then `prove` on its --runs directory
+  prove   --runs DIR
+          builds the serve firmware for the fitted board with DIR/student.fnet (the build
+          refuses a model that does not fit), measures its flash and RAM and counts one
+          inference's instructions under QEMU; writes the proof into DIR/fit.md
+  calibrate [--models N] [--seed S] [--update | --check]
+          fits the cost model `fitnets fit` prices students with: exact instructions of N
+          random models (48) of the searched family on the emulated Cortex-M4 and M0+,
+          least squares over their parts, the error on every 4th model held out;
+          `--update` writes firmware/memory/cost.txt
   classify --board B (--qemu | --port PATH [--baud R]) --images IDX|IMAGE|DIR
           [--labels IDX] [--resize stretch|fill|fit] [--count N] [--model F]
           classifies IDX images, or pictures (a file, or a folder: converted as fitnets
@@ -82,6 +96,9 @@ fn main() -> ExitCode {
         Some("storm") => storm::run(rest),
         Some("classify") => classify::run(rest),
         Some("bench") => bench::run(rest),
+        Some("calibrate") => calibrate::run(rest),
+        Some("fit") => prove::fit(rest),
+        Some("prove") => prove::run(rest),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -56,6 +56,10 @@ enum Command {
     /// Students of several depths at one multiplication budget, trained with each method:
     /// the paper's Figure 2.
     Sweep(Box<fitnets::sweep::SweepArgs>),
+    /// The student that fits a chip: generated students priced on the board (flash,
+    /// RAM, estimated time), the ones that fit trained with hints by successive halving,
+    /// the answer exported to int8 beside the paper's FitNet; `fit.md` says why.
+    Fit(Box<fitnets::fit::FitArgs>),
     /// A Markdown report with charts: the stages, the int8 student per layer, the paper's
     /// figures and the fit on real boards.
     Report(Box<fitnets::report::command::ReportArgs>),
@@ -104,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(Train::Student(args)) => cli::train_student(&args),
         Command::Compare(args) => fitnets::compare::compare(&args),
         Command::Sweep(args) => fitnets::sweep::sweep(&args),
+        Command::Fit(args) => fitnets::fit::fit(&args),
         Command::Eval { target, float, flip_average, shift_average, plain, data, device } if target.is_dir() => {
             anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());
             // Any of the three options says exactly how to classify; none keeps the run's way.

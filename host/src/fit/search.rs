@@ -1,0 +1,425 @@
+//! The search of `fitnets fit`: price and prune the space, pick the candidates, train
+//! them by successive halving, export the answer (see the module docs of [`super`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail, ensure};
+use serde::{Deserialize, Serialize};
+
+use super::FitArgs;
+use super::pareto::{self, Point};
+use super::space::{self, Candidate, Price, Pricer, price_blob};
+use super::target::Target;
+use super::write;
+use crate::compare::{StudentPlan, finished};
+use crate::method::{Method, RunInfo};
+use crate::model::NetConfig;
+use crate::model::generate::StudentSpec;
+use crate::quant::calibrate::Calibration;
+use crate::quant::command::{ExportArgs, class_labels, export_command, model_input};
+use crate::quant::eval::evaluate_int8;
+use crate::quant::quantize::UnitScales;
+use crate::train::run_dir::RunDir;
+use crate::train::schedule::Schedule;
+
+/// The search's setting file in its runs directory.
+pub const SETTING_FILE: &str = "setting.json";
+
+/// What every run of a search is trained with, and what it searches (`setting.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    pub teacher: PathBuf,
+    pub target: Target,
+    pub budgets: Vec<u64>,
+    pub candidates: usize,
+    pub eta: usize,
+    pub first_epochs: usize,
+    pub max_epochs: usize,
+    pub subset: Option<usize>,
+    pub valid: usize,
+    pub test_subset: Option<usize>,
+    pub split_seed: u64,
+    /// The schedule's optimizer, learning rates, batch, seed and augmentation (its
+    /// epochs are each rung's).
+    pub schedule: Schedule,
+    pub reference: Option<PathBuf>,
+}
+
+/// One rung of successive halving.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rung {
+    /// Epochs of each student, hint training included.
+    pub epochs: usize,
+    pub hint_epochs: usize,
+    /// Each candidate trained in the rung and its validation and test accuracy.
+    pub results: Vec<RungResult>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RungResult {
+    pub id: String,
+    pub valid_accuracy: f64,
+    pub test_accuracy: f64,
+    pub train_seconds: f64,
+}
+
+/// A student exported and tested: the chosen one, or the reference.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    pub name: String,
+    /// Its run, relative to the runs directory.
+    pub run: PathBuf,
+    /// The int8 blob, relative to the runs directory.
+    pub blob: PathBuf,
+    pub widths: Vec<usize>,
+    pub params: u64,
+    pub macs: u64,
+    pub valid_accuracy: f64,
+    pub test_accuracy: f64,
+    pub int8_test_accuracy: f64,
+    pub test_images: usize,
+    /// The price of the exported blob itself.
+    pub price: Price,
+    /// Why it does not fit the target, if it does not.
+    pub pruned: Option<String>,
+}
+
+/// Everything `fit.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub setting: Setting,
+    pub teacher_name: String,
+    pub teacher_test_accuracy: f64,
+    /// Students the generator made (candidates it could not make are not counted).
+    pub candidates: Vec<Candidate>,
+    /// Ids of the candidates of the first rung.
+    pub selected: Vec<String>,
+    pub rungs: Vec<Rung>,
+    pub chosen: Option<Answer>,
+    pub reference: Option<Answer>,
+}
+
+/// `fitnets fit`.
+pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
+    let target = args.target.target()?;
+    ensure!(
+        args.first_epochs <= args.max_epochs,
+        "--first-epochs {} is more than --max-epochs {}",
+        args.first_epochs,
+        args.max_epochs
+    );
+    let teacher_info: RunInfo =
+        RunDir::open(&args.teacher)?.read_json("run.json").context("reading the teacher run")?;
+    let teacher_result = finished(&args.teacher)
+        .with_context(|| format!("the teacher run in {} has not finished", args.teacher.display()))?;
+    let teacher = &teacher_info.config;
+    let budgets = match &args.macs {
+        Some(list) => {
+            ensure!(!list.is_empty(), "--macs: give at least one budget");
+            for &m in list {
+                ensure!((1..=1_000_000_000_000).contains(&m), "--macs {m}: 1 to 10^12 multiply-accumulates");
+            }
+            list.clone()
+        }
+        None => space::ladder(teacher.input[0] * teacher.input[1]),
+    };
+    let reference = (!args.no_reference).then(|| args.reference_config.clone());
+    let reference_config = match &reference {
+        Some(path) => Some(NetConfig::load(path).context("--reference-config (or leave it out with --no-reference)")?),
+        None => None,
+    };
+    if let Some(config) = &reference_config {
+        ensure!(
+            config.input == teacher.input && config.classes == teacher.classes,
+            "--reference-config {} takes {:?} images in {} classes, the teacher {:?} in {}: give a reference for \
+             this data, or --no-reference",
+            args.reference_config.display(),
+            config.input,
+            config.classes,
+            teacher.input,
+            teacher.classes
+        );
+    }
+    let labels = class_labels(None, &teacher_info.data.classes, &args.data, teacher.classes)?;
+    let normalization = &teacher_info.data.normalization;
+    let pricer = Pricer { target: &target, normalization, labels: &labels, teacher };
+
+    // Students hold out the teacher's validation images unless told otherwise.
+    let mut data = args.data.clone();
+    data.valid = data.valid.or(Some(teacher_info.data.valid_images));
+    let setting = Setting {
+        teacher: args.teacher.clone(),
+        target: target.clone(),
+        budgets: budgets.clone(),
+        candidates: usize::from(args.candidates),
+        eta: usize::from(args.eta),
+        first_epochs: usize::from(args.first_epochs),
+        max_epochs: usize::from(args.max_epochs),
+        subset: data.subset,
+        valid: data.valid.unwrap_or(teacher_info.data.valid_images),
+        test_subset: data.test_subset,
+        split_seed: data.split_seed,
+        schedule: Schedule { epochs: 0, ..args.schedule.schedule() },
+        reference: reference.clone(),
+    };
+
+    // The space, priced: everything before any training, so a budget nothing meets
+    // fails at once.
+    eprintln!("fit: pricing the students for {}", target.describe());
+    let mut candidates = Vec::new();
+    let mut texts = Vec::new();
+    for &depth in &space::DEPTHS {
+        for &pieces in &space::PIECES {
+            for split in space::splits(depth) {
+                for &budget_macs in &budgets {
+                    let spec = StudentSpec {
+                        depth,
+                        budget_macs,
+                        input: teacher.input,
+                        classes: teacher.classes,
+                        pieces,
+                        split,
+                    };
+                    if let Some((candidate, text)) = pricer.candidate(&spec)? {
+                        candidates.push(candidate);
+                        texts.push(text);
+                    }
+                }
+            }
+        }
+    }
+    ensure!(
+        !candidates.is_empty(),
+        "no student can be generated for {:?} images and the budgets {budgets:?}: give larger --macs",
+        teacher.input
+    );
+    let fitting: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].pruned.is_none()).collect();
+    if fitting.is_empty() {
+        let smallest = candidates
+            .iter()
+            .min_by(|a, b| a.price.flash_bytes.cmp(&b.price.flash_bytes).then(a.macs.cmp(&b.macs)))
+            .context("no candidates")?;
+        bail!(
+            "no student of the {} generated fits {}. The smallest, {} ({} units, {} MACs), needs {}: {}",
+            candidates.len(),
+            target.describe(),
+            smallest.id,
+            join(&smallest.widths),
+            smallest.macs,
+            write::needs(&smallest.price),
+            smallest.pruned.as_deref().unwrap_or("")
+        );
+    }
+    let selected = spread(&candidates, &fitting, usize::from(args.candidates));
+    eprintln!(
+        "fit: {} students generated, {} fit, {} selected for the search",
+        candidates.len(),
+        fitting.len(),
+        selected.len()
+    );
+
+    let runs = RunDir::create(&args.runs)?;
+    check_setting(&runs, &setting)?;
+    let mut record = Record {
+        setting,
+        teacher_name: teacher_info.network_name(),
+        teacher_test_accuracy: teacher_result.test_accuracy,
+        candidates: candidates.clone(),
+        selected: selected.iter().map(|&i| candidates[i].id.clone()).collect(),
+        rungs: Vec::new(),
+        chosen: None,
+        reference: None,
+    };
+    for &i in &selected {
+        RunDir::create(&candidate_dir(&args.runs, &candidates[i].id))?.write("config.toml", texts[i].as_bytes())?;
+    }
+    if args.dry_run {
+        write::all(&record, &args.runs)?;
+        print!("{}", write::markdown(&record));
+        return Ok(());
+    }
+
+    // Successive halving.
+    let plan = |epochs: usize| StudentPlan {
+        student_epochs: epochs,
+        hint_epochs: (epochs / 4).max(1),
+        data: data.clone(),
+        schedule: args.schedule.clone(),
+        device: args.device.clone(),
+    };
+    let sizes = pareto::rung_sizes(selected.len(), usize::from(args.eta));
+    let mut current: Vec<usize> = selected.clone();
+    for rung in 0..sizes.len() {
+        let epochs = rung_epochs(&record.setting, rung);
+        let plan = plan(epochs);
+        let mut results = Vec::new();
+        for (n, &i) in current.iter().enumerate() {
+            let candidate = &candidates[i];
+            let dir = candidate_dir(&args.runs, &candidate.id);
+            let run = dir.join(format!("rung-{rung}"));
+            if finished(&run).is_none() {
+                eprintln!(
+                    "fit: rung {} of {}, {} epochs: {} ({} of {})",
+                    rung + 1,
+                    sizes.len(),
+                    epochs,
+                    candidate.id,
+                    n + 1,
+                    current.len()
+                );
+            }
+            plan.train(&dir.join("config.toml"), Method::Hints, &args.teacher, &run, 0)?;
+            let result = finished(&run).with_context(|| format!("{} did not finish", run.display()))?;
+            results.push(RungResult {
+                id: candidate.id.clone(),
+                valid_accuracy: result.valid_accuracy,
+                test_accuracy: result.test_accuracy,
+                train_seconds: result.train_seconds,
+            });
+        }
+        let ranked: Vec<(usize, Point)> =
+            current.iter().zip(&results).map(|(&i, r)| (i, point(&candidates[i], r.valid_accuracy))).collect();
+        let keep = sizes.get(rung + 1).copied().unwrap_or(1);
+        current = pareto::best(&ranked, keep);
+        record.rungs.push(Rung { epochs, hint_epochs: plan.hint_epochs, results });
+        // Partial results are worth seeing while the rest trains.
+        write::all(&record, &args.runs)?;
+    }
+    let last_rung = record.rungs.len() - 1;
+    let chosen = &candidates[current[0]];
+    let chosen_run = candidate_dir(&args.runs, &chosen.id).join(format!("rung-{last_rung}"));
+    record.chosen = Some(answer(&args.runs, &chosen_run, "student.fnet", &target, &args.data, chosen.widths.clone())?);
+
+    if let Some(config) = reference_config {
+        let dir = args.runs.join("reference");
+        RunDir::create(&dir)?.write(
+            "config.toml",
+            std::fs::read(&args.reference_config)
+                .with_context(|| format!("reading {}", args.reference_config.display()))?
+                .as_slice(),
+        )?;
+        let run = dir.join("run");
+        let epochs = rung_epochs(&record.setting, last_rung);
+        if finished(&run).is_none() {
+            eprintln!("fit: the reference {} with the last rung's setting, {epochs} epochs", config.name);
+        }
+        plan(epochs).train(&dir.join("config.toml"), Method::Hints, &args.teacher, &run, 0)?;
+        let widths = config
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                crate::model::config::LayerConfig::Conv { units, .. } => Some(*units),
+                _ => None,
+            })
+            .collect();
+        record.reference = Some(answer(&args.runs, &run, "reference.fnet", &target, &args.data, widths)?);
+    }
+    write::all(&record, &args.runs)?;
+    print!("{}", write::markdown(&record));
+    Ok(())
+}
+
+/// Epochs of rung `rung`: `first_epochs * eta^rung`, at most `max_epochs`.
+pub fn rung_epochs(setting: &Setting, rung: usize) -> usize {
+    let mut epochs = setting.first_epochs;
+    for _ in 0..rung {
+        epochs = epochs.saturating_mul(setting.eta);
+    }
+    epochs.min(setting.max_epochs)
+}
+
+/// The point of a trained candidate: its accuracy, estimated time (or instructions, or
+/// MACs, whichever the target can price) and flash.
+pub fn point(candidate: &Candidate, accuracy: f64) -> Point {
+    Point { accuracy, time: time(candidate), flash: candidate.price.flash_bytes }
+}
+
+/// What the search calls a candidate's time: milliseconds where the core has a cost
+/// model, else MACs.
+pub fn time(candidate: &Candidate) -> f64 {
+    candidate.price.ms.unwrap_or(candidate.macs as f64)
+}
+
+/// `k` of the fitting candidates spread evenly over their time, the fastest and the
+/// slowest included.
+fn spread(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
+    let mut order = fitting.to_vec();
+    order.sort_by(|&a, &b| time(&candidates[a]).total_cmp(&time(&candidates[b])).then(a.cmp(&b)));
+    if order.len() <= k {
+        return order;
+    }
+    // Slowest first: with equal accuracy the halving keeps the faster one anyway.
+    let mut picked: Vec<usize> =
+        (0..k).map(|j| order[if k == 1 { order.len() - 1 } else { j * (order.len() - 1) / (k - 1) }]).collect();
+    picked.dedup();
+    picked.reverse();
+    picked
+}
+
+fn candidate_dir(runs: &Path, id: &str) -> PathBuf {
+    runs.join("candidates").join(id)
+}
+
+/// Exports the finished `run` to `runs/blob` and tests it with shared's kernels.
+fn answer(
+    runs: &Path,
+    run: &Path,
+    blob: &str,
+    target: &Target,
+    data: &crate::cli::DataArgs,
+    widths: Vec<usize>,
+) -> anyhow::Result<Answer> {
+    let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
+    let result = finished(run).with_context(|| format!("{} did not finish", run.display()))?;
+    let output = runs.join(blob);
+    export_command(&ExportArgs {
+        run: run.to_path_buf(),
+        output: output.clone(),
+        calibration: Calibration::MinMax,
+        calibration_images: 1000,
+        unit_scales: UnitScales::PerChannel,
+        labels: None,
+        data: data.clone(),
+    })?;
+    let bytes = std::fs::read(&output).with_context(|| format!("reading {}", output.display()))?;
+    let model = fitnets_shared::Model::from_bytes(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a valid model: {e}", output.display()))?;
+    let test = data.for_input(model_input(&model)).test_set()?;
+    let int8 = evaluate_int8(&model, &test).with_context(|| format!("testing {}", output.display()))?;
+    let price = price_blob(&bytes, target)?;
+    Ok(Answer {
+        name: info.network_name(),
+        run: run.strip_prefix(runs).unwrap_or(run).to_path_buf(),
+        blob: PathBuf::from(blob),
+        widths,
+        params: result.params,
+        macs: result.macs,
+        valid_accuracy: result.valid_accuracy,
+        test_accuracy: result.test_accuracy,
+        int8_test_accuracy: int8.accuracy,
+        test_images: test.len(),
+        pruned: space::verdict(&price, target),
+        price,
+    })
+}
+
+/// Writes `setting.json` for a new search, or checks that an existing one has `setting`.
+fn check_setting(runs: &RunDir, setting: &Setting) -> anyhow::Result<()> {
+    if !runs.join(SETTING_FILE).exists() {
+        return runs.write_json(SETTING_FILE, setting);
+    }
+    let saved: Setting = runs.read_json(SETTING_FILE)?;
+    ensure!(
+        saved == *setting,
+        "{} holds a search with another setting; pass its options again or choose another --runs.\n  It has:      \
+         {}\n  This call asks: {}",
+        runs.path().display(),
+        serde_json::to_string(&saved)?,
+        serde_json::to_string(setting)?
+    );
+    Ok(())
+}
+
+pub(crate) fn join(widths: &[usize]) -> String {
+    widths.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
+}

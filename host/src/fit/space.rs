@@ -1,0 +1,195 @@
+//! The students `fitnets fit` considers, and what each would cost on the target before it
+//! is trained.
+//!
+//! The space is the depth sweep's generator ([`generate`]) widened: every depth of
+//! [`DEPTHS`], 1 to 3 maxout pieces, up to three splits of the layers over the stages
+//! (where the two poolings go), at a ladder of multiplication budgets. Each candidate is
+//! priced exactly as the device would hold it: its untrained network is quantized and
+//! encoded with the teacher's normalization and labels, so the blob, the arena and the
+//! serve program's buffers are those of the trained student (weights change values, not
+//! sizes: only a handful of varint zero points can differ by a byte); its instructions
+//! come from the core's calibrated cost model (`fitnets_shared::cost`).
+
+use anyhow::Context as _;
+use fitnets_shared::Model;
+use fitnets_shared::format::encode::encode;
+use serde::{Deserialize, Serialize};
+
+use super::target::Target;
+use crate::data::Normalization;
+use crate::model::config::LayerConfig;
+use crate::model::generate::{self, StudentSpec};
+use crate::model::{Net, NetConfig, count};
+use crate::quant::calibrate::{Calibration, calibrate};
+use crate::quant::extract::float_model;
+use crate::quant::quantize::{UnitScales, quantize};
+use crate::report::boards::{Firmware, Needs};
+
+/// Conv layers of the candidates.
+pub const DEPTHS: [usize; 7] = [3, 4, 5, 6, 7, 9, 11];
+
+/// Maxout pieces of the candidates (1: ReLU convs).
+pub const PIECES: [usize; 3] = [1, 2, 3];
+
+/// The budget ladder, as shares of the paper's MNIST FitNet's multiply-accumulates per
+/// input pixel (5,947,032 for 784 pixels) times the teacher's input pixels.
+pub const LADDER: [f64; 6] = [1.0 / 16.0, 1.0 / 8.0, 1.0 / 4.0, 1.0 / 2.0, 1.0, 2.0];
+const FITNET_MACS_PER_PIXEL: f64 = 5_947_032.0 / 784.0;
+
+/// The default budgets for an input of `pixels` (height x width).
+pub fn ladder(pixels: usize) -> Vec<u64> {
+    LADDER.iter().map(|share| (share * FITNET_MACS_PER_PIXEL * pixels as f64).round() as u64).collect()
+}
+
+/// The splits of `depth` conv layers over the three stages: the sweep's (later stages
+/// fuller), its mirror (the first stage fuller) and the middle one fuller.
+pub fn splits(depth: usize) -> Vec<[usize; 3]> {
+    let late = generate::stages(depth);
+    let early = [late[2], late[1], late[0]];
+    let base = depth / 3;
+    let middle = [base, depth - 2 * base, base];
+    let mut all = vec![late];
+    for split in [early, middle] {
+        if !all.contains(&split) && split.iter().all(|&n| n >= 1) {
+            all.push(split);
+        }
+    }
+    all
+}
+
+/// One generated student.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// `d{depth}-p{pieces}-s{split}-m{budget}k`: its directory under `candidates/`.
+    pub id: String,
+    pub depth: usize,
+    pub pieces: usize,
+    pub split: [usize; 3],
+    pub budget_macs: u64,
+    /// Units per conv layer.
+    pub widths: Vec<usize>,
+    pub params: u64,
+    pub macs: u64,
+    pub price: Price,
+    /// Why it cannot be the answer, if it cannot (flash, RAM or time over budget).
+    pub pruned: Option<String>,
+}
+
+/// What a student costs on the target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Price {
+    pub blob_bytes: u64,
+    /// Blob plus the serve program's code.
+    pub flash_bytes: u64,
+    /// Arena, frame buffers, other static data and stack.
+    pub ram_bytes: u64,
+    pub arena_bytes: u64,
+    /// Predicted instructions of one inference, and the estimated milliseconds at the
+    /// target's clock (`None` without a cost model for the core).
+    pub instructions: Option<f64>,
+    pub ms: Option<f64>,
+}
+
+/// What pricing needs besides the candidate: the teacher's data facts.
+#[derive(Debug)]
+pub struct Pricer<'a> {
+    pub target: &'a Target,
+    pub normalization: &'a Normalization,
+    pub labels: &'a [String],
+    pub teacher: &'a NetConfig,
+}
+
+impl Pricer<'_> {
+    /// Prices the network of `config` (its TOML parsed).
+    pub fn price(&self, config: &NetConfig) -> anyhow::Result<Price> {
+        let net = Net::<burn::backend::Flex>::new(config, &Default::default())?;
+        let model = float_model(&net, config)?;
+        let [h, w, c] = config.input;
+        // Shapes, not values, decide the sizes: a few drawn images calibrate the ranges.
+        let images: Vec<u8> = (0..4 * h * w * c).map(|i| (i * 37 % 251) as u8).collect();
+        let ranges = calibrate(&model, self.normalization, &images, Calibration::MinMax)?;
+        let quantized = quantize(&model, self.normalization, &ranges, self.labels, UnitScales::PerChannel)?;
+        let blob = encode(&quantized.spec).context("encoding the priced model")?;
+        price_blob(&blob, self.target)
+    }
+
+    /// Generates, prices and judges the candidate of `spec`; `None` when the generator
+    /// cannot meet the spec (a budget too small for the depth, say) or the student has no
+    /// regressor to the teacher's hint.
+    pub fn candidate(&self, spec: &StudentSpec) -> anyhow::Result<Option<(Candidate, String)>> {
+        let Ok((config, text)) = generate::student(spec) else { return Ok(None) };
+        if crate::method::regressor_shape(&config, self.teacher).is_err() {
+            return Ok(None);
+        }
+        let (params, macs) = count::totals(&config)?;
+        let widths = config
+            .layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerConfig::Conv { units, .. } => Some(*units),
+                _ => None,
+            })
+            .collect();
+        let [a, b, c] = spec.split;
+        let id = format!("d{}-p{}-s{a}{b}{c}-m{}k", spec.depth, spec.pieces, spec.budget_macs.div_ceil(1000));
+        let price = self.price(&config).with_context(|| format!("pricing candidate {id}"))?;
+        let pruned = verdict(&price, self.target);
+        let candidate = Candidate {
+            id,
+            depth: spec.depth,
+            pieces: spec.pieces,
+            split: spec.split,
+            budget_macs: spec.budget_macs,
+            widths,
+            params,
+            macs,
+            price,
+            pruned,
+        };
+        Ok(Some((candidate, text)))
+    }
+}
+
+/// The price of an encoded model on `target`.
+pub fn price_blob(blob: &[u8], target: &Target) -> anyhow::Result<Price> {
+    let model = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("the priced model does not decode: {e}"))?;
+    let needs = Needs::of(&model, blob.len() as u64, Firmware::default())?;
+    let cost = target.cost()?;
+    let instructions = match &cost {
+        Some(cost) => {
+            Some(cost.instructions(&fitnets_shared::cost::features(&model).map_err(|e| anyhow::anyhow!("{e}"))?))
+        }
+        None => None,
+    };
+    let ms = cost.zip(instructions).map(|(cost, n)| n * cost.cycles_per_instruction / (f64::from(target.mhz) * 1e3));
+    Ok(Price {
+        blob_bytes: blob.len() as u64,
+        flash_bytes: needs.flash(),
+        ram_bytes: needs.ram(),
+        arena_bytes: needs.arena_bytes,
+        instructions,
+        ms,
+    })
+}
+
+/// Why `price` does not fit `target`, or `None` when it fits.
+pub fn verdict(price: &Price, target: &Target) -> Option<String> {
+    let mut over = Vec::new();
+    if price.flash_bytes > target.flash_bytes {
+        over.push(format!("flash {:.1} KiB > {} KiB", kib(price.flash_bytes), target.flash_bytes / 1024));
+    }
+    if price.ram_bytes > target.ram_bytes {
+        over.push(format!("RAM {:.1} KiB > {} KiB", kib(price.ram_bytes), target.ram_bytes / 1024));
+    }
+    if let (Some(limit), Some(ms)) = (target.latency_ms, price.ms)
+        && ms > limit
+    {
+        over.push(format!("time {ms:.1} ms > {limit} ms"));
+    }
+    (!over.is_empty()).then(|| over.join(", "))
+}
+
+/// Bytes in KiB.
+pub fn kib(bytes: u64) -> f64 {
+    bytes as f64 / 1024.0
+}

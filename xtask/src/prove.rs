@@ -1,0 +1,238 @@
+//! `cargo xtask prove --runs DIR`: the proof that the student `fitnets fit` chose fits its
+//! chip. The `serve` firmware (what a user flashes) is built for the board with the
+//! student's blob, so the build's sizing rules refuse a model that does not fit; its
+//! flash and static RAM are read from the linked ELF and checked against the target's
+//! budgets with the stack the firmware keeps; one inference's instructions are counted
+//! exactly under QEMU on the emulated board of the same core and priced in cycles as
+//! `cargo xtask bench` prices them. The section under "## Proof of fit" in `DIR/fit.md`
+//! is replaced with the figures, and `DIR/proof.md` holds them alone.
+//!
+//! `cargo xtask fit ARGS` runs `fitnets fit ARGS` (release build) and then this.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail, ensure};
+use serde::Deserialize;
+
+use crate::args::Args;
+use crate::bench;
+use crate::boards;
+use crate::firmware::{self, Mode};
+use crate::size::{self, sizing};
+use crate::tools::{self, root};
+
+const USAGE: &str = "cargo xtask prove --runs DIR";
+
+/// The heading of the section this replaces in `fit.md` (`fitnets::fit::write`).
+const PROOF_HEADING: &str = "## Proof of fit";
+
+/// What `fit.json` says that the proof needs.
+#[derive(Deserialize)]
+struct Record {
+    setting: Setting,
+    chosen: Option<Answer>,
+}
+
+#[derive(Deserialize)]
+struct Setting {
+    target: Target,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    name: String,
+    core: String,
+    mhz: u32,
+    flash_bytes: u64,
+    ram_bytes: u64,
+    latency_ms: Option<f64>,
+    firmware_board: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    blob: PathBuf,
+    price: Price,
+}
+
+#[derive(Deserialize)]
+struct Price {
+    flash_bytes: u64,
+    ram_bytes: u64,
+    instructions: Option<f64>,
+    ms: Option<f64>,
+}
+
+/// `cargo xtask prove`.
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut args = Args::new("prove", args);
+    let runs = PathBuf::from(args.value("--runs")?.context(format!("usage: {USAGE}"))?);
+    args.finish().with_context(|| format!("usage: {USAGE}"))?;
+    prove(&runs)
+}
+
+/// `cargo xtask fit ARGS`: the search, then the proof.
+pub fn fit(args: &[String]) -> anyhow::Result<()> {
+    let runs = runs_of(args);
+    // From the caller's directory, so that the paths in ARGS mean what they say.
+    let here = std::env::current_dir().context("reading the current directory")?;
+    let mut cmd = tools::cargo(&here);
+    cmd.arg("run").arg("--manifest-path").arg(root().join("Cargo.toml"));
+    cmd.args(["--release", "-p", "fitnets", "--bin", "fitnets", "--", "fit"]).args(args);
+    tools::run(&mut cmd).context("fitnets fit failed")?;
+    if args.iter().any(|a| a == "--dry-run") {
+        return Ok(());
+    }
+    prove(&runs)
+}
+
+/// The `--runs` of `fitnets fit` arguments, or its default.
+fn runs_of(args: &[String]) -> PathBuf {
+    let mut runs = PathBuf::from("runs/fit");
+    for (i, arg) in args.iter().enumerate() {
+        if let Some(value) = arg.strip_prefix("--runs=") {
+            runs = PathBuf::from(value);
+        } else if arg == "--runs"
+            && let Some(value) = args.get(i + 1)
+        {
+            runs = PathBuf::from(value);
+        }
+    }
+    runs
+}
+
+fn prove(runs: &Path) -> anyhow::Result<()> {
+    let path = runs.join("fit.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `fitnets fit` into {} first)", path.display(), runs.display()))?;
+    let record: Record =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a fit record", path.display()))?;
+    let target = &record.setting.target;
+    let chosen = record.chosen.with_context(|| {
+        format!("{} has no chosen student yet: the search has not finished (run `fitnets fit` again)", path.display())
+    })?;
+    let blob = runs.join(&chosen.blob);
+    let emulated = match target.core.as_str() {
+        "m4" => "qemu-m4",
+        "m7" => "qemu-m7",
+        "m0plus" => "qemu-m0plus",
+        other => bail!("{}: unknown core `{other}`", path.display()),
+    };
+    let (firmware_board, stand_in) = match &target.firmware_board {
+        Some(name) => (boards::find(name)?, false),
+        None => (boards::find(emulated)?, true),
+    };
+    // The build applies the firmware's sizing rules to the board's memory: a model that
+    // does not fit stops it with a message naming the model, board and program.
+    let build = firmware::build(firmware_board, firmware_board.default_transport(), Some(&blob), &[Mode::Serve])
+        .with_context(|| format!("building the serve firmware for {} with {}", firmware_board.name, blob.display()))?;
+    let usage = size::usage(&build.elf(Mode::Serve))?;
+    let memory = size::memory(firmware_board)?;
+    let ram_needed = usage.ram + sizing::STACK_BYTES;
+    let fits_flash = usage.flash <= target.flash_bytes.min(memory.flash);
+    let fits_ram = ram_needed <= target.ram_bytes.min(memory.ram);
+
+    let measured = bench::measure(boards::find(emulated)?, Some(&blob))?;
+    let counts = &measured.counts;
+    ensure!(counts.len() >= 2, "the bench reported no regions");
+    let instructions = counts[counts.len() - 1].saturating_sub(counts[0]);
+    let cycles = measured.estimate.as_ref().map(|e| e.cycles);
+    let ms = cycles.map(|c| c as f64 / (f64::from(target.mhz) * 1e3));
+    let fits_time = match (target.latency_ms, ms) {
+        (Some(limit), Some(ms)) => ms <= limit,
+        _ => true,
+    };
+
+    let kib = |b: u64| b as f64 / 1024.0;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Measured by `cargo xtask prove --runs {}` on `{}` ({} bytes):\n",
+        runs.display(),
+        chosen.blob.display(),
+        std::fs::metadata(&blob).map(|m| m.len()).unwrap_or(0)
+    );
+    let board_note = if stand_in {
+        format!(
+            "no firmware for {} yet: built for `{}`, the emulated board of its core, and checked against {}'s \
+             budgets",
+            target.name, firmware_board.name, target.name
+        )
+    } else {
+        format!("the `serve` firmware built for `{}`, as `cargo xtask flash` would flash it", firmware_board.name)
+    };
+    let _ = writeln!(md, "| | estimated before training | measured | budget | fits |\n|---|---:|---:|---:|---|");
+    let yes = |ok: bool| if ok { "yes" } else { "**no**" };
+    let _ = writeln!(
+        md,
+        "| flash (KiB) | {:.1} | {:.1} | {:.0} | {} |",
+        kib(chosen.price.flash_bytes),
+        kib(usage.flash),
+        kib(target.flash_bytes),
+        yes(fits_flash)
+    );
+    let _ = writeln!(
+        md,
+        "| RAM (KiB): static + {} KiB stack | {:.1} | {:.1} | {:.0} | {} |",
+        sizing::STACK_BYTES / 1024,
+        kib(chosen.price.ram_bytes),
+        kib(ram_needed),
+        kib(target.ram_bytes),
+        yes(fits_ram)
+    );
+    let predicted = chosen.price.instructions.map_or("-".into(), |n| format!("{n:.0}"));
+    let _ = writeln!(md, "| instructions per inference | {predicted} | {instructions} | | |");
+    let _ = writeln!(
+        md,
+        "| ms per inference at {} MHz | {} | {} | {} | {} |",
+        target.mhz,
+        chosen.price.ms.map_or("-".into(), |ms| format!("{ms:.1}")),
+        ms.map_or("-".into(), |ms| format!("{ms:.1}")),
+        target.latency_ms.map_or("-".into(), |l| format!("{l}")),
+        yes(fits_time)
+    );
+    if let Some(predicted) = chosen.price.instructions {
+        let _ = writeln!(
+            md,
+            "\nThe cost model was off by {:+.1}% on this student's instructions.",
+            100.0 * (predicted / instructions as f64 - 1.0)
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nFirmware: {board_note}; flash and static RAM as linked (the arena and frame buffers are static). \
+         Instructions: exact, counted under QEMU on `{emulated}` between the bench program's markers. Cycles: each \
+         executed instruction priced by ARM's published cycles for its class at zero wait states \
+         (`xtask/src/cycles.rs`){}; flash wait states, bus contention and interrupts are not modelled, so a real \
+         chip at this clock may be slower.",
+        cycles.map_or(" (no cycle model for this core)".into(), |c| format!(", {c} cycles"))
+    );
+    let verdict = fits_flash && fits_ram && fits_time;
+    let _ = writeln!(md, "\n**{}**", if verdict { "It fits." } else { "It does not fit." });
+
+    let proof = runs.join("proof.md");
+    std::fs::write(&proof, &md).with_context(|| format!("writing {}", proof.display()))?;
+    let report = runs.join("fit.md");
+    let text = std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?;
+    let head = text.split(PROOF_HEADING).next().unwrap_or(&text);
+    std::fs::write(&report, format!("{head}{PROOF_HEADING}\n\n{md}"))
+        .with_context(|| format!("writing {}", report.display()))?;
+    print!("{md}");
+    println!("wrote {} and the proof section of {}", runs.join("proof.md").display(), report.display());
+    ensure!(verdict, "the chosen student does not fit {}", target.name);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runs_directory_is_found_in_fit_arguments() {
+        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(runs_of(&args(&["--teacher", "t"])), PathBuf::from("runs/fit"));
+        assert_eq!(runs_of(&args(&["--runs", "r/x", "--board", "rp2040"])), PathBuf::from("r/x"));
+        assert_eq!(runs_of(&args(&["--runs=r/y"])), PathBuf::from("r/y"));
+    }
+}
