@@ -50,9 +50,10 @@ const MAX_MACS: u64 = 12_000_000;
 /// The largest conv output (values) the test kit's calibration takes.
 const MAX_LAYER_OUTPUT: usize = 60_000;
 
-/// How much worse than recorded `--check` lets a measurement be (absolute, in relative
-/// error): QEMU's counts are exact, so only a kernel change moves them.
-const CHECK_SLACK: f64 = 0.01;
+/// How much worse than its recorded held-out error `--check` lets the table predict a
+/// model (absolute, in relative error; fitted models may be off by a little more than
+/// held-out ones): QEMU's counts are exact, so only a kernel change moves them.
+const CHECK_SLACK: f64 = 0.02;
 
 /// The subcommand.
 pub fn run(args: &[String]) -> anyhow::Result<()> {

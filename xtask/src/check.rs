@@ -133,6 +133,15 @@ fn checks() -> Vec<(String, Step)> {
             })),
         ));
     }
+    // The cost model `fitnets fit` prices students with still predicts the kernels.
+    checks.push((
+        "cost model current (calibrate --check, 16 models)".into(),
+        Step::Task(Box::new(|| {
+            crate::calibrate::run(&["--models".to_string(), "16".to_string(), "--check".to_string()])
+        })),
+    ));
+    // The proof of fit: a student that fits is proven, one that does not is refused.
+    checks.push(("proof of fit (prove on the default model)".into(), Step::Task(Box::new(crate::prove::check))));
     // Both UART drivers: the MPS2's own and the STM32 HAL's.
     for name in ["qemu-m4", "stm32f4"] {
         let board = crate::boards::find(name).expect("a listed board");

@@ -125,8 +125,22 @@ fn prove(runs: &Path) -> anyhow::Result<()> {
     };
     // The build applies the firmware's sizing rules to the board's memory: a model that
     // does not fit stops it with a message naming the model, board and program.
-    let build = firmware::build(firmware_board, firmware_board.default_transport(), Some(&blob), &[Mode::Serve])
-        .with_context(|| format!("building the serve firmware for {} with {}", firmware_board.name, blob.display()))?;
+    let build = match firmware::build(firmware_board, firmware_board.default_transport(), Some(&blob), &[Mode::Serve]) {
+        Ok(build) => build,
+        Err(e) => {
+            let md = format!(
+                "`cargo xtask prove --runs {}`: the `serve` firmware for `{}` did not build with `{}`:\n\n```text\n\
+                 {e:#}\n```\n\n**It does not fit.**\n",
+                runs.display(),
+                firmware_board.name,
+                chosen.blob.display()
+            );
+            write_proof(runs, &md)?;
+            return Err(
+                e.context(format!("the chosen student does not fit {} (its firmware does not build)", target.name))
+            );
+        }
+    };
     let usage = size::usage(&build.elf(Mode::Serve))?;
     let memory = size::memory(firmware_board)?;
     let ram_needed = usage.ram + sizing::STACK_BYTES;
@@ -211,16 +225,61 @@ fn prove(runs: &Path) -> anyhow::Result<()> {
     let verdict = fits_flash && fits_ram && fits_time;
     let _ = writeln!(md, "\n**{}**", if verdict { "It fits." } else { "It does not fit." });
 
+    write_proof(runs, &md)?;
+    print!("{md}");
+    ensure!(verdict, "the chosen student does not fit {}", target.name);
+    Ok(())
+}
+
+/// Writes `md` as `proof.md` and as the last section of `fit.md`.
+fn write_proof(runs: &Path, md: &str) -> anyhow::Result<()> {
     let proof = runs.join("proof.md");
-    std::fs::write(&proof, &md).with_context(|| format!("writing {}", proof.display()))?;
+    std::fs::write(&proof, md).with_context(|| format!("writing {}", proof.display()))?;
     let report = runs.join("fit.md");
     let text = std::fs::read_to_string(&report).with_context(|| format!("reading {}", report.display()))?;
     let head = text.split(PROOF_HEADING).next().unwrap_or(&text);
     std::fs::write(&report, format!("{head}{PROOF_HEADING}\n\n{md}"))
         .with_context(|| format!("writing {}", report.display()))?;
-    print!("{md}");
-    println!("wrote {} and the proof section of {}", runs.join("proof.md").display(), report.display());
-    ensure!(verdict, "the chosen student does not fit {}", target.name);
+    eprintln!("wrote {} and the proof section of {}", proof.display(), report.display());
+    Ok(())
+}
+
+/// The check `cargo xtask test` runs: the default FitNet as a chosen student, proven on
+/// the STM32G071 (it fits: 128 KiB flash, 36 KiB RAM), then refused on a custom
+/// Cortex-M0+ with 16 KiB of RAM (its arena alone is 17.4 KiB).
+pub fn check() -> anyhow::Result<()> {
+    let dir = root().join("target/xtask/prove");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::copy(firmware::default_model(), dir.join("student.fnet")).context("copying the default model")?;
+    let record = |name: &str, ram_bytes: u64, board: &str| {
+        format!(
+            r#"{{"setting": {{"target": {{"name": "{name}", "core": "m0plus", "mhz": 64, "flash_bytes": 131072,
+            "ram_bytes": {ram_bytes}, "latency_ms": 1000.0, "firmware_board": {board}}}}},
+            "chosen": {{"blob": "student.fnet", "price": {{"flash_bytes": 0, "ram_bytes": 0, "instructions": null,
+            "ms": null}}}}}}"#
+        )
+    };
+    let write = |text: String| {
+        std::fs::write(dir.join("fit.json"), text)?;
+        std::fs::write(dir.join("fit.md"), format!("# a search\n\n{PROOF_HEADING}\n\nNot proven yet.\n"))
+    };
+    write(record("STM32G071RB", 36 * 1024, "\"nucleo-g071rb\""))?;
+    prove(&dir)?;
+    let report = std::fs::read_to_string(dir.join("fit.md"))?;
+    ensure!(
+        report.starts_with("# a search") && report.contains("**It fits.**"),
+        "the proof section is wrong:\n{report}"
+    );
+    ensure!(!report.contains("Not proven yet"), "the old proof section was kept:\n{report}");
+    write(record("custom", 16 * 1024, "null"))?;
+    let refused = prove(&dir);
+    let report = std::fs::read_to_string(dir.join("fit.md"))?;
+    ensure!(
+        refused.is_err() && report.contains("**It does not fit.**") && report.contains("| **no** |"),
+        "a student over the RAM budget was not refused:\n{report}"
+    );
+    eprintln!("the default FitNet is proven on the STM32G071 and refused with 16 KiB of RAM");
     Ok(())
 }
 

@@ -64,7 +64,7 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 18, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=1000))]
     pub max_epochs: u16,
     /// Multiply-accumulate budgets to generate students at [default: 1/16 to 2 times
-    /// the paper's MNIST FitNet per input pixel].
+    /// the paper's MNIST FitNet per input pixel, in steps of √2].
     #[arg(long, value_delimiter = ',', value_name = "M,…")]
     pub macs: Option<Vec<u64>>,
     /// The paper's FitNet, trained with the last rung's setting for comparison.

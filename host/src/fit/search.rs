@@ -144,6 +144,11 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let normalization = &teacher_info.data.normalization;
     let pricer = Pricer { target: &target, normalization, labels: &labels, teacher };
 
+    // The data must be readable before anything is written (training checks that it is
+    // the teacher's).
+    if !args.dry_run {
+        args.data.for_input(teacher.input).identity().context("the training data (--data, --cifar)")?;
+    }
     // Students hold out the teacher's validation images unless told otherwise.
     let mut data = args.data.clone();
     data.valid = data.valid.or(Some(teacher_info.data.valid_images));

@@ -8,7 +8,10 @@
 //! encoded with the teacher's normalization and labels, so the blob, the arena and the
 //! serve program's buffers are those of the trained student (weights change values, not
 //! sizes: only a handful of varint zero points can differ by a byte); its instructions
-//! come from the core's calibrated cost model (`fitnets_shared::cost`).
+//! come from the core's calibrated cost model (`fitnets_shared::cost`). Flash adds the
+//! `serve` program's code and RAM its other static data as measured on the target's
+//! firmware board (`firmware/memory/programs.txt`; the largest of the boards where it
+//! has none), and the stack the firmware keeps.
 
 use anyhow::Context as _;
 use fitnets_shared::Model;
@@ -31,14 +34,20 @@ pub const DEPTHS: [usize; 7] = [3, 4, 5, 6, 7, 9, 11];
 /// Maxout pieces of the candidates (1: ReLU convs).
 pub const PIECES: [usize; 3] = [1, 2, 3];
 
-/// The budget ladder, as shares of the paper's MNIST FitNet's multiply-accumulates per
-/// input pixel (5,947,032 for 784 pixels) times the teacher's input pixels.
-pub const LADDER: [f64; 6] = [1.0 / 16.0, 1.0 / 8.0, 1.0 / 4.0, 1.0 / 2.0, 1.0, 2.0];
+/// The budget ladder: shares of the paper's MNIST FitNet's multiply-accumulates per
+/// input pixel (5,947,032 for 784 pixels) times the teacher's input pixels, from 1/16
+/// to 2 in steps of √2.
+pub const LADDER_STEPS: i32 = 11;
 const FITNET_MACS_PER_PIXEL: f64 = 5_947_032.0 / 784.0;
 
 /// The default budgets for an input of `pixels` (height x width).
 pub fn ladder(pixels: usize) -> Vec<u64> {
-    LADDER.iter().map(|share| (share * FITNET_MACS_PER_PIXEL * pixels as f64).round() as u64).collect()
+    (0..LADDER_STEPS)
+        .map(|k| {
+            let share = 2f64.powf(f64::from(k - 8) / 2.0);
+            (share * FITNET_MACS_PER_PIXEL * pixels as f64).round() as u64
+        })
+        .collect()
 }
 
 /// The splits of `depth` conv layers over the three stages: the sweep's (later stages
@@ -153,7 +162,8 @@ impl Pricer<'_> {
 /// The price of an encoded model on `target`.
 pub fn price_blob(blob: &[u8], target: &Target) -> anyhow::Result<Price> {
     let model = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("the priced model does not decode: {e}"))?;
-    let needs = Needs::of(&model, blob.len() as u64, Firmware::default())?;
+    let firmware = target.firmware_board.as_deref().map_or_else(Firmware::default, Firmware::on);
+    let needs = Needs::of(&model, blob.len() as u64, firmware)?;
     let cost = target.cost()?;
     let instructions = match &cost {
         Some(cost) => {

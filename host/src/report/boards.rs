@@ -79,6 +79,21 @@ impl Default for Firmware {
 }
 
 impl Firmware {
+    /// The defaults, with the `serve` program's code and static RAM measured on the
+    /// firmware board called `board` (`cargo xtask` names) where the table has it.
+    pub fn on(board: &str) -> Firmware {
+        let measured = sizing::parse_table(PROGRAMS)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|row| row.program == sizing::Program::Serve && row.board == board);
+        match measured {
+            Some(row) => {
+                Firmware { code_bytes: row.allowance.code, static_bytes: row.allowance.ram, ..Firmware::default() }
+            }
+            None => Firmware::default(),
+        }
+    }
+
     /// Cycles per MAC on the core called `key` in `firmware/memory/cycles.txt`.
     pub fn cycles_per_mac(&self, key: &str) -> Option<f64> {
         match key {
