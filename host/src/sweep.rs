@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::compare::{StudentPlan, finished};
 use crate::method::{Method, RunInfo};
-use crate::model::config::LayerConfig;
 use crate::model::generate::{self, StudentSpec};
 use crate::model::{NetConfig, count};
 use crate::report::charts::depth;
@@ -266,14 +265,7 @@ fn collect(dir: &Path, setting: SweepSetting, methods: &[Method]) -> anyhow::Res
 
 fn row(config: &NetConfig, depth: usize, dir: &RunDir, methods: &[Method]) -> anyhow::Result<DepthRow> {
     let (params, macs) = count::totals(config)?;
-    let widths = config
-        .layers
-        .iter()
-        .filter_map(|l| match l {
-            LayerConfig::Conv { units, .. } => Some(*units),
-            _ => None,
-        })
-        .collect();
+    let widths = config.conv_widths();
     let accuracies = methods.iter().map(|&m| (m, finished(&dir.join(m.name())).map(|r| r.test_accuracy))).collect();
     Ok(DepthRow { depth, widths, params, macs, accuracies })
 }

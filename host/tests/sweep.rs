@@ -78,6 +78,36 @@ fn impossible_students_are_clear_errors() {
     assert!(generate::student(&tiny).unwrap_err().to_string().contains("4x4"));
 }
 
+#[test]
+fn fit_students_take_their_pieces_and_split() {
+    for (pieces, split) in [(1, [1, 2, 3]), (3, [3, 2, 1]), (2, [2, 2, 2])] {
+        let spec = StudentSpec { pieces, split, ..spec(6, FITNET_MACS) };
+        let (config, _) = generate::student(&spec).unwrap();
+        let mut per_stage = [0; 3];
+        let mut stage = 0;
+        for layer in &config.layers {
+            match layer {
+                LayerConfig::Conv { pieces: p, activation, .. } => {
+                    assert_eq!(*p, pieces);
+                    // One piece is a plain conv: it gets a ReLU, maxout needs none.
+                    assert_eq!(*activation != Default::default(), pieces == 1, "{activation:?}");
+                    per_stage[stage] += 1;
+                }
+                LayerConfig::MaxPool { .. } => stage += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(per_stage, split, "{pieces} pieces");
+        assert_eq!(config.conv_widths().len(), 6);
+    }
+    let wrong = StudentSpec { split: [1, 1, 2], ..spec(6, FITNET_MACS) };
+    assert!(generate::student(&wrong).unwrap_err().to_string().contains("must hold the 6 conv layers"));
+    let none = StudentSpec { split: [0, 3, 3], ..spec(6, FITNET_MACS) };
+    assert!(generate::student(&none).is_err());
+    let pieces = StudentSpec { pieces: 5, ..spec(6, FITNET_MACS) };
+    assert!(generate::student(&pieces).unwrap_err().to_string().contains("pieces must be 1 to 4"));
+}
+
 /// An IDX file of `u8` elements.
 fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
     let mut bytes = vec![0, 0, 0x08, dims.len() as u8];

@@ -309,14 +309,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
             eprintln!("fit: the reference {} with the last rung's setting, {epochs} epochs", config.name);
         }
         plan(epochs).train(&dir.join("config.toml"), Method::Hints, &args.teacher, &run, 0)?;
-        let widths = config
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                crate::model::config::LayerConfig::Conv { units, .. } => Some(*units),
-                _ => None,
-            })
-            .collect();
+        let widths = config.conv_widths();
         record.reference = Some(answer(&args.runs, &run, "reference.fnet", &target, &args.data, widths)?);
     }
     write::all(&record, &args.runs)?;

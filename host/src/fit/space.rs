@@ -20,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use super::target::Target;
 use crate::data::Normalization;
-use crate::model::config::LayerConfig;
 use crate::model::generate::{self, StudentSpec};
 use crate::model::{Net, NetConfig, count};
 use crate::quant::calibrate::{Calibration, calibrate};
@@ -131,14 +130,7 @@ impl Pricer<'_> {
             return Ok(None);
         }
         let (params, macs) = count::totals(&config)?;
-        let widths = config
-            .layers
-            .iter()
-            .filter_map(|l| match l {
-                LayerConfig::Conv { units, .. } => Some(*units),
-                _ => None,
-            })
-            .collect();
+        let widths = config.conv_widths();
         let [a, b, c] = spec.split;
         let id = format!("d{}-p{}-s{a}{b}{c}-m{}k", spec.depth, spec.pieces, spec.budget_macs.div_ceil(1000));
         let price = self.price(&config).with_context(|| format!("pricing candidate {id}"))?;

@@ -327,6 +327,17 @@ impl NetConfig {
         Ok(())
     }
 
+    /// Units of each conv layer, in order.
+    pub fn conv_widths(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .filter_map(|l| match l {
+                LayerConfig::Conv { units, .. } => Some(*units),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The index of the layer called `name`.
     pub fn layer_index(&self, name: &str) -> anyhow::Result<usize> {
         self.layers
