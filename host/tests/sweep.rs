@@ -543,8 +543,20 @@ type = "dense"
 units = 4
 "#;
 
-/// `fit.json`'s candidates: (id, flash bytes, RAM bytes, ms, pruned).
-fn priced(runs: &std::path::Path) -> Vec<(String, u64, u64, f64, Option<String>)> {
+/// A candidate as `fit.json` records it.
+#[derive(Debug)]
+struct Priced {
+    id: String,
+    flash: u64,
+    ram: u64,
+    ms: f64,
+    pruned: Option<String>,
+    /// The widest of its shape that fits (its budget depends on the target's).
+    edge: bool,
+}
+
+/// `fit.json`'s candidates.
+fn priced(runs: &std::path::Path) -> Vec<Priced> {
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(runs.join("fit.json")).unwrap()).unwrap();
     record["candidates"]
@@ -553,13 +565,14 @@ fn priced(runs: &std::path::Path) -> Vec<(String, u64, u64, f64, Option<String>)
         .iter()
         .map(|c| {
             let price = &c["price"];
-            (
-                c["id"].as_str().unwrap().to_string(),
-                price["flash_bytes"].as_u64().unwrap(),
-                price["ram_bytes"].as_u64().unwrap(),
-                price["ms"].as_f64().unwrap(),
-                c["pruned"].as_str().map(String::from),
-            )
+            Priced {
+                id: c["id"].as_str().unwrap().to_string(),
+                flash: price["flash_bytes"].as_u64().unwrap(),
+                ram: price["ram_bytes"].as_u64().unwrap(),
+                ms: price["ms"].as_f64().unwrap(),
+                pruned: c["pruned"].as_str().map(String::from),
+                edge: c["edge"].as_bool().unwrap(),
+            }
         })
         .collect()
 }
@@ -603,14 +616,14 @@ fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
     assert!(ok, "{stderr}");
     let all = priced(std::path::Path::new(&roomy));
     assert!(all.len() >= 20, "{} candidates", all.len());
-    assert!(all.iter().all(|c| c.4.is_none()), "{all:?}");
+    assert!(all.iter().all(|c| c.pruned.is_none()), "{all:?}");
     assert!(stdout.contains("| student | conv layers |") && stdout.contains("Not proven yet"), "{stdout}");
     assert!(!dir.join("roomy/candidates").read_dir().unwrap().any(|e| e.unwrap().path().join("rung-0").exists()));
 
     // Each budget prunes exactly the students over it, and says which budget.
-    let flash_kb = median_kib(all.iter().map(|c| c.1).collect());
-    let ram_kb = median_kib(all.iter().map(|c| c.2).collect());
-    let mut times: Vec<f64> = all.iter().map(|c| c.3).collect();
+    let flash_kb = median_kib(all.iter().map(|c| c.flash).collect());
+    let ram_kb = median_kib(all.iter().map(|c| c.ram).collect());
+    let mut times: Vec<f64> = all.iter().map(|c| c.ms).collect();
     times.sort_by(f64::total_cmp);
     let ms = format!("{:.3}", times[times.len() / 2]);
     let limit: f64 = ms.parse().unwrap();
@@ -622,17 +635,20 @@ fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
         let (ok, _, stderr) = run(&dry(args));
         assert!(ok, "{name}: {stderr}");
         let judged = priced(&dir.join(name));
-        assert_eq!(judged.len(), all.len());
-        let pruned = judged.iter().filter(|c| c.4.is_some()).count();
+        // The ladder's students are the same; the widest of each shape depends on the budget.
+        let ladder = |list: &[Priced]| list.iter().filter(|c| !c.edge).count();
+        assert_eq!(ladder(&judged), ladder(&all));
+        let pruned = judged.iter().filter(|c| c.pruned.is_some()).count();
         assert!(pruned > 0 && pruned < judged.len(), "{name}: {pruned} of {} pruned", judged.len());
-        for (id, flash, ram, time, why) in &judged {
+        assert!(judged.iter().any(|c| c.edge && c.pruned.is_none()), "{name}: no widest student fits");
+        for c in &judged {
             let over_budget = match name {
-                "flash" => *flash > flash_kb * 1024,
-                "ram" => *ram > ram_kb * 1024,
-                _ => *time > limit,
+                "flash" => c.flash > flash_kb * 1024,
+                "ram" => c.ram > ram_kb * 1024,
+                _ => c.ms > limit,
             };
-            assert_eq!(why.is_some(), over_budget, "{name}: {id} {why:?}");
-            if let Some(why) = why {
+            assert_eq!(c.pruned.is_some(), over_budget, "{name}: {c:?}");
+            if let Some(why) = &c.pruned {
                 assert!(why.starts_with(over), "{why}");
             }
         }
@@ -648,11 +664,11 @@ fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
     // The search: 3 students for 2 epochs, the best of them for 2 more, under a time budget.
     let search = path("search");
     let mut args = plan(&search, "4096", "4096", Some(&ms));
-    args.extend(["--candidates", "3", "--first-epochs", "2", "--max-epochs", "2", "--subset", "300"].map(String::from));
+    args.extend(["--candidates", "3", "--first-epochs", "2", "--max-epochs", "6", "--subset", "300"].map(String::from));
     args.extend(["--reference-config".into(), reference.clone()]);
     let (ok, stdout, stderr) = run(&args);
     assert!(ok, "{stderr}");
-    assert!(stderr.contains("fit: rung 1 of 2, 2 epochs") && stderr.contains("fit: rung 2 of 2"), "{stderr}");
+    assert!(stderr.contains("fit: rung 1 of 2, 2 epochs") && stderr.contains("fit: rung 2 of 2, 6 epochs"), "{stderr}");
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("search/fit.json")).unwrap()).unwrap();
     let first = record["rungs"][0]["results"].as_array().unwrap();

@@ -32,6 +32,7 @@ const PROOF_HEADING: &str = "## Proof of fit";
 struct Record {
     setting: Setting,
     chosen: Option<Answer>,
+    reference: Option<Answer>,
 }
 
 #[derive(Deserialize)]
@@ -209,8 +210,22 @@ fn prove(runs: &Path) -> anyhow::Result<()> {
     if let Some(predicted) = chosen.price.instructions {
         let _ = writeln!(
             md,
-            "\nThe cost model was off by {:+.1}% on this student's instructions.",
+            "\nThe cost model was off by {:+.2}% on this student's instructions.",
             100.0 * (predicted / instructions as f64 - 1.0)
+        );
+    }
+    // The reference is a second student the cost model never saw: its error too.
+    if let Some(reference) = &record.reference
+        && let Some(predicted) = reference.price.instructions
+    {
+        let blob = runs.join(&reference.blob);
+        let counts = bench::measure(boards::find(emulated)?, Some(&blob))?.counts;
+        let measured = counts[counts.len() - 1].saturating_sub(counts[0]);
+        let _ = writeln!(
+            md,
+            "The paper's FitNet (`{}`): {measured} instructions measured, {predicted:.0} estimated ({:+.2}%).",
+            reference.blob.display(),
+            100.0 * (predicted / measured as f64 - 1.0)
         );
     }
     let _ = writeln!(

@@ -176,19 +176,27 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     for &depth in &space::DEPTHS {
         for &pieces in &space::PIECES {
             for split in space::splits(depth) {
+                let shape = StudentSpec {
+                    depth,
+                    budget_macs: 0,
+                    input: teacher.input,
+                    classes: teacher.classes,
+                    pieces,
+                    split,
+                };
                 for &budget_macs in &budgets {
-                    let spec = StudentSpec {
-                        depth,
-                        budget_macs,
-                        input: teacher.input,
-                        classes: teacher.classes,
-                        pieces,
-                        split,
-                    };
-                    if let Some((candidate, text)) = pricer.candidate(&spec)? {
+                    if let Some((candidate, text)) = pricer.candidate(&StudentSpec { budget_macs, ..shape })? {
                         candidates.push(candidate);
                         texts.push(text);
                     }
+                }
+                let (lo, hi) =
+                    (budgets.iter().min().copied().unwrap_or(1), 2 * budgets.iter().max().copied().unwrap_or(1));
+                if let Some((candidate, text)) = pricer.edge(&shape, lo, hi)?
+                    && !candidates.iter().any(|c| c.id == candidate.id)
+                {
+                    candidates.push(candidate);
+                    texts.push(text);
                 }
             }
         }
@@ -215,7 +223,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
             smallest.pruned.as_deref().unwrap_or("")
         );
     }
-    let selected = spread(&candidates, &fitting, usize::from(args.candidates));
+    let selected = select(&candidates, &fitting, usize::from(args.candidates));
     eprintln!(
         "fit: {} students generated, {} fit, {} selected for the search",
         candidates.len(),
@@ -261,7 +269,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
         for (n, &i) in current.iter().enumerate() {
             let candidate = &candidates[i];
             let dir = candidate_dir(&args.runs, &candidate.id);
-            let run = dir.join(format!("rung-{rung}"));
+            let run = rung_run(&dir, &record.setting, rung);
             if finished(&run).is_none() {
                 eprintln!(
                     "fit: rung {} of {}, {} epochs: {} ({} of {})",
@@ -292,7 +300,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     }
     let last_rung = record.rungs.len() - 1;
     let chosen = &candidates[current[0]];
-    let chosen_run = candidate_dir(&args.runs, &chosen.id).join(format!("rung-{last_rung}"));
+    let chosen_run = rung_run(&candidate_dir(&args.runs, &chosen.id), &record.setting, last_rung);
     record.chosen = Some(answer(&args.runs, &chosen_run, "student.fnet", &target, &args.data, chosen.widths.clone())?);
 
     if let Some(config) = reference_config {
@@ -315,6 +323,14 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     write::all(&record, &args.runs)?;
     print!("{}", write::markdown(&record));
     Ok(())
+}
+
+/// The run of a candidate (in `dir`) for rung `rung`: that of the first rung with as
+/// many epochs, so that rungs capped at `max_epochs` do not train the same run twice.
+fn rung_run(dir: &Path, setting: &Setting, rung: usize) -> PathBuf {
+    let epochs = rung_epochs(setting, rung);
+    let first = (0..rung).find(|&r| rung_epochs(setting, r) == epochs).unwrap_or(rung);
+    dir.join(format!("rung-{first}"))
 }
 
 /// Epochs of rung `rung`: `first_epochs * eta^rung`, at most `max_epochs`.
@@ -340,10 +356,21 @@ pub fn time(candidate: &Candidate) -> f64 {
 
 /// `k` of the fitting candidates spread evenly over their time, the fastest and the
 /// slowest included.
+/// The students of the search: half of `k` spread over the edge candidates (the
+/// widest of each shape that fits), the rest over all the others that fit.
+fn select(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
+    let edges: Vec<usize> = fitting.iter().copied().filter(|&i| candidates[i].edge).collect();
+    let mut picked = spread(candidates, &edges, k / 2);
+    let rest: Vec<usize> = fitting.iter().copied().filter(|i| !picked.contains(i)).collect();
+    picked.extend(spread(candidates, &rest, k - picked.len()));
+    picked
+}
+
 fn spread(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
     let mut order = fitting.to_vec();
     order.sort_by(|&a, &b| time(&candidates[a]).total_cmp(&time(&candidates[b])).then(a.cmp(&b)));
-    if order.len() <= k {
+    if order.len() <= k || k == 0 {
+        order.truncate(k);
         return order;
     }
     // Slowest first: with equal accuracy the halving keeps the faster one anyway.

@@ -3,7 +3,8 @@
 //!
 //! The space is the depth sweep's generator ([`generate`]) widened: every depth of
 //! [`DEPTHS`], 1 to 3 maxout pieces, up to three splits of the layers over the stages
-//! (where the two poolings go), at a ladder of multiplication budgets. Each candidate is
+//! (where the two poolings go), at a ladder of multiplication budgets, and for each
+//! such shape the widest student that still fits the target ([`Pricer::edge`]). Each candidate is
 //! priced exactly as the device would hold it: its untrained network is quantized and
 //! encoded with the teacher's normalization and labels, so the blob, the arena and the
 //! serve program's buffers are those of the trained student (weights change values, not
@@ -81,7 +82,15 @@ pub struct Candidate {
     pub price: Price,
     /// Why it cannot be the answer, if it cannot (flash, RAM or time over budget).
     pub pruned: Option<String>,
+    /// Whether it is the widest student of its shape (depth, pieces, split) that fits,
+    /// found by bisecting the budget ([`Pricer::edge`]), rather than one of the ladder.
+    #[serde(default)]
+    pub edge: bool,
 }
+
+/// Bisection steps of [`Pricer::edge`]: the budget found is within 2^(1/2^8) of the
+/// largest that fits (for the ladder's span of 64x, within 1.6 %).
+pub const EDGE_STEPS: usize = 8;
 
 /// What a student costs on the target.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -146,8 +155,37 @@ impl Pricer<'_> {
             macs,
             price,
             pruned,
+            edge: false,
         };
         Ok(Some((candidate, text)))
+    }
+
+    /// The widest student of `shape`'s depth, pieces and split that fits the target: the
+    /// budget bisected (geometrically, [`EDGE_STEPS`] times) between `lo`, where it must
+    /// fit, and `hi`; `None` when even `lo` does not fit or cannot be generated.
+    pub fn edge(&self, shape: &StudentSpec, lo: u64, hi: u64) -> anyhow::Result<Option<(Candidate, String)>> {
+        let at = |budget_macs: u64| self.candidate(&StudentSpec { budget_macs, ..*shape });
+        let fits = |c: &Option<(Candidate, String)>| c.as_ref().is_some_and(|(c, _)| c.pruned.is_none());
+        let mut best = at(lo)?;
+        if !fits(&best) {
+            return Ok(None);
+        }
+        let top = at(hi)?;
+        if fits(&top) {
+            best = top;
+        } else {
+            let (mut lo, mut hi) = (lo as f64, hi as f64);
+            for _ in 0..EDGE_STEPS {
+                let mid = (lo * hi).sqrt();
+                let candidate = at(mid.round() as u64)?;
+                if fits(&candidate) {
+                    (lo, best) = (mid, candidate);
+                } else {
+                    hi = mid;
+                }
+            }
+        }
+        Ok(best.map(|(c, text)| (Candidate { edge: true, ..c }, text)))
     }
 }
 

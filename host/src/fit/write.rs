@@ -83,8 +83,9 @@ pub fn markdown(record: &Record) -> String {
     let fitting = record.candidates.iter().filter(|c| c.pruned.is_none()).count();
     let _ = writeln!(
         md,
-        "{} students generated, {} pruned before training (they cannot fit), {} fit; {} of them, spread over \
-         the estimated time, entered successive halving: each rung keeps the best 1/{} by validation accuracy \
+        "{} students generated (the ladder's, and the widest of each shape that fits), {} pruned before \
+         training (they cannot fit), {} fit; {} of them (half among the widest of each shape, half among the rest, \
+         each half spread over the estimated time) entered successive halving: each rung keeps the best 1/{} by validation accuracy \
          (the test set never chooses) and trains it {} times longer, from {} epochs up to {}.\n",
         record.candidates.len(),
         record.candidates.len() - fitting,
@@ -112,15 +113,31 @@ pub fn markdown(record: &Record) -> String {
         s.schedule.seed
     );
     for (k, rung) in record.rungs.iter().enumerate() {
-        let _ = writeln!(
-            md,
-            "- rung {}: {} students, {} epochs ({} of hints), {:.0} s of training",
-            k + 1,
-            rung.results.len(),
-            rung.epochs,
-            rung.hint_epochs,
-            rung.results.iter().map(|r| r.train_seconds).sum::<f64>()
-        );
+        let students = match rung.results.len() {
+            1 => "1 student".to_string(),
+            n => format!("{n} students"),
+        };
+        match record.rungs[..k].iter().position(|r| r.epochs == rung.epochs) {
+            Some(same) => {
+                let _ = writeln!(
+                    md,
+                    "- rung {}: {students}, {} epochs: the runs of rung {} (as many epochs), not trained again",
+                    k + 1,
+                    rung.epochs,
+                    same + 1
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "- rung {}: {students}, {} epochs ({} of hints), {:.0} s of training",
+                    k + 1,
+                    rung.epochs,
+                    rung.hint_epochs,
+                    rung.results.iter().map(|r| r.train_seconds).sum::<f64>()
+                );
+            }
+        }
     }
     if !record.rungs.is_empty() {
         let _ = writeln!(
@@ -141,15 +158,16 @@ pub fn markdown(record: &Record) -> String {
             Some((k, a)) => format!("{:.2}% ({})", 100.0 * a, k + 1),
             None => "-".into(),
         };
-        let note = match (
-            &c.pruned,
-            record.chosen.as_ref().is_some_and(|a| a.run.starts_with(format!("candidates/{}", c.id))),
-        ) {
+        let chosen = record.chosen.as_ref().is_some_and(|a| a.run.starts_with(format!("candidates/{}", c.id)));
+        let mut note = match (&c.pruned, chosen) {
             (_, true) => "**chosen**".to_string(),
             (Some(why), _) => format!("pruned: {why}"),
             (None, _) if in_search(c) => String::new(),
             (None, _) => "fits; not selected".into(),
         };
+        if c.edge {
+            note = if note.is_empty() { "widest of its shape".into() } else { format!("widest of its shape; {note}") };
+        }
         let ms = c.price.ms.map_or("-".into(), |ms| format!("{ms:.1}"));
         let _ = writeln!(
             md,
