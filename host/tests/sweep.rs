@@ -647,7 +647,7 @@ fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
                 "ram" => c.ram > ram_kb * 1024,
                 _ => c.ms > limit,
             };
-            assert_eq!(c.pruned.is_some(), over_budget, "{name}: {c:?}");
+            assert_eq!(c.pruned.is_some(), over_budget, "{name}: {} {:?}", c.id, c.pruned);
             if let Some(why) = &c.pruned {
                 assert!(why.starts_with(over), "{why}");
             }
