@@ -549,6 +549,7 @@ struct Priced {
     id: String,
     flash: u64,
     ram: u64,
+    /// The estimated time plus the cost model's largest error: what the budget holds.
     ms: f64,
     pruned: Option<String>,
     /// The widest of its shape that fits (its budget depends on the target's).
@@ -569,7 +570,7 @@ fn priced(runs: &std::path::Path) -> Vec<Priced> {
                 id: c["id"].as_str().unwrap().to_string(),
                 flash: price["flash_bytes"].as_u64().unwrap(),
                 ram: price["ram_bytes"].as_u64().unwrap(),
-                ms: price["ms"].as_f64().unwrap(),
+                ms: price["ms_bound"].as_f64().unwrap(),
                 pruned: c["pruned"].as_str().map(String::from),
                 edge: c["edge"].as_bool().unwrap(),
             }

@@ -229,6 +229,11 @@ pub struct Coefficients<'a> {
     /// models.
     pub mean_error: f64,
     pub max_error: f64,
+    /// Mean and largest relative error of the estimated cycles (instructions times
+    /// [`Coefficients::cycles_per_instruction`]) against each held-out model's own
+    /// cycle estimate: how far a time from this row may be off.
+    pub cycles_mean_error: f64,
+    pub cycles_max_error: f64,
 }
 
 /// Why a cost table does not parse: the line (1-based) and what is wrong.
@@ -245,7 +250,7 @@ impl core::fmt::Display for TableError {
 }
 
 /// Values on a table row after the core's name, before the weights.
-const HEAD: usize = 5;
+const HEAD: usize = 7;
 
 impl<'a> Coefficients<'a> {
     /// Predicted instructions of a part or whole inference with `features`.
@@ -264,7 +269,8 @@ impl<'a> Coefficients<'a> {
         Ok(None)
     }
 
-    /// One line of the table: `core cycles/instruction fitted held-out mean-error max-error`, then one weight
+    /// One line of the table: `core cycles/instruction fitted held-out mean-error max-error cycles-mean-error
+    /// cycles-max-error`, then one weight
     /// per feature;
     /// `None` for a comment or blank line.
     pub fn parse_row(line: &'a str) -> Result<Option<Coefficients<'a>>, &'static str> {
@@ -276,14 +282,14 @@ impl<'a> Coefficients<'a> {
         let core = fields.next().ok_or("no core")?;
         let mut numbers = [0.0; HEAD + FEATURES];
         for slot in numbers.iter_mut() {
-            let field = fields.next().ok_or("too few values (the core, 5 figures, one weight per feature)")?;
+            let field = fields.next().ok_or("too few values (the core, 7 figures, one weight per feature)")?;
             *slot = field.parse::<f64>().map_err(|_| "a value is not a number")?;
             if !slot.is_finite() {
                 return Err("a value is not finite");
             }
         }
         if fields.next().is_some() {
-            return Err("too many values (the core, 5 figures, one weight per feature)");
+            return Err("too many values (the core, 7 figures, one weight per feature)");
         }
         let count = |x: f64| {
             if (0.0..=f64::from(u32::MAX)).contains(&x) && x == f64::from(x as u32) {
@@ -301,6 +307,8 @@ impl<'a> Coefficients<'a> {
             held_out: count(numbers[2])?,
             mean_error: numbers[3],
             max_error: numbers[4],
+            cycles_mean_error: numbers[5],
+            cycles_max_error: numbers[6],
             weights,
         };
         if row.cycles_per_instruction <= 0.0 {
@@ -320,9 +328,10 @@ mod tests {
     fn rows_parse_and_refuse_what_is_wrong() {
         let weights: std::vec::Vec<std::string::String> = (1..=FEATURES).map(|w| format!("{w}")).collect();
         let weights = weights.join(" ");
-        let line = format!("cortex-m4 1.5 30 10 0.01 0.03 {weights}");
+        let line = format!("cortex-m4 1.5 30 10 0.01 0.03 0.02 0.05 {weights}");
         let row = Coefficients::parse_row(&line).unwrap().unwrap();
         assert_eq!((row.core, row.fitted, row.held_out), ("cortex-m4", 30, 10));
+        assert_eq!((row.cycles_mean_error, row.cycles_max_error), (0.02, 0.05));
         assert_eq!(row.weights[FEATURES - 1], FEATURES as f64);
         let mut f = [0.0; FEATURES];
         f[0] = 2.0;

@@ -168,6 +168,12 @@ impl Measured {
     fn error(&self, coefficients: &Coefficients<'_>) -> f64 {
         (coefficients.instructions(&self.whole.0) - self.whole.1).abs() / self.whole.1
     }
+
+    /// Relative error of the cycles `coefficients` estimate against the model's own.
+    fn cycles_error(&self, coefficients: &Coefficients<'_>) -> f64 {
+        let estimated = coefficients.instructions(&self.whole.0) * coefficients.cycles_per_instruction;
+        (estimated - self.cycles).abs() / self.cycles
+    }
 }
 
 /// A core's fit and the models it was measured on.
@@ -189,21 +195,20 @@ impl Fit {
             held_out: held.len() as u32,
             mean_error: 0.0,
             max_error: 0.0,
+            cycles_mean_error: 0.0,
+            cycles_max_error: 0.0,
         };
         let errors: Vec<f64> = held.iter().map(|m| m.error(&row)).collect();
-        row.mean_error = errors.iter().sum::<f64>() / errors.len().max(1) as f64;
+        row.mean_error = mean(&errors);
         row.max_error = errors.iter().copied().fold(0.0, f64::max);
+        let cycles: Vec<f64> = held.iter().map(|m| m.cycles_error(&row)).collect();
+        row.cycles_mean_error = mean(&cycles);
+        row.cycles_max_error = cycles.iter().copied().fold(0.0, f64::max);
         row
     }
 
     fn describe(&self) -> String {
         let row = self.coefficients();
-        let cycles: Vec<f64> = self
-            .models
-            .iter()
-            .filter(|m| m.held_out)
-            .map(|m| (row.instructions(&m.whole.0) * row.cycles_per_instruction - m.cycles).abs() / m.cycles)
-            .collect();
         let fitted_error = self.models.iter().filter(|m| !m.held_out).map(|m| m.error(&row)).fold(0.0, f64::max);
         format!(
             "{}: fitted on {} models ({} parts), {:.2} cycles per instruction; held-out models ({}): instructions \
@@ -216,8 +221,8 @@ impl Fit {
             row.held_out,
             100.0 * row.mean_error,
             100.0 * row.max_error,
-            100.0 * cycles.iter().sum::<f64>() / cycles.len().max(1) as f64,
-            100.0 * cycles.iter().copied().fold(0.0, f64::max),
+            100.0 * row.cycles_mean_error,
+            100.0 * row.cycles_max_error,
             100.0 * fitted_error
         )
     }
@@ -308,6 +313,10 @@ fn describe_parts(index: usize, model: &Model<'_>, counts: &[u64]) -> anyhow::Re
     Ok(text)
 }
 
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
 /// The weights minimizing the squared error over `rows`, each column scaled to unit size
 /// first; columns no row uses get 0. A tiny ridge keeps nearly collinear columns
 /// (MACs and padded MACs of models whose windows are whole runs) solvable.
@@ -367,8 +376,9 @@ fn table(fits: &[Fit], models: usize, seed: u64) -> String {
          # function of the model's shape, fitted on exact QEMU counts of {models} random models of the\n\
          # searched family (seed {seed}), every {HELD_OUT}th held out. Written by `cargo xtask calibrate\n\
          # --update`; `fitnets fit` embeds it. Columns: core, estimated cycles per instruction,\n\
-         # models fitted, models held out, mean and largest relative error on the held-out\n\
-         # models, then one weight per feature:\n"
+         # models fitted, models held out, mean and largest relative error of instructions on\n\
+         # the held-out models, the same of their estimated cycles, then one weight per\n\
+         # feature:\n"
     );
     for i in 0..FEATURES {
         let block = match cost::block(i) {
@@ -381,8 +391,15 @@ fn table(fits: &[Fit], models: usize, seed: u64) -> String {
         let row = fit.coefficients();
         let _ = write!(
             text,
-            "{} {:.6} {} {} {:.6} {:.6}",
-            row.core, row.cycles_per_instruction, row.fitted, row.held_out, row.mean_error, row.max_error
+            "{} {:.6} {} {} {:.6} {:.6} {:.6} {:.6}",
+            row.core,
+            row.cycles_per_instruction,
+            row.fitted,
+            row.held_out,
+            row.mean_error,
+            row.max_error,
+            row.cycles_mean_error,
+            row.cycles_max_error
         );
         for w in row.weights {
             let _ = write!(text, " {w:.9e}");
