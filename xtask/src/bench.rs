@@ -260,23 +260,105 @@ fn build_dir() -> PathBuf {
     root().join("firmware/target/insn")
 }
 
-/// Builds the plugin (when its source is newer than the library) and returns its path.
+/// Builds the plugin for the installed QEMU's plugin API (when the library for that API
+/// is missing or older than its source) and returns its path.
+///
+/// QEMU loads a plugin only if the API version it was built against lies between the
+/// minimum the QEMU accepts and the version the QEMU declares; the plugin is built
+/// against the declared one ([`plugin_api`]), read off `qemu-system-arm --version`. The
+/// library is named by API version (`libregion-api4.so`), so a QEMU upgrade that changes
+/// the API rebuilds it.
 fn plugin() -> anyhow::Result<PathBuf> {
+    tools::ensure_program("qemu-system-arm", "qemu-system-arm")?;
+    let (qemu, version) = qemu_version()?;
+    let api = plugin_api(version).with_context(|| format!("QEMU {qemu} (`qemu-system-arm --version`)"))?;
+    if version > NEWEST_PLUGIN_API.1 {
+        eprintln!(
+            "note: QEMU {qemu} is newer than the plugin APIs xtask/insn/region.c declares (up to version {}, QEMU \
+             {}.{}); building it against version {api}",
+            NEWEST_PLUGIN_API.0, NEWEST_PLUGIN_API.1.0, NEWEST_PLUGIN_API.1.1
+        );
+    }
     let source = root().join("xtask/insn/region.c");
     let dir = build_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let library = dir.join("libregion.so");
+    let library = dir.join(format!("libregion-api{api}.so"));
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if modified(&library) < modified(&source) || !library.is_file() {
-        tools::run(
-            std::process::Command::new("gcc")
-                .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
-                .arg(&library)
-                .arg(&source),
-        )
-        .context("building the instruction-count plugin")?;
+        tools::run(gcc_plugin(api).args(["-shared", "-fPIC", "-O2", "-o"]).arg(&library).arg(&source))
+            .with_context(|| format!("building the instruction-count plugin for QEMU {qemu} (plugin API {api})"))?;
     }
     Ok(library)
+}
+
+/// The newest plugin API version `xtask/insn/region.c` declares, and the first QEMU
+/// release that declares it.
+const NEWEST_PLUGIN_API: (u32, (u32, u32)) = (6, (11, 0));
+
+/// The plugin API version QEMU `major.minor` declares (`QEMU_PLUGIN_VERSION` in its
+/// `qemu-plugin.h`), which `region.c` is built against, and the minimum version that
+/// QEMU accepts (`QEMU_PLUGIN_MIN_VERSION`):
+///
+/// | QEMU        | API | minimum   |
+/// |-------------|-----|-----------|
+/// | 4.2 - 5.2   | 0   | 0         |
+/// | 6.0 - 8.2   | 1   | 0         |
+/// | 9.0         | 2   | 2         |
+/// | 9.1         | 3   | 2 or more |
+/// | 9.2 - 10.0  | 4   | 2 or more |
+/// | 10.1 - 10.2 | 5   | 2 or more |
+/// | 11.0        | 6   | 2 or more |
+///
+/// 9.0 raised the minimum to 2 (its API replaced the inline counters on plain pointers
+/// with scoreboards); a QEMU always accepts the version it declares, so the plugin is
+/// built against that one, whatever the minimum. `region.c` selects its declarations by
+/// the version (see its comment). A QEMU newer than 11.0 gets the newest version
+/// `region.c` declares, which it accepts unless its minimum has passed it. QEMU before
+/// 4.2 has no plugins.
+fn plugin_api(version: (u32, u32)) -> anyhow::Result<u32> {
+    Ok(match version {
+        old if old < (4, 2) => {
+            bail!(
+                "QEMU before 4.2 has no TCG plugins: install a newer `qemu-system-arm` (apt-get install qemu-system-arm)"
+            )
+        }
+        (4 | 5, _) => 0,
+        (6..=8, _) => 1,
+        (9, 0) => 2,
+        (9, 1) => 3,
+        (9, _) | (10, 0) => 4,
+        (10, _) => 5,
+        _ => NEWEST_PLUGIN_API.0,
+    })
+}
+
+/// The installed QEMU's version, as printed and as `(major, minor)`, from the line
+/// "QEMU emulator version X.Y.Z ..." of `qemu-system-arm --version`.
+fn qemu_version() -> anyhow::Result<(String, (u32, u32))> {
+    let unreadable = "cannot read the version of `qemu-system-arm`: (re)install the Debian package `qemu-system-arm` \
+                      (apt-get install qemu-system-arm)";
+    let output = std::process::Command::new("qemu-system-arm").arg("--version").output().context(unreadable)?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match parse_qemu_version(&text) {
+        Some(found) if output.status.success() => Ok(found),
+        _ => bail!("{unreadable}; it printed {:?}", text.trim()),
+    }
+}
+
+/// `X.Y.Z` and `(X, Y)` from "QEMU emulator version X.Y.Z ...".
+fn parse_qemu_version(text: &str) -> Option<(String, (u32, u32))> {
+    let shown = text.lines().find_map(|l| l.split("QEMU emulator version ").nth(1))?.split_whitespace().next()?;
+    let mut numbers = shown.split('.').map(|n| n.chars().take_while(char::is_ascii_digit).collect::<String>());
+    let major = numbers.next()?.parse().ok()?;
+    let minor = numbers.next()?.parse().ok()?;
+    Some((shown.to_string(), (major, minor)))
+}
+
+/// `gcc` with the warnings and the plugin API version `region.c` is built with.
+fn gcc_plugin(api: u32) -> std::process::Command {
+    let mut gcc = std::process::Command::new("gcc");
+    gcc.args(["-Wall", &format!("-DFITNETS_QEMU_PLUGIN_API={api}")]);
+    gcc
 }
 
 /// The plugin's `region N: COUNT insns` lines, in order.
@@ -484,12 +566,63 @@ fn cmsis(step: &Step<'_>) -> Option<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::regions;
+    use super::{NEWEST_PLUGIN_API, gcc_plugin, parse_qemu_version, plugin_api, regions};
+    use crate::tools::root;
 
     #[test]
     fn plugin_lines_parse_in_order() {
         let log = "region 0: 7 insns\nsomething else\nregion 1: 1234 insns\ntotal: 99999 insns\n";
         assert_eq!(regions(log).unwrap(), vec![7, 1234]);
         assert!(regions("region 0: many insns\n").is_err());
+    }
+
+    #[test]
+    fn qemu_versions_map_to_plugin_apis() {
+        let debian12 = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022\n";
+        assert_eq!(parse_qemu_version(debian12), Some(("7.2.22".to_string(), (7, 2))));
+        assert_eq!(parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-1)\n").unwrap().1, (10, 0));
+        assert_eq!(parse_qemu_version("QEMU emulator version 9.1.0-rc2\n").unwrap().1, (9, 1));
+        assert_eq!(parse_qemu_version("qemu-system-arm: something else\n"), None);
+        let apis = [
+            ((4, 2), 0),
+            ((5, 2), 0),
+            ((6, 0), 1),
+            ((7, 2), 1),
+            ((8, 2), 1),
+            ((9, 0), 2),
+            ((9, 1), 3),
+            ((9, 2), 4),
+            ((10, 0), 4),
+            ((10, 1), 5),
+            ((10, 2), 5),
+            ((11, 0), 6),
+            ((12, 3), NEWEST_PLUGIN_API.0),
+        ];
+        for (qemu, api) in apis {
+            assert_eq!(plugin_api(qemu).unwrap(), api, "QEMU {qemu:?}");
+        }
+        assert_eq!(plugin_api(NEWEST_PLUGIN_API.1).unwrap(), NEWEST_PLUGIN_API.0);
+        let old = plugin_api((4, 1)).unwrap_err().to_string();
+        assert!(old.contains("qemu-system-arm"), "{old}");
+    }
+
+    /// The build check of the plugin for every API version, the ones no QEMU here runs
+    /// included: `region.c` compiles warning-free for each, and refuses the next.
+    #[test]
+    fn plugin_compiles_for_every_api() {
+        if std::process::Command::new("gcc").arg("--version").output().is_err() {
+            println!("skipped: no `gcc` to compile xtask/insn/region.c with");
+            return;
+        }
+        let source = root().join("xtask/insn/region.c");
+        let check = |api: u32| {
+            let out = gcc_plugin(api).args(["-fsyntax-only", "-Wextra", "-Werror"]).arg(&source).output().unwrap();
+            (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        for api in 0..=NEWEST_PLUGIN_API.0 {
+            let (ok, errors) = check(api);
+            assert!(ok, "region.c for plugin API {api}:\n{errors}");
+        }
+        assert!(!check(NEWEST_PLUGIN_API.0 + 1).0, "region.c accepts an API version it does not declare");
     }
 }
