@@ -31,6 +31,7 @@
 //! with another setting is refused, never mixed in.
 
 pub mod pareto;
+pub mod record;
 pub mod search;
 pub mod space;
 pub mod target;

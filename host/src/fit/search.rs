@@ -4,100 +4,22 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
-use serde::{Deserialize, Serialize};
 
 use super::FitArgs;
 use super::pareto::{self, Point};
-use super::space::{self, Candidate, Price, Pricer, price_blob};
+use super::record::{Answer, Record, Rung, RungResult, SETTING_FILE, Setting};
+use super::space::{self, Candidate, Pricer, price_blob};
 use super::target::Target;
 use super::write;
 use crate::compare::{StudentPlan, finished};
 use crate::method::{Method, RunInfo};
 use crate::model::NetConfig;
-use crate::model::generate::StudentSpec;
 use crate::quant::calibrate::Calibration;
 use crate::quant::command::{ExportArgs, class_labels, export_command, model_input};
 use crate::quant::eval::evaluate_int8;
 use crate::quant::quantize::UnitScales;
 use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
-
-/// The search's setting file in its runs directory.
-pub const SETTING_FILE: &str = "setting.json";
-
-/// What every run of a search is trained with, and what it searches (`setting.json`).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Setting {
-    pub teacher: PathBuf,
-    pub target: Target,
-    pub budgets: Vec<u64>,
-    pub candidates: usize,
-    pub eta: usize,
-    pub first_epochs: usize,
-    pub max_epochs: usize,
-    pub subset: Option<usize>,
-    pub valid: usize,
-    pub test_subset: Option<usize>,
-    pub split_seed: u64,
-    /// The schedule's optimizer, learning rates, batch, seed and augmentation (its
-    /// epochs are each rung's).
-    pub schedule: Schedule,
-    pub reference: Option<PathBuf>,
-}
-
-/// One rung of successive halving.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Rung {
-    /// Epochs of each student, hint training included.
-    pub epochs: usize,
-    pub hint_epochs: usize,
-    /// Each candidate trained in the rung and its validation and test accuracy.
-    pub results: Vec<RungResult>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RungResult {
-    pub id: String,
-    pub valid_accuracy: f64,
-    pub test_accuracy: f64,
-    pub train_seconds: f64,
-}
-
-/// A student exported and tested: the chosen one, or the reference.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Answer {
-    pub name: String,
-    /// Its run, relative to the runs directory.
-    pub run: PathBuf,
-    /// The int8 blob, relative to the runs directory.
-    pub blob: PathBuf,
-    pub widths: Vec<usize>,
-    pub params: u64,
-    pub macs: u64,
-    pub valid_accuracy: f64,
-    pub test_accuracy: f64,
-    pub int8_test_accuracy: f64,
-    pub test_images: usize,
-    /// The price of the exported blob itself.
-    pub price: Price,
-    /// Why it does not fit the target, if it does not.
-    pub pruned: Option<String>,
-}
-
-/// Everything `fit.json` holds.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub setting: Setting,
-    pub teacher_name: String,
-    pub teacher_test_accuracy: f64,
-    /// Students the generator made (candidates it could not make are not counted).
-    pub candidates: Vec<Candidate>,
-    /// Ids of the candidates of the first rung.
-    pub selected: Vec<String>,
-    pub rungs: Vec<Rung>,
-    pub chosen: Option<Answer>,
-    pub reference: Option<Answer>,
-}
 
 /// `fitnets fit`.
 pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
@@ -171,36 +93,8 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     // The space, priced: everything before any training, so a budget nothing meets
     // fails at once.
     eprintln!("fit: pricing the students for {}", target.describe());
-    let mut candidates = Vec::new();
-    let mut texts = Vec::new();
-    for &depth in &space::DEPTHS {
-        for &pieces in &space::PIECES {
-            for split in space::splits(depth) {
-                let shape = StudentSpec {
-                    depth,
-                    budget_macs: 0,
-                    input: teacher.input,
-                    classes: teacher.classes,
-                    pieces,
-                    split,
-                };
-                for &budget_macs in &budgets {
-                    if let Some((candidate, text)) = pricer.candidate(&StudentSpec { budget_macs, ..shape })? {
-                        candidates.push(candidate);
-                        texts.push(text);
-                    }
-                }
-                let (lo, hi) =
-                    (budgets.iter().min().copied().unwrap_or(1), 2 * budgets.iter().max().copied().unwrap_or(1));
-                if let Some((candidate, text)) = pricer.edge(&shape, lo, hi)?
-                    && !candidates.iter().any(|c| c.id == candidate.id)
-                {
-                    candidates.push(candidate);
-                    texts.push(text);
-                }
-            }
-        }
-    }
+    let (candidates, texts): (Vec<Candidate>, Vec<String>) =
+        space::generate(&pricer, teacher.input, teacher.classes, &budgets)?.into_iter().unzip();
     ensure!(
         !candidates.is_empty(),
         "no student can be generated for {:?} images and the budgets {budgets:?}: give larger --macs",
@@ -263,7 +157,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let sizes = pareto::rung_sizes(selected.len(), usize::from(args.eta));
     let mut current: Vec<usize> = selected.clone();
     for rung in 0..sizes.len() {
-        let epochs = rung_epochs(&record.setting, rung);
+        let epochs = record.setting.rung_epochs(rung);
         let plan = plan(epochs);
         let mut results = Vec::new();
         for (n, &i) in current.iter().enumerate() {
@@ -312,7 +206,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
                 .as_slice(),
         )?;
         let run = dir.join("run");
-        let epochs = rung_epochs(&record.setting, last_rung);
+        let epochs = record.setting.rung_epochs(last_rung);
         if finished(&run).is_none() {
             eprintln!("fit: the reference {} with the last rung's setting, {epochs} epochs", config.name);
         }
@@ -328,18 +222,9 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
 /// The run of a candidate (in `dir`) for rung `rung`: that of the first rung with as
 /// many epochs, so that rungs capped at `max_epochs` do not train the same run twice.
 fn rung_run(dir: &Path, setting: &Setting, rung: usize) -> PathBuf {
-    let epochs = rung_epochs(setting, rung);
-    let first = (0..rung).find(|&r| rung_epochs(setting, r) == epochs).unwrap_or(rung);
+    let epochs = setting.rung_epochs(rung);
+    let first = (0..rung).find(|&r| setting.rung_epochs(r) == epochs).unwrap_or(rung);
     dir.join(format!("rung-{first}"))
-}
-
-/// Epochs of rung `rung`: `first_epochs * eta^rung`, at most `max_epochs`.
-pub fn rung_epochs(setting: &Setting, rung: usize) -> usize {
-    let mut epochs = setting.first_epochs;
-    for _ in 0..rung {
-        epochs = epochs.saturating_mul(setting.eta);
-    }
-    epochs.min(setting.max_epochs)
 }
 
 /// The point of a trained candidate: its accuracy, estimated time (or instructions, or
@@ -354,8 +239,6 @@ pub fn time(candidate: &Candidate) -> f64 {
     candidate.price.ms.unwrap_or(candidate.macs as f64)
 }
 
-/// `k` of the fitting candidates spread evenly over their time, the fastest and the
-/// slowest included.
 /// The students of the search: half of `k` spread over the edge candidates (the
 /// widest of each shape that fits), the rest over all the others that fit.
 fn select(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
@@ -366,6 +249,8 @@ fn select(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
     picked
 }
 
+/// `k` of the fitting candidates spread evenly over their time, the fastest and the
+/// slowest included.
 fn spread(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
     let mut order = fitting.to_vec();
     order.sort_by(|&a, &b| time(&candidates[a]).total_cmp(&time(&candidates[b])).then(a.cmp(&b)));

@@ -194,6 +194,35 @@ impl Pricer<'_> {
     }
 }
 
+/// Every student of the space for `input` images in `classes` classes, priced: each
+/// shape at each of `budgets`, and its widest student that fits (bisected between the
+/// smallest budget and twice the largest), with its TOML.
+pub fn generate(
+    pricer: &Pricer<'_>,
+    input: [usize; 3],
+    classes: usize,
+    budgets: &[u64],
+) -> anyhow::Result<Vec<(Candidate, String)>> {
+    let mut all: Vec<(Candidate, String)> = Vec::new();
+    let (lo, hi) = (budgets.iter().min().copied().unwrap_or(1), 2 * budgets.iter().max().copied().unwrap_or(1));
+    for &depth in &DEPTHS {
+        for &pieces in &PIECES {
+            for split in splits(depth) {
+                let shape = StudentSpec { depth, budget_macs: 0, input, classes, pieces, split };
+                for &budget_macs in budgets {
+                    all.extend(pricer.candidate(&StudentSpec { budget_macs, ..shape })?);
+                }
+                if let Some(edge) = pricer.edge(&shape, lo, hi)?
+                    && !all.iter().any(|(c, _)| c.id == edge.0.id)
+                {
+                    all.push(edge);
+                }
+            }
+        }
+    }
+    Ok(all)
+}
+
 /// The price of an encoded model on `target`.
 pub fn price_blob(blob: &[u8], target: &Target) -> anyhow::Result<Price> {
     let model = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("the priced model does not decode: {e}"))?;

@@ -6,7 +6,8 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::pareto::{self, Point};
-use super::search::{self, Answer, Record, join};
+use super::record::{Answer, Record};
+use super::search::{self, join};
 use super::space::{Candidate, Price, kib};
 use crate::report::charts::{LABEL, Swatch, framed, placeholder, plot_with_legend};
 use crate::train::run_dir::write_atomic;
