@@ -11,7 +11,7 @@
 //! The coefficients of each core are fitted by `cargo xtask calibrate` on exact
 //! instruction counts of random models measured under QEMU, one row per part, and
 //! written with their error on models held out of the fit (`firmware/memory/cost.txt`,
-//! parsed by [`Coefficients::parse_table`]).
+//! parsed by [`Coefficients::find`]).
 //!
 //! Every feature is a count one of the kernels' loops runs over (pixels, window values
 //! filled by each of the three fill paths, runs of the inner dot product, channels,

@@ -12,7 +12,7 @@
 //!    validation accuracy; the test set is only reported.
 //! 3. **Answer**: the chosen student and the paper's FitNet (`--reference-config`,
 //!    trained with the last rung's setting) exported to int8 and tested with shared's
-//!    kernels; `fit.json`, `fit.md` and `pareto.svg` written ([`write`]).
+//!    kernels; `fit.json`, `fit.md` and `pareto.svg` written ([`mod@write`]).
 //! 4. **Proof** (`cargo xtask prove --runs DIR`, or `cargo xtask fit` for both): the
 //!    firmware built for the board with the student (the build fails if it does not
 //!    fit), its flash and RAM as linked, and its exact instructions under QEMU.

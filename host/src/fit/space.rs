@@ -1,7 +1,7 @@
 //! The students `fitnets fit` considers, and what each would cost on the target before it
 //! is trained.
 //!
-//! The space is the depth sweep's generator ([`generate`]) widened: every depth of
+//! The space is the depth sweep's generator ([`mod@generate`]) widened: every depth of
 //! [`DEPTHS`], 1 to 3 maxout pieces, up to three splits of the layers over the stages
 //! (where the two poolings go), at a ladder of multiplication budgets, and for each
 //! such shape the widest student that still fits the target ([`Pricer::edge`]). Each candidate is
