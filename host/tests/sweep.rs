@@ -506,43 +506,6 @@ fn run_json(run: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap()
 }
 
-/// A student for the tiny data: the reference of a tiny fit.
-const TINY_REFERENCE: &str = r#"
-name = "tiny-fitnet"
-input = [12, 12, 1]
-classes = 4
-guided = "pool2"
-[[layers]]
-type = "conv"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool1"
-kernel = 2
-[[layers]]
-type = "conv"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool2"
-kernel = 2
-[[layers]]
-type = "conv"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "dense"
-units = 4
-"#;
-
 /// A candidate as `fit.json` records it.
 #[derive(Debug)]
 struct Priced {
@@ -594,7 +557,9 @@ fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
     train.extend(common);
     let (ok, _, stderr) = fitnets(&train);
     assert!(ok, "{stderr}");
-    std::fs::write(dir.join("reference.toml"), TINY_REFERENCE).unwrap();
+    // The reference: the sweep's 3-layer student for the tiny data.
+    let (_, text) = generate::student(&StudentSpec::sweep(3, 20_000, [12, 12, 1], 4)).unwrap();
+    std::fs::write(dir.join("reference.toml"), text).unwrap();
     let reference = path("reference.toml");
 
     // Priced with room for everything: every student generated fits.
