@@ -1,6 +1,7 @@
 //! Training: the losses of the three methods, the loop, and the run directory.
 
 pub mod batch;
+pub mod collective;
 pub mod fit;
 pub mod loss;
 pub mod run_dir;
