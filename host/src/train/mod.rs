@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod collective;
 pub mod fit;
+pub mod flat;
 pub mod loss;
 pub mod run_dir;
 pub mod schedule;
