@@ -1,6 +1,9 @@
 //! A board's serial device (`/dev/ttyACM0`, `/dev/ttyUSB0`, …) opened as a plain file,
-//! set to raw 8N1 at a baud rate by `stty` (coreutils, on every Unix), with no serial
-//! crate: `serialport` would pull in libudev for port discovery, which this does not need.
+//! set to raw 8N1 at a baud rate by `stty` (coreutils, on every Unix). No serial crate:
+//! the port needs no discovery and no read timeouts of its own (`link`'s reader thread
+//! lets every wait time out), so one `stty` call is all a crate would add; `serialport`
+//! with its default features off (no libudev) would do the same on Windows too, should
+//! the host ever need it.
 //!
 //! The device is first opened non-blocking, because opening a tty without `CLOCAL` waits
 //! for a carrier that a USB serial bridge may never raise; once `stty` has set `clocal`
