@@ -583,6 +583,14 @@ fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
     let all = priced(std::path::Path::new(&roomy));
     assert!(all.len() >= 20, "{} candidates", all.len());
     assert!(all.iter().all(|c| c.pruned.is_none()), "{all:?}");
+    // Pricing is reproducible: the same students at the same prices, byte for byte.
+    let again = path("roomy-again");
+    let (ok, _, stderr) = run(&dry(plan(&again, "4096", "4096", None)));
+    assert!(ok, "{stderr}");
+    let record = |dir: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(dir).join("fit.json")).unwrap()).unwrap()
+    };
+    assert_eq!(record(&roomy)["candidates"], record(&again)["candidates"]);
     assert!(stdout.contains("| student | conv layers |") && stdout.contains("Not proven yet"), "{stdout}");
     assert!(!dir.join("roomy/candidates").read_dir().unwrap().any(|e| e.unwrap().path().join("rung-0").exists()));
 

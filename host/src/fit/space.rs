@@ -88,6 +88,9 @@ pub struct Candidate {
     pub edge: bool,
 }
 
+/// The seed of the untrained weights a student is priced with.
+const PRICING_SEED: u64 = 0x5eed;
+
 /// Bisection steps of [`Pricer::edge`]: the budget found is within 2^(1/2^8) of the
 /// largest that fits (for the ladder's span of 64x, within 1.6 %).
 pub const EDGE_STEPS: usize = 8;
@@ -124,7 +127,12 @@ pub struct Pricer<'a> {
 impl Pricer<'_> {
     /// Prices the network of `config` (its TOML parsed).
     pub fn price(&self, config: &NetConfig) -> anyhow::Result<Price> {
-        let net = Net::<burn::backend::Flex>::new(config, &Default::default())?;
+        // Shapes decide the sizes, up to the varint zero points of a few quantization
+        // parameters: the weights are drawn from a fixed seed, so that a price, and a
+        // search, are the same every time.
+        let device = Default::default();
+        <burn::backend::Flex as burn::tensor::backend::Backend>::seed(&device, PRICING_SEED);
+        let net = Net::<burn::backend::Flex>::new(config, &device)?;
         let model = float_model(&net, config)?;
         let [h, w, c] = config.input;
         // Shapes, not values, decide the sizes: a few drawn images calibrate the ranges.
