@@ -1,8 +1,9 @@
-//! The `decode_frame` seed corpus in `seeds/decode_frame/` holds valid messages, each
-//! as a whole frame (delimiter included, for the stream path) and as a bare postcard
-//! payload (for the path that frames the input itself). This test checks the files
-//! against `wire::encode`; regenerate them with
-//! `FITNETS_BLESS=1 cargo +nightly test --manifest-path shared/fuzz/Cargo.toml`.
+//! The fuzzer's `decode_frame` seed corpus in `fuzz/seeds/decode_frame/` holds valid
+//! messages, each as a whole frame (delimiter included, for the stream path) and as a
+//! bare postcard payload (for the path that frames the input itself). This test checks
+//! the files against `wire::encode` on every `cargo test` (the fuzz crate itself needs
+//! nightly); regenerate them with `FITNETS_BLESS=1 cargo test -p fitnets-shared --test
+//! fuzz_seeds`.
 
 use std::path::PathBuf;
 
@@ -43,9 +44,9 @@ fn seeds(tiny: &Model<'_>) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn frame_seeds_are_current() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let blob = std::fs::read(root.join("../../tests/fixtures/tiny.fnet")).expect("tests/fixtures/tiny.fnet exists");
+    let blob = std::fs::read(root.join("../tests/fixtures/tiny.fnet")).expect("tests/fixtures/tiny.fnet exists");
     let tiny = Model::from_bytes(&blob).expect("the fixture decodes");
-    let dir = root.join("seeds/decode_frame");
+    let dir = root.join("fuzz/seeds/decode_frame");
     let bless = std::env::var_os("FITNETS_BLESS").is_some();
     for (name, bytes) in seeds(&tiny) {
         let file = dir.join(name);
