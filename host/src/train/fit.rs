@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{Adam, AdamConfig, GradientsAccumulator, GradientsParams, Optimizer, RmsProp, RmsPropConfig};
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer, RmsProp, RmsPropConfig};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batch::Batcher;
+use super::collective::Collective as _;
 use super::loss::{cross_entropy, hint_loss, kd_loss, lambda_at};
 use super::run_dir::RunDir;
 use super::schedule::{OptimizerKind, Schedule, epoch_seed};
@@ -154,11 +155,22 @@ impl<B: AutodiffBackend> Optim<B> {
     }
 }
 
-/// Trains `model` for `phase` on `devices` (the model lives on the first; with more,
-/// each batch is split between them and their gradients summed on the first), resuming
-/// from the phase's checkpoint in the run directory when there is one. Returns the
-/// trained model and every epoch's metrics (those before a resume are read back from the
-/// checkpoint's history).
+/// How long a peer waits for the others at a step before it calls them lost. Peers
+/// of one process that end or panic are noticed at once; this only bounds a peer that
+/// hangs, and leaves room for the first peer's validation and checkpoint between
+/// epochs.
+const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Trains `model` for `phase` on `devices`, resuming from the phase's checkpoint in the
+/// run directory when there is one. Returns the trained model and every epoch's metrics
+/// (those before a resume are read back from the checkpoint's history).
+///
+/// One device trains alone. With several, each is a peer ([`super::collective`]) with
+/// its own replica of the model and its own optimizer state: every peer builds the same
+/// batch, takes its near-equal shard, weighs its loss by its share, and the peers' flat
+/// gradients ([`super::flat`]) are summed, so every replica takes the same step as one
+/// device on the whole batch would, within float rounding. The first peer validates,
+/// writes metrics and checkpoints; a peer that fails ends the others.
 pub fn fit<B: AutodiffBackend>(
     phase: &Phase<'_>,
     mut model: Trainee<B>,
@@ -170,9 +182,9 @@ pub fn fit<B: AutodiffBackend>(
     let schedule = phase.schedule;
     let mut optim = Optim::<B>::new(schedule.optimizer);
     let state_file = format!("checkpoint-{}.json", phase.name);
-    let history_file = format!("history-{}.json", phase.name);
     let mut history: Vec<EpochMetrics> = Vec::new();
     let mut start = 0;
+    let mut optim_file = None;
     if phase.run.join(&state_file).exists() {
         let state: CheckpointState = phase.run.read_json(&state_file)?;
         let damaged = |file: &str| {
@@ -186,7 +198,8 @@ pub fn fit<B: AutodiffBackend>(
             .load_file(phase.run.join(&state.model), &Recorder32::new(), device)
             .map_err(|_| damaged(&state.model))?;
         optim = optim.load(phase.run.join(&state.optimizer), device).map_err(|_| damaged(&state.optimizer))?;
-        history = phase.run.read_json(&history_file)?;
+        optim_file = Some(phase.run.join(&state.optimizer));
+        history = phase.run.read_json(&history_file(phase))?;
         history.truncate(state.epochs_done);
         start = state.epochs_done;
         let done = start;
@@ -198,116 +211,271 @@ pub fn fit<B: AutodiffBackend>(
 
     let cache =
         if start < schedule.epochs { teacher_cache(objective, phase, schedule.epochs - start, device) } else { None };
-    // The objective (its teacher) on every device but the first, for data parallelism.
-    let objectives: Vec<Objective<B>> = devices[1..].iter().map(|d| objective.to_device(d)).collect();
-    let n = phase.train.len();
-    let steps_per_epoch = n.div_ceil(schedule.batch_size);
-    let total_steps = steps_per_epoch * schedule.epochs;
-    let terminal = std::io::stderr().is_terminal();
-    for epoch in start..schedule.epochs {
-        let seed = epoch_seed(schedule.seed, phase.name, epoch);
-        B::seed(device, seed);
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut rng);
-
-        let bar = if terminal { ProgressBar::new(steps_per_epoch as u64) } else { ProgressBar::hidden() };
-        bar.set_style(
-            // At most 80 columns: `student 12/30 [====>     ] 120/430 loss 0.312, 2051 img/s, eta 1m`.
-            ProgressStyle::with_template("{prefix} [{bar:16}] {pos}/{len} {msg}, eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_prefix(format!("{} {}/{}", phase.name, epoch + 1, schedule.epochs));
-
-        let started = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
-        let (mut lr, mut lambda) = (schedule.learning_rate, None);
-        for (b, indices) in order.chunks(schedule.batch_size).enumerate() {
-            let step = epoch * steps_per_epoch + b;
-            lr = schedule.learning_rate_at(step, total_steps);
-            let (images, placements) =
-                phase.batcher.placed_images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device);
-            let batch = Batch {
-                images,
-                cached: cache.as_ref().map(|cache| cache.gather::<B::InnerBackend>(indices, &placements, device)),
-                labels: phase.batcher.labels::<B>(phase.train, indices, device),
-            };
-            let (grads, outcome) = if devices.len() == 1 {
-                let mut outcome = shard_step(&model, objective, batch, step, total_steps, None);
-                (outcome.grads.take().expect("one shard"), outcome)
-            } else {
-                data_parallel_step(&model, objective, &objectives, devices, batch, step, total_steps)
-            };
-            if !outcome.loss_sum.is_finite() {
-                bar.finish_and_clear();
-                anyhow::bail!(
-                    "{} epoch {}, batch {} of {}: the loss is {} (training diverged). {}; start a new run with \
-                     a lower --lr (now {:.2e} at this step) or a smaller --lambda-start",
-                    phase.name,
-                    epoch + 1,
-                    b + 1,
-                    steps_per_epoch,
-                    outcome.loss_sum / indices.len() as f64,
-                    match start.max(history.len()) {
-                        0 => "No epoch of this phase finished, so no checkpoint of it exists".to_string(),
-                        done => format!("{} keeps the checkpoint after epoch {done}", phase.run.path().display()),
-                    },
-                    lr
-                );
-            }
-            model = optim.step(lr, model, grads);
-            lambda = outcome.lambda;
-            loss_sum += outcome.loss_sum;
-            correct += outcome.correct;
-            seen += indices.len();
-            let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {:.3}, {rate:.0} img/s", loss_sum / seen as f64));
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        let seconds = started.elapsed().as_secs_f64();
-        let (valid_loss, valid_accuracy) = validate(&model.valid(), objective, phase, device);
-        let metrics = EpochMetrics {
-            epoch: epoch + 1,
-            train_loss: loss_sum / n as f64,
-            train_accuracy: objective.has_logits().then(|| correct as f64 / n as f64),
-            valid_loss,
-            valid_accuracy,
-            learning_rate: lr,
-            lambda,
-            seconds,
-            images_per_second: n as f64 / seconds,
-        };
-        eprintln!("{}", describe(phase.name, schedule.epochs, &metrics));
-        phase.run.append_metrics(&[metrics.csv(phase.name)])?;
-        history.push(metrics);
-
-        // Files of this epoch first, then the state that points at them: an
-        // interruption at any moment leaves the previous checkpoint usable.
-        let stem = format!("checkpoint-{}-epoch{}", phase.name, epoch + 1);
-        model.clone().save_file(phase.run.join(&format!("{stem}-model")), &Recorder32::new())?;
-        optim.save(phase.run.join(&format!("{stem}-optim")))?;
-        phase.run.write_json(&history_file, &history)?;
-        let previous: Option<CheckpointState> = phase.run.read_json(&state_file).ok();
-        phase.run.write_json(
-            &state_file,
-            &CheckpointState {
-                phase: phase.name.to_string(),
-                epochs_done: epoch + 1,
-                model: format!("{stem}-model.bin"),
-                optimizer: format!("{stem}-optim.bin"),
-            },
-        )?;
-        if let Some(previous) = previous {
-            let _ = std::fs::remove_file(phase.run.join(&previous.model));
-            let _ = std::fs::remove_file(phase.run.join(&previous.optimizer));
-        }
-        if phase.stop_after == Some(epoch + 1) {
-            break;
-        }
+    let context = Context { phase, cache: cache.as_ref(), start, peers: devices.len() };
+    if devices.len() == 1 {
+        let first = Peer { rank: 0, model, optim, objective, device, collective: None, history: Some(history) };
+        return first.train(&context).map(|trained| trained.expect("the first peer returns the model"));
     }
-    Ok((model, history))
+    let mut collectives = super::collective::local(devices.len(), PEER_TIMEOUT).into_iter();
+    let first_collective = collectives.next().expect("two peers or more");
+    // The other peers' replicas, objectives (their teachers) and optimizer states, on
+    // their devices, before any thread starts.
+    let mut others = Vec::new();
+    for (rank, collective) in (1..devices.len()).zip(collectives) {
+        let device = &devices[rank];
+        let optim = match &optim_file {
+            Some(file) => Optim::<B>::new(schedule.optimizer).load(file.clone(), device)?,
+            None => Optim::<B>::new(schedule.optimizer),
+        };
+        others.push((rank, model.clone().fork(device), optim, objective.to_device(device), collective));
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = others
+            .into_iter()
+            .map(|(rank, model, optim, objective, collective)| {
+                let context = &context;
+                let device = &devices[rank];
+                scope.spawn(move || {
+                    let peer = Peer {
+                        rank,
+                        model,
+                        optim,
+                        objective: &objective,
+                        device,
+                        collective: Some(collective),
+                        history: None,
+                    };
+                    peer.train(context)
+                })
+            })
+            .collect();
+        let first = Peer {
+            rank: 0,
+            model,
+            optim,
+            objective,
+            device,
+            collective: Some(first_collective),
+            history: Some(history),
+        };
+        let result = first.train(&context);
+        let mut failures = Vec::new();
+        for (rank, handle) in handles.into_iter().enumerate() {
+            match handle.join() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failures.push(format!("peer {}: {e:#}", rank + 1)),
+                Err(_) => failures.push(format!("peer {} panicked", rank + 1)),
+            }
+        }
+        match result {
+            // The first peer's own error says the most; the others' follow from it.
+            Err(e) => Err(e),
+            Ok(_) if !failures.is_empty() => Err(anyhow::anyhow!("{}", failures.join("; "))),
+            Ok(trained) => Ok(trained.expect("the first peer returns the model")),
+        }
+    })
+}
+
+fn history_file(phase: &Phase<'_>) -> String {
+    format!("history-{}.json", phase.name)
+}
+
+/// What every peer of a phase shares.
+struct Context<'a> {
+    phase: &'a Phase<'a>,
+    cache: Option<&'a TeacherCache>,
+    /// Epochs done before this call (a resume).
+    start: usize,
+    peers: usize,
+}
+
+/// One device's side of a phase: its replica, optimizer and objective.
+struct Peer<'a, B: AutodiffBackend> {
+    rank: usize,
+    model: Trainee<B>,
+    optim: Optim<B>,
+    objective: &'a Objective<B>,
+    device: &'a B::Device,
+    /// How the peers sum their gradients; `None` alone.
+    collective: Option<super::collective::Local>,
+    /// The first peer's history (it validates and checkpoints); `None` for the others.
+    history: Option<Vec<EpochMetrics>>,
+}
+
+impl<B: AutodiffBackend> Peer<'_, B> {
+    /// Runs the phase's remaining epochs; the first peer returns the model and history.
+    fn train(mut self, context: &Context<'_>) -> anyhow::Result<Option<(Trainee<B>, Vec<EpochMetrics>)>> {
+        let phase = context.phase;
+        let schedule = phase.schedule;
+        let device = self.device;
+        let n = phase.train.len();
+        let steps_per_epoch = n.div_ceil(schedule.batch_size);
+        let total_steps = steps_per_epoch * schedule.epochs;
+        let terminal = self.rank == 0 && std::io::stderr().is_terminal();
+        for epoch in context.start..schedule.epochs {
+            let seed = epoch_seed(schedule.seed, phase.name, epoch);
+            B::seed(device, seed);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut rng);
+
+            let bar = if terminal { ProgressBar::new(steps_per_epoch as u64) } else { ProgressBar::hidden() };
+            bar.set_style(
+                // At most 80 columns: `student 12/30 [====>     ] 120/430 loss 0.312, 2051 img/s, eta 1m`.
+                ProgressStyle::with_template("{prefix} [{bar:16}] {pos}/{len} {msg}, eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{} {}/{}", phase.name, epoch + 1, schedule.epochs));
+
+            let started = Instant::now();
+            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+            let (mut lr, mut lambda) = (schedule.learning_rate, None);
+            for (b, indices) in order.chunks(schedule.batch_size).enumerate() {
+                let step = epoch * steps_per_epoch + b;
+                lr = schedule.learning_rate_at(step, total_steps);
+                // Every peer draws the whole batch's placements, so that all agree with one
+                // device, and keeps its shard.
+                let (images, placements) =
+                    phase.batcher.placed_images::<B::InnerBackend>(phase.train, indices, Some(&mut rng), device);
+                let batch = Batch {
+                    images,
+                    cached: context.cache.map(|cache| cache.gather::<B::InnerBackend>(indices, &placements, device)),
+                    labels: phase.batcher.labels::<B>(phase.train, indices, device),
+                };
+                let (grads, outcome) = self.step(batch, context.peers, step, total_steps)?;
+                if !outcome.loss_sum.is_finite() {
+                    bar.finish_and_clear();
+                    let done = context.start.max(self.history.as_ref().map_or(0, Vec::len));
+                    anyhow::bail!(
+                        "{} epoch {}, batch {} of {}: the loss is {} (training diverged). {}; start a new run with \
+                         a lower --lr (now {:.2e} at this step) or a smaller --lambda-start",
+                        phase.name,
+                        epoch + 1,
+                        b + 1,
+                        steps_per_epoch,
+                        outcome.loss_sum / indices.len() as f64,
+                        match done {
+                            0 => "No epoch of this phase finished, so no checkpoint of it exists".to_string(),
+                            done => format!("{} keeps the checkpoint after epoch {done}", phase.run.path().display()),
+                        },
+                        lr
+                    );
+                }
+                self.model = self.optim.step(lr, self.model, grads);
+                lambda = outcome.lambda;
+                loss_sum += outcome.loss_sum;
+                correct += outcome.correct;
+                seen += indices.len();
+                let rate = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("loss {:.3}, {rate:.0} img/s", loss_sum / seen as f64));
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            if let Some(history) = self.history.as_mut() {
+                let seconds = started.elapsed().as_secs_f64();
+                let (valid_loss, valid_accuracy) = validate(&self.model.valid(), self.objective, phase, device);
+                let metrics = EpochMetrics {
+                    epoch: epoch + 1,
+                    train_loss: loss_sum / n as f64,
+                    train_accuracy: self.objective.has_logits().then(|| correct as f64 / n as f64),
+                    valid_loss,
+                    valid_accuracy,
+                    learning_rate: lr,
+                    lambda,
+                    seconds,
+                    images_per_second: n as f64 / seconds,
+                };
+                eprintln!("{}", describe(phase.name, schedule.epochs, &metrics));
+                phase.run.append_metrics(&[metrics.csv(phase.name)])?;
+                history.push(metrics);
+                checkpoint(phase, epoch, &self.model, &self.optim, history)?;
+            }
+            if phase.stop_after == Some(epoch + 1) {
+                break;
+            }
+        }
+        Ok(self.history.take().map(|history| (self.model, history)))
+    }
+
+    /// Forward and backward on this peer's shard of `batch`, and the gradients and
+    /// figures summed over the peers.
+    fn step(
+        &mut self,
+        batch: Batch<B>,
+        peers: usize,
+        step: usize,
+        total_steps: usize,
+    ) -> anyhow::Result<(GradientsParams, StepOutcome)> {
+        let Some(collective) = self.collective.as_mut() else {
+            let mut outcome = shard_step(&self.model, self.objective, batch, step, total_steps, None);
+            return Ok((outcome.grads.take().expect("one shard"), outcome));
+        };
+        let n = batch.labels.dims()[0];
+        // Peers past the batch's images (a last batch smaller than the peers) add zeros.
+        let range = (self.rank * n / peers)..((self.rank + 1) * n / peers);
+        let (layout, mut values, mut outcome) = if range.is_empty() {
+            let probe =
+                shard_step(&self.model, self.objective, batch.shard(0..1, self.device), step, total_steps, Some(0.0));
+            let (layout, values) = super::flat::flatten::<B, _>(&self.model, probe.grads.as_ref().expect("a shard"));
+            (
+                layout,
+                vec![0.0; values.len()],
+                StepOutcome { grads: None, loss_sum: 0.0, correct: 0, lambda: probe.lambda },
+            )
+        } else {
+            let weight = range.len() as f64 / n as f64;
+            let mut outcome = shard_step(
+                &self.model,
+                self.objective,
+                batch.shard(range, self.device),
+                step,
+                total_steps,
+                Some(weight),
+            );
+            let (layout, values) = super::flat::flatten::<B, _>(&self.model, outcome.grads.as_ref().expect("a shard"));
+            outcome.grads = None;
+            (layout, values, outcome)
+        };
+        values.push(outcome.loss_sum as f32);
+        values.push(outcome.correct as f32);
+        collective.all_reduce_sum(&mut values)?;
+        outcome.correct = values.pop().unwrap_or(0.0) as usize;
+        outcome.loss_sum = f64::from(values.pop().unwrap_or(f32::NAN));
+        let grads = super::flat::unflatten::<B::InnerBackend>(&layout, &values, self.device)?;
+        Ok((grads, outcome))
+    }
+}
+
+/// Writes the checkpoint after `epoch`: this epoch's files first, then the state that
+/// points at them, so an interruption at any moment leaves the previous one usable.
+fn checkpoint<B: AutodiffBackend>(
+    phase: &Phase<'_>,
+    epoch: usize,
+    model: &Trainee<B>,
+    optim: &Optim<B>,
+    history: &[EpochMetrics],
+) -> anyhow::Result<()> {
+    let state_file = format!("checkpoint-{}.json", phase.name);
+    let stem = format!("checkpoint-{}-epoch{}", phase.name, epoch + 1);
+    model.clone().save_file(phase.run.join(&format!("{stem}-model")), &Recorder32::new())?;
+    optim.save(phase.run.join(&format!("{stem}-optim")))?;
+    phase.run.write_json(&history_file(phase), &history)?;
+    let previous: Option<CheckpointState> = phase.run.read_json(&state_file).ok();
+    phase.run.write_json(
+        &state_file,
+        &CheckpointState {
+            phase: phase.name.to_string(),
+            epochs_done: epoch + 1,
+            model: format!("{stem}-model.bin"),
+            optimizer: format!("{stem}-optim.bin"),
+        },
+    )?;
+    if let Some(previous) = previous {
+        let _ = std::fs::remove_file(phase.run.join(&previous.model));
+        let _ = std::fs::remove_file(phase.run.join(&previous.optimizer));
+    }
+    Ok(())
 }
 
 fn describe(phase: &str, epochs: usize, m: &EpochMetrics) -> String {
@@ -400,54 +568,6 @@ fn shard_step<B: AutodiffBackend>(
     let loss: f64 = loss.into_scalar().elem();
     let correct = logits.map_or(0, |logits| count_correct(logits.inner(), batch.labels.inner()));
     StepOutcome { grads: Some(grads), loss_sum: loss * images as f64, correct, lambda }
-}
-
-/// One step split over `devices`: each takes a near-equal shard of the batch on its own
-/// copy of the model, in its own thread; the gradients are summed on the first device.
-/// `others` is `objective` on each device but the first.
-fn data_parallel_step<B: AutodiffBackend>(
-    model: &Trainee<B>,
-    objective: &Objective<B>,
-    others: &[Objective<B>],
-    devices: &[B::Device],
-    batch: Batch<B>,
-    step: usize,
-    total_steps: usize,
-) -> (GradientsParams, StepOutcome) {
-    let n = batch.labels.dims()[0];
-    let parts = devices.len().min(n);
-    let shards: Vec<(Batch<B>, Trainee<B>)> = (0..parts)
-        .map(|i| {
-            let range = i * n / parts..(i + 1) * n / parts;
-            let device = &devices[i];
-            let replica = if i == 0 { model.clone() } else { model.clone().fork(device) };
-            (batch.shard(range, device), replica)
-        })
-        .collect();
-    let outcomes: Vec<(StepOutcome, Trainee<B>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = shards
-            .into_iter()
-            .enumerate()
-            .map(|(i, (shard, replica))| {
-                let objective = if i == 0 { objective } else { &others[i - 1] };
-                scope.spawn(move || {
-                    let weight = shard.labels.dims()[0] as f64 / n as f64;
-                    (shard_step(&replica, objective, shard, step, total_steps, Some(weight)), replica)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("a training thread panicked")).collect()
-    });
-    let mut accumulator = GradientsAccumulator::<Trainee<B>>::new();
-    let mut total = StepOutcome { grads: None, loss_sum: 0.0, correct: 0, lambda: None };
-    for (mut outcome, replica) in outcomes {
-        let grads = outcome.grads.take().expect("every shard has gradients").to_device(&devices[0], &replica);
-        accumulator.accumulate(model, grads);
-        total.loss_sum += outcome.loss_sum;
-        total.correct += outcome.correct;
-        total.lambda = outcome.lambda;
-    }
-    (accumulator.grads(), total)
 }
 
 /// The teacher's outputs on the whole training set when they can be computed once, and
@@ -590,10 +710,11 @@ use burn::tensor::ElementConversion as _;
 #[cfg(test)]
 mod tests {
     use burn::backend::Autodiff;
-    use burn::tensor::{Distribution, TensorData};
 
     use super::*;
     use crate::backend::Flex;
+    use crate::data::Augment;
+    use crate::data::Normalization;
     use crate::model::NetConfig;
     use crate::model::net::Layer;
 
@@ -645,18 +766,109 @@ mod tests {
         out
     }
 
+    /// The parameters of `model`, flattened, in layer order.
+    fn weights(model: &Trainee<B>) -> Vec<f32> {
+        let mut out = Vec::new();
+        for layer in &model.net.layers {
+            match layer {
+                Layer::Conv(c) => {
+                    out.extend(c.conv.weight.val().into_data().to_vec::<f32>().unwrap());
+                    out.extend(c.conv.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap());
+                }
+                Layer::Dense(d) => {
+                    out.extend(d.linear.weight.val().into_data().to_vec::<f32>().unwrap());
+                    out.extend(d.linear.bias.as_ref().unwrap().val().into_data().to_vec::<f32>().unwrap());
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
     #[test]
-    fn gradients_summed_over_shards_equal_the_whole_batchs() {
-        // Data parallelism must compute the gradient of the whole batch: each shard's
-        // loss weighted by its share, the shards' gradients summed. Uneven shards (11
-        // images over 3 devices) and KD with a teacher copy per device included.
+    fn peers_train_as_one_device_does() {
+        // Each device a peer with its own replica and optimizer; the summed gradients of
+        // the shards (11 images over 3 peers: uneven; a last batch of 3, one image each)
+        // must give every step of one device on the whole batch, so after two epochs of
+        // RMSProp the weights agree within float rounding. KD with a teacher per peer.
+        let config = NetConfig::parse(NET).unwrap();
+        let device = Default::default();
+        B::seed(&device, 5);
+        let net = Net::<B>::new(&config, &device).unwrap();
+        let teacher = Net::<Flex>::new(&config, &device).unwrap();
+        let mut pixels = Vec::new();
+        for i in 0..25u32 {
+            pixels.extend((0..144u32).map(|p| ((p * 7 + i * 13) % 251) as u8));
+        }
+        let data = Dataset {
+            images: pixels,
+            labels: (0..25).map(|i| (i % 4) as u8).collect(),
+            height: 12,
+            width: 12,
+            channels: 1,
+            classes: 4,
+            name: "peers".into(),
+        };
+        let batcher =
+            Batcher { normalization: Normalization { mean: vec![0.5], std: vec![0.25] }, augment: Augment::default() };
+        let schedule = Schedule {
+            epochs: 2,
+            batch_size: 11,
+            optimizer: OptimizerKind::Rmsprop,
+            learning_rate: 1e-3,
+            final_learning_rate: 0.0,
+            seed: 3,
+            augment: Augment::default(),
+        };
+        let kd = Objective::Distill {
+            teacher,
+            views: Views::PLAIN,
+            background: vec![-2.0],
+            tau: 3.0,
+            lambda_start: 4.0,
+            lambda_end: 1.0,
+        };
+        let dir = std::env::temp_dir().join(format!("fitnets-peers-{}", std::process::id()));
+        let train = |devices: &[burn::tensor::Device<B>], name: &str| {
+            let run = RunDir::create(&dir.join(name)).unwrap();
+            let phase = Phase {
+                name: "student",
+                schedule: &schedule,
+                train: &data,
+                valid: &data,
+                batcher: &batcher,
+                run: &run,
+                stop_after: None,
+            };
+            let model = Trainee { net: net.clone(), regressor: None };
+            let (model, history) = fit(&phase, model, &kd, devices).unwrap();
+            (weights(&model), history)
+        };
+        let (alone, alone_history) = train(&[device], "one");
+        let (peers, peers_history) = train(&[device, device, device], "three");
+        assert_ne!(alone, weights(&Trainee { net: net.clone(), regressor: None }), "training moved the weights");
+        let scale = alone.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let diff = alone.iter().zip(&peers).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(diff <= 1e-4 * scale, "the peers' weights differ by {diff} (scale {scale})");
+        for (a, b) in alone_history.iter().zip(&peers_history) {
+            assert!((a.train_loss - b.train_loss).abs() <= 1e-4 * a.train_loss.abs().max(1.0), "{a:?} {b:?}");
+            assert_eq!(a.train_accuracy, b.train_accuracy);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_peers_sum_is_the_gradient_of_the_whole_batch() {
+        // RMSProp hides a gradient's scale, so the weights alone would not show a wrong
+        // weighting: the summed gradients themselves must be the whole batch's. Uneven
+        // shards (11 images over 3 peers) and KD with a teacher copy per peer.
         let config = NetConfig::parse(NET).unwrap();
         let device = Default::default();
         let model = Trainee { net: Net::<B>::new(&config, &device).unwrap(), regressor: None };
         let teacher = Net::<Flex>::new(&config, &device).unwrap();
-        let images = Tensor::<Flex, 4>::random([11, 1, 12, 12], Distribution::Normal(0.0, 1.0), &device);
+        let images = Tensor::<Flex, 4>::random([11, 1, 12, 12], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
         let labels: Vec<i64> = (0..11).map(|i| i % 4).collect();
-        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [11]), &device);
+        let labels = Tensor::<B, 1, Int>::from_data(burn::tensor::TensorData::new(labels, [11]), &device);
         let batch = || Batch::<B> { images: images.clone(), cached: None, labels: labels.clone() };
         let kd = Objective::Distill {
             teacher,
@@ -669,15 +881,37 @@ mod tests {
         for objective in [Objective::Labels, kd] {
             let mut whole = shard_step(&model, &objective, batch(), 3, 10, None);
             let whole = gradients(&model.net, &whole.grads.take().unwrap());
-            let devices = [device, device, device];
-            let others = [objective.to_device(&device), objective.to_device(&device)];
-            let (sharded, outcome) = data_parallel_step(&model, &objective, &others, &devices, batch(), 3, 10);
-            let sharded = gradients(&model.net, &sharded);
-            assert!(outcome.loss_sum.is_finite());
-            for (a, b) in whole.iter().zip(&sharded) {
-                let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-                assert!(diff <= 1e-5 * scale.max(1e-6), "gradients differ by {diff} (scale {scale})");
+            let collectives = super::super::collective::local(3, std::time::Duration::from_secs(60));
+            let results: Vec<(GradientsParams, StepOutcome)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = collectives
+                    .into_iter()
+                    .enumerate()
+                    .map(|(rank, collective)| {
+                        let (model, objective, device, batch) = (model.clone(), &objective, &device, batch());
+                        scope.spawn(move || {
+                            let mut peer = Peer {
+                                rank,
+                                model,
+                                optim: Optim::new(OptimizerKind::Rmsprop),
+                                objective,
+                                device,
+                                collective: Some(collective),
+                                history: None,
+                            };
+                            peer.step(batch, 3, 3, 10).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for (grads, outcome) in &results {
+                assert!(outcome.loss_sum.is_finite());
+                let summed = gradients(&model.net, grads);
+                for (a, b) in whole.iter().zip(&summed) {
+                    let scale = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+                    assert!(diff <= 1e-5 * scale.max(1e-6), "gradients differ by {diff} (scale {scale})");
+                }
             }
         }
     }
