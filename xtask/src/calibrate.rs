@@ -231,18 +231,13 @@ impl Fit {
 /// Measures every blob on `board` and fits the core's coefficients.
 fn calibrate(core: &'static str, board: Board, blobs: &[(PathBuf, Vec<u8>)]) -> anyhow::Result<Fit> {
     let mut models = Vec::new();
-    // Every measured part with its shapes, for a look at the residuals.
-    let mut dump = String::from("model part input output pieces pool window channels instructions\n");
     for (i, (path, blob)) in blobs.iter().enumerate() {
         let model = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         eprintln!("calibrate: {core}, model {} of {}", i + 1, blobs.len());
         let measured = bench::measure(board, Some(path))?;
         let cycles = measured.estimate.as_ref().map(|e| e.cycles as f64).context("the core has no cycle model")?;
         models.push(parts(&model, &measured.counts, cycles, i % HELD_OUT == HELD_OUT - 1)?);
-        dump.push_str(&describe_parts(i, &model, &measured.counts)?);
     }
-    let dump_path = root().join(format!("target/xtask/calibrate/measured-{core}.txt"));
-    std::fs::write(&dump_path, dump).with_context(|| format!("writing {}", dump_path.display()))?;
     let rows: Vec<&(Features, f64)> = models.iter().filter(|m| !m.held_out).flat_map(|m| &m.parts).collect();
     let weights = least_squares(&rows)?;
     let fitted: Vec<&Measured> = models.iter().filter(|m| !m.held_out).collect();
@@ -273,44 +268,6 @@ fn parts(model: &Model<'_>, counts: &[u64], cycles: f64, held_out: bool) -> anyh
     parts.push((cost::glue_features(steps.len()), whole - summed));
     let features = cost::features(model).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Measured { parts, whole: (features, whole), cycles, held_out })
-}
-
-/// One line per counted step of model `index`: its shapes and instructions.
-fn describe_parts(index: usize, model: &Model<'_>, counts: &[u64]) -> anyhow::Result<String> {
-    let mut text = String::new();
-    let overhead = counts[0];
-    let mut i = 2;
-    for step in plan::steps(model) {
-        let step = step.map_err(|e| anyhow::anyhow!("{e}"))?;
-        if step.is_alias() {
-            continue;
-        }
-        let shape = |s: Shape| format!("{}x{}x{}", s.height, s.width, s.channels);
-        let (pieces, pool, window, channels) = match step.op {
-            plan::StepOp::ConvMaxoutPool(c, p, w) => (p, w.kernel_h, c.weights.len() / c.bias.len(), c.bias.len()),
-            plan::StepOp::ConvMaxout(c, p) => (p, 1, c.weights.len() / c.bias.len(), c.bias.len()),
-            plan::StepOp::Single(fitnets_shared::ops::Op::Conv2d(c)) => {
-                (1, 1, c.weights.len() / c.bias.len(), c.bias.len())
-            }
-            plan::StepOp::Single(fitnets_shared::ops::Op::FullyConnected(f)) => {
-                (1, 0, f.weights.len() / f.bias.len(), f.bias.len())
-            }
-            _ => (0, 0, 0, 0),
-        };
-        let _ = writeln!(
-            text,
-            "{index} step {} {} {pieces} {pool} {window} {channels} {}",
-            shape(step.input),
-            shape(step.output),
-            counts[i].saturating_sub(overhead)
-        );
-        i += 1;
-    }
-    let _ =
-        writeln!(text, "{index} input {} - 0 0 0 0 {}", model.input_shape().len(), counts[1].saturating_sub(overhead));
-    let _ = writeln!(text, "{index} argmax - - 0 0 0 0 {}", counts[i].saturating_sub(overhead));
-    let _ = writeln!(text, "{index} whole - - 0 0 0 0 {}", counts[i + 1].saturating_sub(overhead));
-    Ok(text)
 }
 
 fn mean(values: &[f64]) -> f64 {
