@@ -110,6 +110,20 @@ fn prove(runs: &Path) -> anyhow::Result<()> {
     let record: Record =
         serde_json::from_str(&text).with_context(|| format!("{} is not a fit record", path.display()))?;
     let target = &record.setting.target;
+    // The record is a file a person may edit: its numbers are checked as the host's
+    // options are.
+    ensure!(
+        (1..=2000).contains(&target.mhz) && target.flash_bytes > 0 && target.ram_bytes > 0,
+        "{}: the target's clock ({} MHz), flash ({} bytes) and RAM ({} bytes) must be positive (clock at most \
+         2000 MHz); run `fitnets fit` again",
+        path.display(),
+        target.mhz,
+        target.flash_bytes,
+        target.ram_bytes
+    );
+    if let Some(ms) = target.latency_ms {
+        ensure!(ms.is_finite() && ms > 0.0, "{}: latency_ms {ms} is not a positive number", path.display());
+    }
     let chosen = record.chosen.with_context(|| {
         format!("{} has no chosen student yet: the search has not finished (run `fitnets fit` again)", path.display())
     })?;
@@ -149,9 +163,7 @@ fn prove(runs: &Path) -> anyhow::Result<()> {
     let fits_ram = ram_needed <= target.ram_bytes.min(memory.ram);
 
     let measured = bench::measure(boards::find(emulated)?, Some(&blob))?;
-    let counts = &measured.counts;
-    ensure!(counts.len() >= 2, "the bench reported no regions");
-    let instructions = counts[counts.len() - 1].saturating_sub(counts[0]);
+    let instructions = whole(&measured.counts)?;
     let cycles = measured.estimate.as_ref().map(|e| e.cycles);
     let ms = cycles.map(|c| c as f64 / (f64::from(target.mhz) * 1e3));
     let fits_time = match (target.latency_ms, ms) {
@@ -219,8 +231,7 @@ fn prove(runs: &Path) -> anyhow::Result<()> {
         && let Some(predicted) = reference.price.instructions
     {
         let blob = runs.join(&reference.blob);
-        let counts = bench::measure(boards::find(emulated)?, Some(&blob))?.counts;
-        let measured = counts[counts.len() - 1].saturating_sub(counts[0]);
+        let measured = whole(&bench::measure(boards::find(emulated)?, Some(&blob))?.counts)?;
         let _ = writeln!(
             md,
             "The paper's FitNet (`{}`): {measured} instructions measured, {predicted:.0} estimated ({:+.2}%).",
@@ -244,6 +255,15 @@ fn prove(runs: &Path) -> anyhow::Result<()> {
     print!("{md}");
     ensure!(verdict, "the chosen student does not fit {}", target.name);
     Ok(())
+}
+
+/// The whole inference's instructions from the bench's regions (the first is the
+/// markers' overhead, the last the whole inference).
+fn whole(counts: &[u64]) -> anyhow::Result<u64> {
+    match (counts.first(), counts.last()) {
+        (Some(overhead), Some(whole)) if counts.len() >= 2 => Ok(whole.saturating_sub(*overhead)),
+        _ => bail!("the bench firmware reported {} regions, not the markers and the whole inference", counts.len()),
+    }
 }
 
 /// Writes `md` as `proof.md` and as the last section of `fit.md`.
