@@ -396,7 +396,7 @@ impl DataArgs {
 pub struct ScheduleArgs {
     /// Passes over the training images (0 trains nothing: the network keeps its initial
     /// weights and is evaluated as it is).
-    #[arg(long, default_value_t = 10, value_name = "N", value_parser = epoch_count)]
+    #[arg(long, default_value_t = DEFAULT_EPOCHS, value_name = "N", value_parser = epoch_count)]
     pub epochs: usize,
     /// Images per optimizer step.
     #[arg(long, default_value_t = 128, value_name = "N", value_parser = positive_count)]
@@ -426,6 +426,9 @@ pub struct ScheduleArgs {
     #[arg(long)]
     pub erase: bool,
 }
+
+/// `--epochs` when not given.
+pub const DEFAULT_EPOCHS: usize = 10;
 
 impl ScheduleArgs {
     pub fn schedule(&self) -> Schedule {

@@ -634,6 +634,23 @@ fn a_tiny_fit_prunes_by_flash_ram_and_time_searches_resumes_and_chooses() {
     assert!(stderr.contains("no student of the") && stderr.contains("The smallest, d"), "{stderr}");
     assert!(stderr.contains("KiB flash") && stderr.contains("flash ") && stderr.contains("> 1 KiB"), "{stderr}");
     assert!(!dir.join("none").exists(), "a refused search leaves no directory");
+    // --epochs would be ignored (each rung sets its own), and a budget no student can
+    // have is named as such.
+    let refused = |extra: &[&str], needle: &str| {
+        let mut args = [plan(&path("none"), "4096", "4096", None), vec!["--no-reference".into()]].concat();
+        // An option given here replaces the plan's own.
+        for pair in extra.chunks(2) {
+            match args.iter().position(|a| a == pair[0]) {
+                Some(i) => args[i + 1] = pair[1].to_string(),
+                None => args.extend(pair.iter().map(|s| s.to_string())),
+            }
+        }
+        let (ok, _, stderr) = run(&args);
+        assert!(!ok && stderr.contains(needle), "{stderr}");
+        assert!(!dir.join("none").exists());
+    };
+    refused(&["--epochs", "5"], "set them with --first-epochs and --max-epochs");
+    refused(&["--macs", "10"], "no student can be generated for [12, 12, 1] images at the budgets [10]");
 
     // The search: 3 students for 2 epochs, the best of them for 2 more, under a time budget.
     let search = path("search");

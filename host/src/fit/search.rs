@@ -8,8 +8,7 @@ use anyhow::{Context as _, bail, ensure};
 use super::FitArgs;
 use super::pareto::{self, Point};
 use super::record::{Answer, Record, Rung, RungResult, SETTING_FILE, Setting};
-use super::space::{self, Candidate, Pricer, price_blob};
-use super::target::Target;
+use super::space::{self, Candidate, Pricer};
 use super::write;
 use crate::compare::{StudentPlan, finished};
 use crate::method::{Method, RunInfo};
@@ -24,6 +23,12 @@ use crate::train::schedule::Schedule;
 /// `fitnets fit`.
 pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let target = args.target.target()?;
+    // Each rung sets its own epochs: an --epochs would be silently ignored.
+    ensure!(
+        args.schedule.epochs == crate::cli::DEFAULT_EPOCHS,
+        "--epochs {}: fit trains each rung for its own epochs; set them with --first-epochs and --max-epochs",
+        args.schedule.epochs
+    );
     ensure!(
         args.first_epochs <= args.max_epochs,
         "--first-epochs {} is more than --max-epochs {}",
@@ -64,7 +69,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     }
     let labels = class_labels(None, &teacher_info.data.classes, &args.data, teacher.classes)?;
     let normalization = &teacher_info.data.normalization;
-    let pricer = Pricer { target: &target, normalization, labels: &labels, teacher };
+    let pricer = Pricer::new(&target, normalization, &labels, teacher)?;
 
     // The data must be readable before anything is written (training checks that it is
     // the teacher's).
@@ -97,7 +102,8 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
         space::generate(&pricer, teacher.input, teacher.classes, &budgets)?.into_iter().unzip();
     ensure!(
         !candidates.is_empty(),
-        "no student can be generated for {:?} images and the budgets {budgets:?}: give larger --macs",
+        "no student can be generated for {:?} images at the budgets {budgets:?}: each is too small for 3 conv \
+         layers one unit wide, or past the sizes a config may have; give --macs between those",
         teacher.input
     );
     let fitting: Vec<usize> = (0..candidates.len()).filter(|&i| candidates[i].pruned.is_none()).collect();
@@ -195,7 +201,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let last_rung = record.rungs.len() - 1;
     let chosen = &candidates[current[0]];
     let chosen_run = rung_run(&candidate_dir(&args.runs, &chosen.id), &record.setting, last_rung);
-    record.chosen = Some(answer(&args.runs, &chosen_run, "student.fnet", &target, &args.data, chosen.widths.clone())?);
+    record.chosen = Some(answer(&args.runs, &chosen_run, "student.fnet", &pricer, &args.data, chosen.widths.clone())?);
 
     if let Some(config) = reference_config {
         let dir = args.runs.join("reference");
@@ -212,7 +218,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
         }
         plan(epochs).train(&dir.join("config.toml"), Method::Hints, &args.teacher, &run, 0)?;
         let widths = config.conv_widths();
-        record.reference = Some(answer(&args.runs, &run, "reference.fnet", &target, &args.data, widths)?);
+        record.reference = Some(answer(&args.runs, &run, "reference.fnet", &pricer, &args.data, widths)?);
     }
     write::all(&record, &args.runs)?;
     print!("{}", write::markdown(&record));
@@ -275,7 +281,7 @@ fn answer(
     runs: &Path,
     run: &Path,
     blob: &str,
-    target: &Target,
+    pricer: &Pricer<'_>,
     data: &crate::cli::DataArgs,
     widths: Vec<usize>,
 ) -> anyhow::Result<Answer> {
@@ -296,7 +302,7 @@ fn answer(
         .map_err(|e| anyhow::anyhow!("{} is not a valid model: {e}", output.display()))?;
     let test = data.for_input(model_input(&model)).test_set()?;
     let int8 = evaluate_int8(&model, &test).with_context(|| format!("testing {}", output.display()))?;
-    let price = price_blob(&bytes, target)?;
+    let price = pricer.price_blob(&bytes)?;
     Ok(Answer {
         name: info.network_name(),
         run: run.strip_prefix(runs).unwrap_or(run).to_path_buf(),
@@ -308,7 +314,7 @@ fn answer(
         test_accuracy: result.test_accuracy,
         int8_test_accuracy: int8.accuracy,
         test_images: test.len(),
-        pruned: space::verdict(&price, target),
+        pruned: space::verdict(&price, pricer.target),
         price,
     })
 }

@@ -16,6 +16,7 @@
 
 use anyhow::Context as _;
 use fitnets_shared::Model;
+use fitnets_shared::cost::Coefficients;
 use fitnets_shared::format::encode::encode;
 use serde::{Deserialize, Serialize};
 
@@ -115,16 +116,30 @@ pub struct Price {
     pub ms_bound: Option<f64>,
 }
 
-/// What pricing needs besides the candidate: the teacher's data facts.
+/// What pricing needs besides the candidate: the target, with its cost model and the
+/// firmware's measured sizes read once, and the teacher's data facts.
 #[derive(Debug)]
 pub struct Pricer<'a> {
     pub target: &'a Target,
     pub normalization: &'a Normalization,
     pub labels: &'a [String],
     pub teacher: &'a NetConfig,
+    cost: Option<Coefficients<'static>>,
+    firmware: Firmware,
 }
 
-impl Pricer<'_> {
+impl<'a> Pricer<'a> {
+    /// A pricer for `target`: its core's cost model and its board's firmware sizes.
+    pub fn new(
+        target: &'a Target,
+        normalization: &'a Normalization,
+        labels: &'a [String],
+        teacher: &'a NetConfig,
+    ) -> anyhow::Result<Pricer<'a>> {
+        let firmware = target.firmware_board.as_deref().map_or_else(Firmware::default, Firmware::on);
+        Ok(Pricer { target, normalization, labels, teacher, cost: target.cost()?, firmware })
+    }
+
     /// Prices the network of `config` (its TOML parsed).
     pub fn price(&self, config: &NetConfig) -> anyhow::Result<Price> {
         // Shapes decide the sizes, up to the varint zero points of a few quantization
@@ -140,7 +155,31 @@ impl Pricer<'_> {
         let ranges = calibrate(&model, self.normalization, &images, Calibration::MinMax)?;
         let quantized = quantize(&model, self.normalization, &ranges, self.labels, UnitScales::PerChannel)?;
         let blob = encode(&quantized.spec).context("encoding the priced model")?;
-        price_blob(&blob, self.target)
+        self.price_blob(&blob)
+    }
+
+    /// The price of an encoded model on the target.
+    pub fn price_blob(&self, blob: &[u8]) -> anyhow::Result<Price> {
+        let model = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("the priced model does not decode: {e}"))?;
+        let needs = Needs::of(&model, blob.len() as u64, self.firmware)?;
+        let instructions = match &self.cost {
+            Some(cost) => {
+                Some(cost.instructions(&fitnets_shared::cost::features(&model).map_err(|e| anyhow::anyhow!("{e}"))?))
+            }
+            None => None,
+        };
+        let mhz = f64::from(self.target.mhz);
+        let ms = self.cost.zip(instructions).map(|(cost, n)| n * cost.cycles_per_instruction / (mhz * 1e3));
+        let ms_bound = self.cost.zip(ms).map(|(cost, ms)| ms * (1.0 + cost.cycles_max_error));
+        Ok(Price {
+            blob_bytes: blob.len() as u64,
+            flash_bytes: needs.flash(),
+            ram_bytes: needs.ram(),
+            arena_bytes: needs.arena_bytes,
+            instructions,
+            ms,
+            ms_bound,
+        })
     }
 
     /// Generates, prices and judges the candidate of `spec`; `None` when the generator
@@ -229,31 +268,6 @@ pub fn generate(
         }
     }
     Ok(all)
-}
-
-/// The price of an encoded model on `target`.
-pub fn price_blob(blob: &[u8], target: &Target) -> anyhow::Result<Price> {
-    let model = Model::from_bytes(blob).map_err(|e| anyhow::anyhow!("the priced model does not decode: {e}"))?;
-    let firmware = target.firmware_board.as_deref().map_or_else(Firmware::default, Firmware::on);
-    let needs = Needs::of(&model, blob.len() as u64, firmware)?;
-    let cost = target.cost()?;
-    let instructions = match &cost {
-        Some(cost) => {
-            Some(cost.instructions(&fitnets_shared::cost::features(&model).map_err(|e| anyhow::anyhow!("{e}"))?))
-        }
-        None => None,
-    };
-    let ms = cost.zip(instructions).map(|(cost, n)| n * cost.cycles_per_instruction / (f64::from(target.mhz) * 1e3));
-    let ms_bound = cost.zip(ms).map(|(cost, ms)| ms * (1.0 + cost.cycles_max_error));
-    Ok(Price {
-        blob_bytes: blob.len() as u64,
-        flash_bytes: needs.flash(),
-        ram_bytes: needs.ram(),
-        arena_bytes: needs.arena_bytes,
-        instructions,
-        ms,
-        ms_bound,
-    })
 }
 
 /// Why `price` does not fit `target`, or `None` when it fits.
