@@ -6,10 +6,13 @@ use std::str::FromStr;
 use anyhow::bail;
 
 /// A device as the command line names it: `cpu`, `cuda`, `cuda:N`, or several GPUs as
-/// `cuda:0,1,3` (data parallel: each batch is split between them).
+/// `cuda:0,1,3` (data parallel: each batch is split between them); `cpu:peers=N` splits
+/// each batch over `N` peers that share the CPU (to try data parallelism on one
+/// machine: it is not faster than one peer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceSpec {
-    Cpu,
+    /// The CPU, with this many peers (at least one).
+    Cpu(usize),
     /// CUDA device indices, at least one, no repeats; the model lives on the first.
     Cuda(Vec<usize>),
 }
@@ -18,9 +21,15 @@ impl FromStr for DeviceSpec {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> anyhow::Result<DeviceSpec> {
-        let usage = || anyhow::anyhow!("unknown device `{s}`: use cpu, cuda, cuda:N or cuda:N,M,…");
+        let usage = || anyhow::anyhow!("unknown device `{s}`: use cpu, cpu:peers=N, cuda, cuda:N or cuda:N,M,…");
+        if let Some(peers) = s.strip_prefix("cpu:peers=") {
+            return match peers.parse::<usize>() {
+                Ok(peers @ 1..=MAX_CPU_PEERS) => Ok(DeviceSpec::Cpu(peers)),
+                _ => bail!("device `{s}`: the CPU takes 1 to {MAX_CPU_PEERS} peers"),
+            };
+        }
         match s {
-            "cpu" => Ok(DeviceSpec::Cpu),
+            "cpu" => Ok(DeviceSpec::Cpu(1)),
             "cuda" => Ok(DeviceSpec::Cuda(vec![0])),
             _ => {
                 let list = s.strip_prefix("cuda:").ok_or_else(usage)?;
@@ -41,7 +50,8 @@ impl FromStr for DeviceSpec {
 impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DeviceSpec::Cpu => write!(f, "cpu"),
+            DeviceSpec::Cpu(1) => write!(f, "cpu"),
+            DeviceSpec::Cpu(peers) => write!(f, "cpu:peers={peers}"),
             DeviceSpec::Cuda(ids) => {
                 let ids: Vec<String> = ids.iter().map(usize::to_string).collect();
                 write!(f, "cuda:{}", ids.join(","))
@@ -49,6 +59,9 @@ impl fmt::Display for DeviceSpec {
         }
     }
 }
+
+/// The most peers `cpu:peers=N` makes (each holds a replica and its optimizer state).
+pub const MAX_CPU_PEERS: usize = 64;
 
 /// The CPU backends fitnets can train on (see `docs/benchmarks.md` for the choice).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -76,15 +89,15 @@ macro_rules! with_backend {
     ($device:expr, $cpu:expr, |$B:ident, $dev:ident, $all:ident| $body:expr) => {{
         use $crate::backend::{CpuBackend, DeviceSpec};
         match (&$device, $cpu) {
-            (DeviceSpec::Cpu, CpuBackend::Ndarray) => {
+            (DeviceSpec::Cpu(peers), CpuBackend::Ndarray) => {
                 type $B = burn::backend::Autodiff<$crate::backend::NdArray>;
-                let $all: Vec<<$B as burn::tensor::backend::BackendTypes>::Device> = vec![Default::default()];
+                let $all: Vec<<$B as burn::tensor::backend::BackendTypes>::Device> = vec![Default::default(); *peers];
                 let $dev = $all[0].clone();
                 $body
             }
-            (DeviceSpec::Cpu, CpuBackend::Flex) => {
+            (DeviceSpec::Cpu(peers), CpuBackend::Flex) => {
                 type $B = burn::backend::Autodiff<$crate::backend::Flex>;
-                let $all: Vec<<$B as burn::tensor::backend::BackendTypes>::Device> = vec![Default::default()];
+                let $all: Vec<<$B as burn::tensor::backend::BackendTypes>::Device> = vec![Default::default(); *peers];
                 let $dev = $all[0].clone();
                 $body
             }
@@ -111,7 +124,8 @@ mod tests {
     #[test]
     fn device_specs_parse_and_print() {
         for (text, spec) in [
-            ("cpu", DeviceSpec::Cpu),
+            ("cpu", DeviceSpec::Cpu(1)),
+            ("cpu:peers=3", DeviceSpec::Cpu(3)),
             ("cuda", DeviceSpec::Cuda(vec![0])),
             ("cuda:3", DeviceSpec::Cuda(vec![3])),
             ("cuda:0,1,3", DeviceSpec::Cuda(vec![0, 1, 3])),
@@ -119,7 +133,21 @@ mod tests {
             assert_eq!(text.parse::<DeviceSpec>().unwrap(), spec, "{text}");
         }
         assert_eq!(DeviceSpec::Cuda(vec![2, 0]).to_string(), "cuda:2,0");
-        for bad in ["gpu", "cuda:", "cuda:x", "cuda:0,0", "cuda:1,", "CPU"] {
+        assert_eq!(DeviceSpec::Cpu(1).to_string(), "cpu");
+        assert_eq!(DeviceSpec::Cpu(2).to_string(), "cpu:peers=2");
+        for bad in [
+            "gpu",
+            "cuda:",
+            "cuda:x",
+            "cuda:0,0",
+            "cuda:1,",
+            "CPU",
+            "cpu:",
+            "cpu:2",
+            "cpu:peers=0",
+            "cpu:peers=65",
+            "cpu:peers=x",
+        ] {
             assert!(bad.parse::<DeviceSpec>().is_err(), "{bad} should be refused");
         }
     }

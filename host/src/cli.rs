@@ -13,8 +13,10 @@ use crate::method::{
 };
 use crate::model::{NetConfig, Views, count};
 use crate::train::batch::Batcher;
+use crate::train::collective::Link;
 use crate::train::run_dir::RunDir;
 use crate::train::schedule::{OptimizerKind, Schedule};
+use crate::train::workers::{DEFAULT_PEER_TIMEOUT, Workers};
 
 /// Which images to train and test on.
 #[derive(Args, Clone, Debug)]
@@ -461,14 +463,105 @@ impl DeviceArgs {
         match &self.device {
             // The flex kernels' matrix products run on the vector unit chosen at start
             // (`kernels::vector`); ndarray's do not.
-            DeviceSpec::Cpu if self.backend == CpuBackend::Flex => format!(
-                "cpu (flex, {}, {} threads)",
+            DeviceSpec::Cpu(peers) if self.backend == CpuBackend::Flex => format!(
+                "cpu (flex, {}, {} threads){}",
                 crate::kernels::vector::chosen().name(),
-                rayon::current_num_threads()
+                rayon::current_num_threads(),
+                if *peers > 1 { format!(", {peers} peers") } else { String::new() }
             ),
-            DeviceSpec::Cpu => format!("cpu ({:?})", self.backend).to_lowercase(),
+            DeviceSpec::Cpu(peers) => format!(
+                "cpu ({}){}",
+                format!("{:?}", self.backend).to_lowercase(),
+                if *peers > 1 { format!(", {peers} peers") } else { String::new() }
+            ),
             cuda => cuda.to_string(),
         }
+    }
+}
+
+/// Training on several machines: every node runs the same `fitnets train` command with
+/// its own `--node` and run directory, and one `fitnets orchestrator` sums their
+/// gradients (docs/scale-out.md).
+#[derive(Args, Clone, Debug)]
+pub struct NodeArgs {
+    /// Machines that train together (each with the devices of --device; every node must
+    /// have the same number). Each global batch is cut into one contiguous shard per
+    /// device, in node order.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = node_count)]
+    pub nodes: usize,
+    /// This machine's number, 0 to --nodes minus 1.
+    #[arg(long, value_name = "R")]
+    pub node: Option<usize>,
+    /// Where `fitnets orchestrator` listens (HOST:PORT), with --nodes 2 or more.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub orchestrator: Option<String>,
+    /// Seconds a peer waits for the others (to join, or at a step) before it stops the
+    /// run with an error naming the one that did not come.
+    #[arg(long, default_value_t = DEFAULT_PEER_TIMEOUT.as_secs(), value_name = "SECONDS", value_parser = peer_timeout)]
+    pub peer_timeout: u64,
+}
+
+impl Default for NodeArgs {
+    fn default() -> NodeArgs {
+        NodeArgs { nodes: 1, node: None, orchestrator: None, peer_timeout: DEFAULT_PEER_TIMEOUT.as_secs() }
+    }
+}
+
+impl NodeArgs {
+    /// Refuses a half-given or inconsistent setting, before any work.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match (self.nodes, self.node, &self.orchestrator) {
+            (1, None, None) => Ok(()),
+            (1, _, _) => bail!("--node and --orchestrator are for training on several machines: add --nodes N"),
+            (nodes, Some(node), Some(_)) if node < nodes => Ok(()),
+            (nodes, Some(node), Some(_)) => {
+                bail!("--node {node}: with --nodes {nodes} the nodes are 0 to {}", nodes - 1)
+            }
+            (nodes, _, _) => bail!(
+                "--nodes {nodes} needs this machine's --node (0 to {}) and the --orchestrator HOST:PORT that \
+                 `fitnets orchestrator --nodes {nodes}` listens on",
+                nodes - 1
+            ),
+        }
+    }
+
+    /// How long a peer waits for the others.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.peer_timeout)
+    }
+
+    /// Connects to the orchestrator when training on several machines.
+    pub fn connect(&self) -> anyhow::Result<Option<Link>> {
+        self.check()?;
+        let (Some(node), Some(address)) = (self.node, &self.orchestrator) else { return Ok(None) };
+        eprintln!("node {node} of {}: joining the orchestrator at {address}", self.nodes);
+        Ok(Some(Link::connect(address, node, self.nodes, self.timeout()).map_err(|e| anyhow::anyhow!("{e}"))?))
+    }
+
+    /// This node in a run's record: ", node R of N", or nothing alone.
+    pub fn describe(&self) -> String {
+        match self.node {
+            Some(node) if self.nodes > 1 => format!(", node {node} of {}", self.nodes),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The largest --nodes (a bound on what one orchestrator serves).
+pub const MAX_NODES: usize = 1024;
+
+pub fn node_count(text: &str) -> anyhow::Result<usize> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=MAX_NODES) => Ok(n),
+        _ => bail!("expected a number of machines from 1 to {MAX_NODES}"),
+    }
+}
+
+/// A peer timeout in seconds: at least 1, at most a day.
+pub fn peer_timeout(text: &str) -> anyhow::Result<u64> {
+    match text.parse::<u64>() {
+        Ok(n @ 1..=86_400) => Ok(n),
+        _ => bail!("expected whole seconds from 1 to 86400"),
     }
 }
 
@@ -509,6 +602,8 @@ pub struct TeacherArgs {
     pub no_shift_average: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub nodes: NodeArgs,
 }
 
 /// Arguments of `fitnets train student`.
@@ -550,6 +645,8 @@ pub struct StudentArgs {
     pub schedule: ScheduleArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub nodes: NodeArgs,
 }
 
 impl StudentArgs {
@@ -780,6 +877,7 @@ fn resumed_data(data: &DataArgs, run: &Path, resume: bool) -> DataArgs {
 
 /// `fitnets train teacher`.
 pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
+    args.nodes.check()?;
     let config = NetConfig::load(&args.config)?;
     let splits = resumed_data(&args.data, &args.run, args.resume).for_input(config.input).load()?;
     let fresh = RunInfo {
@@ -793,7 +891,7 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
         teacher: None,
         teacher_views: None,
         data: splits.info.clone(),
-        backend: args.device.describe(),
+        backend: args.device.describe() + &args.nodes.describe(),
         flip_average: args.flip_average,
         shift_average: args.shift_average,
     };
@@ -821,8 +919,9 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
             check_views(&info)?;
             run.write_json("run.json", &info)?;
         }
+        let link = args.nodes.connect()?;
         crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
-            teacher_in::<B>(&run, &info, &splits, &devices)
+            teacher_in::<B>(&run, &info, &splits, Workers::new(devices, link, args.nodes.timeout())?)
         })
     })
 }
@@ -845,14 +944,17 @@ fn teacher_in<B: AutodiffBackend>(
     run: &RunDir,
     info: &RunInfo,
     splits: &Splits,
-    devices: &[B::Device],
+    workers: Workers<B::Device>,
 ) -> anyhow::Result<()> {
-    let (net, history) = method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "teacher", devices)?;
-    finish::<B>(run, info, splits, net, Vec::new(), history, &devices[0])
+    let (net, history) = method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "teacher", &workers)?;
+    let device = workers.device().clone();
+    workers.finish()?;
+    finish::<B>(run, info, splits, net, Vec::new(), history, &device)
 }
 
 /// `fitnets train student`.
 pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
+    args.nodes.check()?;
     let config = NetConfig::load(&args.config)?;
     if args.method != Method::Scratch && args.teacher.is_none() {
         bail!("--method {} needs --teacher RUN (a finished `fitnets train teacher` run)", args.method.name());
@@ -886,7 +988,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         teacher: args.teacher.clone(),
         teacher_views: teacher_views.filter(|_| args.method != Method::Scratch),
         data: splits.info.clone(),
-        backend: args.device.describe(),
+        backend: args.device.describe() + &args.nodes.describe(),
         flip_average: false,
         shift_average: false,
     };
@@ -918,8 +1020,9 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
         if args.resume {
             check(&info)?;
         }
+        let link = args.nodes.connect()?;
         crate::with_backend!(args.device.device, args.device.backend, |B, _device, devices| {
-            student_in::<B>(&run, &info, &splits, &devices)
+            student_in::<B>(&run, &info, &splits, Workers::new(devices, link, args.nodes.timeout())?)
         })
     })
 }
@@ -978,9 +1081,9 @@ fn student_in<B: AutodiffBackend>(
     run: &RunDir,
     info: &RunInfo,
     splits: &Splits,
-    devices: &[B::Device],
+    workers: Workers<B::Device>,
 ) -> anyhow::Result<()> {
-    let device = &devices[0];
+    let device = &workers.device().clone();
     let method = info.method.context("a student run names its method")?;
     let (net, hint_history, history) = match &info.teacher {
         Some(teacher_dir) if method != Method::Scratch => {
@@ -1000,15 +1103,16 @@ fn student_in<B: AutodiffBackend>(
                 info.hint_schedule.as_ref(),
                 info.kd.unwrap_or_default(),
                 run,
-                devices,
+                &workers,
             )?
         }
         _ => {
             let (net, history) =
-                method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "student", devices)?;
+                method::train_on_labels::<B>(&info.config, splits, &info.schedule, run, "student", &workers)?;
             (net, Vec::new(), history)
         }
     };
+    workers.finish()?;
     finish::<B>(run, info, splits, net, hint_history, history, device)
 }
 

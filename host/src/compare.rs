@@ -87,6 +87,7 @@ impl StudentPlan {
             data: self.data.clone(),
             schedule,
             device: self.device.clone(),
+            nodes: cli::NodeArgs::default(),
         };
         if student.resume {
             check_settings(run, &student)?;
@@ -156,6 +157,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             no_flip_average: false,
             no_shift_average: false,
             device: args.plan.device.clone(),
+            nodes: cli::NodeArgs::default(),
         };
         cli::train_teacher(&teacher).context("training the teacher")?;
     }

@@ -4,7 +4,7 @@
 //! - [`model`]: networks from TOML configs, as burn modules, and what they cost.
 //! - [`train`]: the losses, the training loop and run directories.
 //! - [`method`]: the paper's procedures: teacher, scratch, KD, hints.
-//! - [`cli`], [`compare`], [`sweep`]: the `fitnets` subcommands.
+//! - [`cli`], [`commands`], [`compare`], [`sweep`]: the `fitnets` subcommands.
 //! - [`kernels`]: the fused conv + maxout and max pooling CPU kernels that training on flex runs.
 //! - [`quant`]: folding, calibration and int8 quantization of a run; export to a blob;
 //!   evaluation of blobs with `shared`'s kernels.
@@ -14,6 +14,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod commands;
 pub mod compare;
 pub mod data;
 pub mod fit;

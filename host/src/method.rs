@@ -19,6 +19,7 @@ use crate::train::batch::Batcher;
 use crate::train::fit::{EpochMetrics, Objective, Phase, Trainee, fit};
 use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
+use crate::train::workers::Workers;
 
 /// How a student learns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -478,7 +479,7 @@ impl RegressorShape {
     }
 }
 
-/// Trains a network on the labels (a teacher, or a student from scratch) on `devices`
+/// Trains a network on the labels (a teacher, or a student from scratch) on `workers`
 /// (see [`fit`]).
 pub fn train_on_labels<B: AutodiffBackend>(
     config: &NetConfig,
@@ -486,14 +487,14 @@ pub fn train_on_labels<B: AutodiffBackend>(
     schedule: &Schedule,
     run: &RunDir,
     phase: &str,
-    devices: &[B::Device],
+    workers: &Workers<B::Device>,
 ) -> anyhow::Result<(Net<B>, Vec<EpochMetrics>)> {
-    let device = devices.first().context("training needs at least one device")?;
+    let device = workers.device();
     B::seed(device, schedule.seed);
     let model = Trainee { net: Net::<B>::new(config, device)?, regressor: None };
     let batcher = splits.batcher(schedule.augment);
     let phase = splits.phase(phase, schedule, &batcher, run);
-    let (model, history) = fit(&phase, model, &Objective::Labels, devices)?;
+    let (model, history) = fit(&phase, model, &Objective::Labels, workers)?;
     Ok((model.net, history))
 }
 
@@ -518,13 +519,13 @@ pub fn train_student<B: AutodiffBackend>(
     hint_schedule: Option<&Schedule>,
     kd: KdSettings,
     run: &RunDir,
-    devices: &[B::Device],
+    workers: &Workers<B::Device>,
 ) -> anyhow::Result<(Net<B>, Vec<EpochMetrics>, Vec<EpochMetrics>)> {
     if method == Method::Scratch {
-        let (net, history) = train_on_labels::<B>(config, splits, schedule, run, "student", devices)?;
+        let (net, history) = train_on_labels::<B>(config, splits, schedule, run, "student", workers)?;
         return Ok((net, Vec::new(), history));
     }
-    let device = devices.first().context("training needs at least one device")?;
+    let device = workers.device();
     // Same initial weights as a scratch student with the same seed.
     B::seed(device, schedule.seed);
     let mut net = Net::<B>::new(config, device)?;
@@ -540,7 +541,7 @@ pub fn train_student<B: AutodiffBackend>(
             hint_layers: shape.hint + 1,
             guided_layers: shape.guided + 1,
         };
-        let (trained, history) = fit(&phase, Trainee { net, regressor: Some(regressor) }, &objective, devices)?;
+        let (trained, history) = fit(&phase, Trainee { net, regressor: Some(regressor) }, &objective, workers)?;
         // The regressor is dropped; the student keeps its trained lower layers.
         net = trained.net;
         hint_history = history;
@@ -555,7 +556,7 @@ pub fn train_student<B: AutodiffBackend>(
         lambda_start: kd.lambda_start,
         lambda_end: kd.lambda_end,
     };
-    let (trained, history) = fit(&phase, Trainee { net, regressor: None }, &objective, devices)?;
+    let (trained, history) = fit(&phase, Trainee { net, regressor: None }, &objective, workers)?;
     Ok((trained.net, hint_history, history))
 }
 

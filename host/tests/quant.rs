@@ -174,7 +174,7 @@ fn trained() -> &'static Trained {
             &schedule(3),
             &run,
             "student",
-            std::slice::from_ref(&device),
+            &fitnets::train::workers::Workers::one(device),
         )
         .unwrap();
         let net: Net<Flex> = net.valid();

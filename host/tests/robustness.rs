@@ -81,7 +81,7 @@ proptest! {
         };
         let device = Default::default();
         let _ = Net::<Flex>::new(&config, &device).unwrap();
-        let _ = train_on_labels::<B>(&config, &splits, &schedule, &run, "teacher", &[device]);
+        let _ = train_on_labels::<B>(&config, &splits, &schedule, &run, "teacher", &fitnets::train::workers::Workers::one(device));
         // Data of another shape or with a label out of range is refused, not trained on.
         let mut other = data_for(&config, 4, seed);
         other.width += 1;

@@ -16,6 +16,7 @@ use fitnets::train::fit::{Objective, Phase, Trainee, fit};
 use fitnets::train::loss::{cross_entropy, kd_loss, lambda_at, soft_cross_entropy};
 use fitnets::train::run_dir::RunDir;
 use fitnets::train::schedule::{OptimizerKind, Schedule};
+use fitnets::train::workers::Workers;
 
 type B = Autodiff<Flex>;
 type Inner = Flex;
@@ -158,8 +159,15 @@ fn trained_teacher(splits: &Splits) -> Net<Inner> {
     use burn::module::AutodiffModule as _;
     let config = NetConfig::parse(TEACHER).unwrap();
     let run = temp_run("teacher");
-    let (net, _) =
-        method::train_on_labels::<B>(&config, splits, &schedule(4, 7), &run, "teacher", &[Default::default()]).unwrap();
+    let (net, _) = method::train_on_labels::<B>(
+        &config,
+        splits,
+        &schedule(4, 7),
+        &run,
+        "teacher",
+        &Workers::one(Default::default()),
+    )
+    .unwrap();
     std::fs::remove_dir_all(run.path()).unwrap();
     net.valid()
 }
@@ -185,7 +193,7 @@ fn every_method_learns_and_hints_lower_their_loss() {
             Some(&schedule(3, 11)),
             KdSettings::default(),
             &run,
-            &[Default::default()],
+            &Workers::one(Default::default()),
         )
         .unwrap();
         let accuracy = test_accuracy(&net.valid(), &splits);
@@ -258,7 +266,7 @@ fn resumed_training_equals_uninterrupted_training() {
             run,
             stop_after,
         };
-        fit(&phase, model, &Objective::Labels, std::slice::from_ref(&device)).unwrap()
+        fit(&phase, model, &Objective::Labels, &Workers::one(device)).unwrap()
     };
     let straight_run = temp_run("straight");
     let (straight, straight_history) = train(&straight_run, None);
@@ -596,7 +604,7 @@ fn a_batch_split_over_devices_trains() {
         None,
         KdSettings::default(),
         &run,
-        &[device, device],
+        &Workers::new(vec![device, device], None, std::time::Duration::from_secs(600)).unwrap(),
     )
     .unwrap();
     std::fs::remove_dir_all(run.path()).unwrap();

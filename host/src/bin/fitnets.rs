@@ -63,6 +63,9 @@ enum Command {
     /// A Markdown report with charts: the stages, the int8 student per layer, the paper's
     /// figures and the fit on real boards.
     Report(Box<fitnets::report::command::ReportArgs>),
+    /// Serve a training run on several machines: start it once, then on each machine
+    /// `fitnets train … --nodes N --node R --orchestrator HOST:PORT` (docs/scale-out.md).
+    Orchestrator(fitnets::commands::orchestrator::OrchestratorArgs),
     /// Parameters and multiply-accumulates per layer of a run or a config.
     Info {
         /// A run directory or a TOML config.
@@ -109,6 +112,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare(args) => fitnets::compare::compare(&args),
         Command::Sweep(args) => fitnets::sweep::sweep(&args),
         Command::Fit(args) => fitnets::fit::fit(&args),
+        Command::Orchestrator(args) => fitnets::commands::orchestrator::orchestrator(&args),
         Command::Eval { target, float, flip_average, shift_average, plain, data, device } if target.is_dir() => {
             anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());
             // Any of the three options says exactly how to classify; none keeps the run's way.

@@ -17,11 +17,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::batch::Batcher;
-use super::collective::Collective as _;
+use super::collective::{Collective, Local, PeerError, local, local_over};
 use super::loss::{cross_entropy, hint_loss, kd_loss, lambda_at};
 use super::run_dir::RunDir;
 use super::schedule::{OptimizerKind, Schedule, epoch_seed};
 use super::teacher_cache::{CachedOutput, Placements, TeacherCache};
+use super::workers::Workers;
 use crate::data::Dataset;
 use crate::model::Views;
 use crate::model::net::{ConvLayer, Net};
@@ -155,30 +156,26 @@ impl<B: AutodiffBackend> Optim<B> {
     }
 }
 
-/// How long a peer waits for the others at a step before it calls them lost. Peers
-/// of one process that end or panic are noticed at once; this only bounds a peer that
-/// hangs, and leaves room for the first peer's validation and checkpoint between
-/// epochs.
-const PEER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Trains `model` for `phase` on `devices`, resuming from the phase's checkpoint in the
+/// Trains `model` for `phase` on `workers`, resuming from the phase's checkpoint in the
 /// run directory when there is one. Returns the trained model and every epoch's metrics
 /// (those before a resume are read back from the checkpoint's history).
 ///
-/// One device trains alone. With several, each is a peer ([`super::collective`]) with
-/// its own replica of the model and its own optimizer state: every peer builds the same
-/// batch, takes its near-equal shard, weighs its loss by its share, and the peers' flat
-/// gradients ([`super::flat`]) are summed, so every replica takes the same step as one
-/// device on the whole batch would, within float rounding. The first peer validates,
-/// writes metrics and checkpoints; a peer that fails ends the others.
+/// One device trains alone. With several, or several nodes, each device is a peer
+/// ([`super::collective`]) with its own replica of the model and its own optimizer
+/// state: every peer builds the same batch (the same shuffled order on every node, from
+/// the seed), takes its near-equal contiguous shard by rank (`node × devices + device`),
+/// weighs its loss by its share, and the peers' flat gradients ([`super::flat`]) are
+/// summed, so every replica takes the same step as one device on the whole batch would,
+/// within float rounding. The first peer of each node validates, writes metrics and
+/// checkpoints into that node's run directory; a peer that fails ends the others.
 pub fn fit<B: AutodiffBackend>(
     phase: &Phase<'_>,
     mut model: Trainee<B>,
     objective: &Objective<B>,
-    devices: &[B::Device],
+    workers: &Workers<B::Device>,
 ) -> anyhow::Result<(Trainee<B>, Vec<EpochMetrics>)> {
-    anyhow::ensure!(!devices.is_empty(), "training needs at least one device");
-    let device = &devices[0];
+    let devices = workers.devices();
+    let device = workers.device();
     let schedule = phase.schedule;
     let mut optim = Optim::<B>::new(schedule.optimizer);
     let state_file = format!("checkpoint-{}.json", phase.name);
@@ -211,13 +208,25 @@ pub fn fit<B: AutodiffBackend>(
 
     let cache =
         if start < schedule.epochs { teacher_cache(objective, phase, schedule.epochs - start, device) } else { None };
-    let context = Context { phase, cache: cache.as_ref(), start, peers: devices.len() };
-    if devices.len() == 1 {
-        let first = Peer { rank: 0, model, optim, objective, device, collective: None, history: Some(history) };
-        return first.train(&context).map(|trained| trained.expect("the first peer returns the model"));
-    }
-    let mut collectives = super::collective::local(devices.len(), PEER_TIMEOUT).into_iter();
-    let first_collective = collectives.next().expect("two peers or more");
+    let what = format!(
+        "{}: epochs {}..{} of {} training images in batches of {}, seed {}",
+        phase.name,
+        start + 1,
+        schedule.epochs,
+        phase.train.len(),
+        schedule.batch_size,
+        schedule.seed
+    );
+    let context = Context { phase, cache: cache.as_ref(), start, what };
+    let boxed = |c: Local| Some(Box::new(c) as Box<dyn Collective>);
+    let collectives: Vec<Option<Box<dyn Collective>>> = match (devices.len(), workers.link()) {
+        (1, None) => vec![None],
+        (n, None) => local(n, workers.timeout()).into_iter().map(boxed).collect(),
+        (1, Some(link)) => vec![Some(Box::new(link.phase()))],
+        (n, Some(link)) => local_over(n, workers.timeout(), Box::new(link.phase())).into_iter().map(boxed).collect(),
+    };
+    let mut collectives = collectives.into_iter();
+    let first_collective = collectives.next().flatten();
     // The other peers' replicas, objectives (their teachers) and optimizer states, on
     // their devices, before any thread starts.
     let mut others = Vec::new();
@@ -229,35 +238,20 @@ pub fn fit<B: AutodiffBackend>(
         };
         others.push((rank, model.clone().fork(device), optim, objective.to_device(device), collective));
     }
-    std::thread::scope(|scope| {
+    let trained = std::thread::scope(|scope| {
         let handles: Vec<_> = others
             .into_iter()
             .map(|(rank, model, optim, objective, collective)| {
                 let context = &context;
                 let device = &devices[rank];
                 scope.spawn(move || {
-                    let peer = Peer {
-                        rank,
-                        model,
-                        optim,
-                        objective: &objective,
-                        device,
-                        collective: Some(collective),
-                        history: None,
-                    };
+                    let peer = Peer { rank, model, optim, objective: &objective, device, collective, history: None };
                     peer.train(context)
                 })
             })
             .collect();
-        let first = Peer {
-            rank: 0,
-            model,
-            optim,
-            objective,
-            device,
-            collective: Some(first_collective),
-            history: Some(history),
-        };
+        let first =
+            Peer { rank: 0, model, optim, objective, device, collective: first_collective, history: Some(history) };
         let result = first.train(&context);
         let mut failures = Vec::new();
         for (rank, handle) in handles.into_iter().enumerate() {
@@ -273,7 +267,17 @@ pub fn fit<B: AutodiffBackend>(
             Ok(_) if !failures.is_empty() => Err(anyhow::anyhow!("{}", failures.join("; "))),
             Ok(trained) => Ok(trained.expect("the first peer returns the model")),
         }
-    })
+    });
+    match (trained, workers.link()) {
+        (Err(e), Some(link)) if e.downcast_ref::<PeerError>().is_some() => Err(e.context(format!(
+            "training {} on {} nodes stopped. Each node's run keeps its checkpoint after the last epoch \
+             it finished: start the orchestrator again and every node with --resume (a run that had finished \
+             no epoch yet is removed: start it again as it was)",
+            phase.name,
+            link.nodes()
+        ))),
+        (trained, _) => trained,
+    }
 }
 
 fn history_file(phase: &Phase<'_>) -> String {
@@ -286,7 +290,8 @@ struct Context<'a> {
     cache: Option<&'a TeacherCache>,
     /// Epochs done before this call (a resume).
     start: usize,
-    peers: usize,
+    /// The phase as every peer must train it ([`Collective::agree`]), less the layout.
+    what: String,
 }
 
 /// One device's side of a phase: its replica, optimizer and objective.
@@ -297,7 +302,7 @@ struct Peer<'a, B: AutodiffBackend> {
     objective: &'a Objective<B>,
     device: &'a B::Device,
     /// How the peers sum their gradients; `None` alone.
-    collective: Option<super::collective::Local>,
+    collective: Option<Box<dyn Collective>>,
     /// The first peer's history (it validates and checkpoints); `None` for the others.
     history: Option<Vec<EpochMetrics>>,
 }
@@ -343,7 +348,8 @@ impl<B: AutodiffBackend> Peer<'_, B> {
                     cached: context.cache.map(|cache| cache.gather::<B::InnerBackend>(indices, &placements, device)),
                     labels: phase.batcher.labels::<B>(phase.train, indices, device),
                 };
-                let (grads, outcome) = self.step(batch, context.peers, step, total_steps)?;
+                let agree = (step == context.start * steps_per_epoch).then_some(context.what.as_str());
+                let (grads, outcome) = self.step(batch, agree, step, total_steps)?;
                 if !outcome.loss_sum.is_finite() {
                     bar.finish_and_clear();
                     let done = context.start.max(self.history.as_ref().map_or(0, Vec::len));
@@ -399,11 +405,12 @@ impl<B: AutodiffBackend> Peer<'_, B> {
     }
 
     /// Forward and backward on this peer's shard of `batch`, and the gradients and
-    /// figures summed over the peers.
+    /// figures summed over the peers; the phase's first step passes `agree`, the
+    /// phase's description that every peer must share.
     fn step(
         &mut self,
         batch: Batch<B>,
-        peers: usize,
+        agree: Option<&str>,
         step: usize,
         total_steps: usize,
     ) -> anyhow::Result<(GradientsParams, StepOutcome)> {
@@ -412,8 +419,9 @@ impl<B: AutodiffBackend> Peer<'_, B> {
             return Ok((outcome.grads.take().expect("one shard"), outcome));
         };
         let n = batch.labels.dims()[0];
+        let (rank, peers) = (collective.rank(), collective.peers());
         // Peers past the batch's images (a last batch smaller than the peers) add zeros.
-        let range = (self.rank * n / peers)..((self.rank + 1) * n / peers);
+        let range = (rank * n / peers)..((rank + 1) * n / peers);
         let (layout, mut values, mut outcome) = if range.is_empty() {
             let probe =
                 shard_step(&self.model, self.objective, batch.shard(0..1, self.device), step, total_steps, Some(0.0));
@@ -439,6 +447,9 @@ impl<B: AutodiffBackend> Peer<'_, B> {
         };
         values.push(outcome.loss_sum as f32);
         values.push(outcome.correct as f32);
+        if let Some(what) = agree {
+            collective.agree(&format!("{what}, gradient layout {:016x}", layout.digest()), values.len())?;
+        }
         collective.all_reduce_sum(&mut values)?;
         outcome.correct = values.pop().unwrap_or(0.0) as usize;
         outcome.loss_sum = f64::from(values.pop().unwrap_or(f32::NAN));
@@ -841,7 +852,8 @@ mod tests {
                 stop_after: None,
             };
             let model = Trainee { net: net.clone(), regressor: None };
-            let (model, history) = fit(&phase, model, &kd, devices).unwrap();
+            let workers = Workers::new(devices.to_vec(), None, std::time::Duration::from_secs(60)).unwrap();
+            let (model, history) = fit(&phase, model, &kd, &workers).unwrap();
             (weights(&model), history)
         };
         let (alone, alone_history) = train(&[device], "one");
@@ -895,10 +907,10 @@ mod tests {
                                 optim: Optim::new(OptimizerKind::Rmsprop),
                                 objective,
                                 device,
-                                collective: Some(collective),
+                                collective: Some(Box::new(collective)),
                                 history: None,
                             };
-                            peer.step(batch, 3, 3, 10).unwrap()
+                            peer.step(batch, None, 3, 10).unwrap()
                         })
                     })
                     .collect();

@@ -8,3 +8,4 @@ pub mod loss;
 pub mod run_dir;
 pub mod schedule;
 pub mod teacher_cache;
+pub mod workers;
