@@ -6,14 +6,15 @@ use std::str::FromStr;
 use anyhow::bail;
 
 /// A device as the command line names it: `cpu`, `cuda`, `cuda:N`, or several GPUs as
-/// `cuda:0,1,3` (data parallel: each batch is split between them); `cpu:peers=N` splits
+/// `cuda:0,1,3` (data parallel: each batch is split between them; a GPU named twice holds
+/// two peers that share it); `cpu:peers=N` splits
 /// each batch over `N` peers that share the CPU (to try data parallelism on one
 /// machine: it is not faster than one peer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceSpec {
     /// The CPU, with this many peers (at least one).
     Cpu(usize),
-    /// CUDA device indices, at least one, no repeats; the model lives on the first.
+    /// CUDA device indices, at least one, a peer each; the model lives on the first.
     Cuda(Vec<usize>),
 }
 
@@ -24,8 +25,8 @@ impl FromStr for DeviceSpec {
         let usage = || anyhow::anyhow!("unknown device `{s}`: use cpu, cpu:peers=N, cuda, cuda:N or cuda:N,M,…");
         if let Some(peers) = s.strip_prefix("cpu:peers=") {
             return match peers.parse::<usize>() {
-                Ok(peers @ 1..=MAX_CPU_PEERS) => Ok(DeviceSpec::Cpu(peers)),
-                _ => bail!("device `{s}`: the CPU takes 1 to {MAX_CPU_PEERS} peers"),
+                Ok(peers @ 1..=MAX_PEERS) => Ok(DeviceSpec::Cpu(peers)),
+                _ => bail!("device `{s}`: the CPU takes 1 to {MAX_PEERS} peers"),
             };
         }
         match s {
@@ -35,11 +36,8 @@ impl FromStr for DeviceSpec {
                 let list = s.strip_prefix("cuda:").ok_or_else(usage)?;
                 let ids = list.split(',').map(|n| n.trim().parse::<usize>()).collect::<Result<Vec<_>, _>>();
                 let ids = ids.map_err(|_| usage())?;
-                let mut unique = ids.clone();
-                unique.sort_unstable();
-                unique.dedup();
-                if unique.len() != ids.len() {
-                    bail!("device `{s}` names a GPU twice");
+                if ids.len() > MAX_PEERS {
+                    bail!("device `{s}` names {} GPUs: one process runs at most {MAX_PEERS} peers", ids.len());
                 }
                 Ok(DeviceSpec::Cuda(ids))
             }
@@ -60,8 +58,8 @@ impl fmt::Display for DeviceSpec {
     }
 }
 
-/// The most peers `cpu:peers=N` makes (each holds a replica and its optimizer state).
-pub const MAX_CPU_PEERS: usize = 64;
+/// The most peers one process runs (each holds a replica and its optimizer state).
+pub const MAX_PEERS: usize = 64;
 
 /// The CPU backends fitnets can train on (see `docs/benchmarks.md` for the choice).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
@@ -129,25 +127,16 @@ mod tests {
             ("cuda", DeviceSpec::Cuda(vec![0])),
             ("cuda:3", DeviceSpec::Cuda(vec![3])),
             ("cuda:0,1,3", DeviceSpec::Cuda(vec![0, 1, 3])),
+            ("cuda:0,0", DeviceSpec::Cuda(vec![0, 0])),
         ] {
             assert_eq!(text.parse::<DeviceSpec>().unwrap(), spec, "{text}");
         }
         assert_eq!(DeviceSpec::Cuda(vec![2, 0]).to_string(), "cuda:2,0");
         assert_eq!(DeviceSpec::Cpu(1).to_string(), "cpu");
         assert_eq!(DeviceSpec::Cpu(2).to_string(), "cpu:peers=2");
-        for bad in [
-            "gpu",
-            "cuda:",
-            "cuda:x",
-            "cuda:0,0",
-            "cuda:1,",
-            "CPU",
-            "cpu:",
-            "cpu:2",
-            "cpu:peers=0",
-            "cpu:peers=65",
-            "cpu:peers=x",
-        ] {
+        for bad in
+            ["gpu", "cuda:", "cuda:x", "cuda:1,", "CPU", "cpu:", "cpu:2", "cpu:peers=0", "cpu:peers=65", "cpu:peers=x"]
+        {
             assert!(bad.parse::<DeviceSpec>().is_err(), "{bad} should be refused");
         }
     }
