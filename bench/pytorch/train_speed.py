@@ -32,7 +32,10 @@ Run:
 Options: --threads N (torch.set_num_threads, default 2), --images N or --epochs E (timed
 images per case; an epoch is 55,000 images), --warmup B (untimed batches, default 3),
 --cases teacher,student,kd, --seed, --json (one JSON line instead of the table),
---full (train the teacher one epoch on the first 55,000 training images, print test accuracy).
+--full (train the teacher one epoch on the first 55,000 training images, print test accuracy),
+--device cpu|cuda|cuda:N (the data set is moved there once; CUDA timings synchronize),
+--batch N (default 128), --compile (torch.compile the networks; its compilation happens
+in the warm-up batches, at least 3 of them; a failure is reported, not fatal).
 """
 
 import argparse
@@ -159,6 +162,11 @@ def kd_loss(student_logits, teacher_logits, labels, lam):
 
 # ---------------------------------------------------------------------------- timing
 
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def batches(x, y, count, start=0):
     """`count` contiguous batches, wrapping around the (pre-shuffled) training set."""
     n = x.shape[0] // BATCH
@@ -167,15 +175,20 @@ def batches(x, y, count, start=0):
         yield x[j:j + BATCH], y[j:j + BATCH]
 
 
-def measure(case, xtr, ytr, n_batches, warmup, seed):
+def measure(case, xtr, ytr, n_batches, warmup, seed, device, compile_nets=False):
     torch.manual_seed(seed)
     if case == "teacher":
         model, teacher = Teacher(), None
     else:
         model = FitNet()
         teacher = Teacher().eval() if case == "kd" else None
-    model.train()
+    model.to(device).train()
+    if teacher is not None:
+        teacher.to(device)
     opt = rmsprop(model)
+    if compile_nets:
+        model = torch.compile(model)
+        teacher = torch.compile(teacher) if teacher is not None else None
     total = n_batches
 
     def step(i, xb, yb):
@@ -194,10 +207,12 @@ def measure(case, xtr, ytr, n_batches, warmup, seed):
 
     for i, (xb, yb) in enumerate(batches(xtr, ytr, warmup)):
         step(0, xb, yb)
+    synchronize(device)
     t0 = time.perf_counter()
     for i, (xb, yb) in enumerate(batches(xtr, ytr, n_batches, start=warmup)):
         loss = step(i, xb, yb)
     loss = loss.detach()
+    synchronize(device)
     dt = time.perf_counter() - t0
     images = n_batches * BATCH
     return {"images": images, "seconds": round(dt, 3), "images_per_s": round(images / dt, 1),
@@ -206,7 +221,8 @@ def measure(case, xtr, ytr, n_batches, warmup, seed):
 
 def full_teacher(xtr, ytr, xte, yte, seed):
     torch.manual_seed(seed)
-    model = Teacher()
+    model = Teacher().to(xtr.device)
+    xte, yte = xte.to(xtr.device), yte.to(xtr.device)
     opt = rmsprop(model)
     model.train()
     n_batches = xtr.shape[0] // BATCH
@@ -230,6 +246,7 @@ def full_teacher(xtr, ytr, xte, yte, seed):
 
 
 def main():
+    global BATCH
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist",
                     help="folder with the Fashion-MNIST IDX .gz files")
@@ -243,7 +260,15 @@ def main():
     ap.add_argument("--json", action="store_true", help="print one JSON line of results")
     ap.add_argument("--full", action="store_true",
                     help="train the teacher 1 epoch on 55,000 images and print test accuracy")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--batch", type=int, default=BATCH, help=f"batch size (default {BATCH})")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the networks")
     args = ap.parse_args()
+    BATCH = args.batch
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: this torch sees no CUDA device")
+    warmup = max(args.warmup, 3) if args.compile else args.warmup
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
@@ -255,7 +280,7 @@ def main():
     xtr, ytr, xte, yte = load_fashion_mnist(args.data)
     g = torch.Generator().manual_seed(args.seed)
     perm = torch.randperm(xtr.shape[0], generator=g)
-    xtr, ytr = xtr[perm].contiguous(), ytr[perm].contiguous()
+    xtr, ytr = xtr[perm].contiguous().to(device), ytr[perm].contiguous().to(device)
 
     images = int(args.epochs * TRAIN_SIZE) if args.epochs is not None else args.images
     n_batches = max(1, images // BATCH)
@@ -263,7 +288,9 @@ def main():
     result = {
         "torch": torch.__version__, "python": platform.python_version(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(), "batch": BATCH, "warmup_batches": args.warmup,
+        "threads": torch.get_num_threads(), "batch": BATCH, "warmup_batches": warmup,
+        "device": str(device), "compile": args.compile,
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
         "params": {"teacher": TEACHER_PARAMS, "fitnet": FITNET_PARAMS}, "cases": {},
     }
     if args.full:
@@ -272,7 +299,12 @@ def main():
         for case in args.cases.split(","):
             if case not in ("teacher", "student", "kd"):
                 ap.error(f"unknown case {case!r}")
-            result["cases"][case] = measure(case, xtr, ytr, n_batches, args.warmup, args.seed)
+            try:
+                result["cases"][case] = measure(case, xtr, ytr, n_batches, warmup, args.seed, device, args.compile)
+            except Exception as e:  # torch.compile needs a compiler toolchain (Triton on CUDA)
+                if not args.compile:
+                    raise
+                result["cases"][case] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:300]}"}
 
     if args.json:
         print(json.dumps(result))
@@ -280,6 +312,9 @@ def main():
     print(f"torch {result['torch']}, python {result['python']}, {result['threads']} threads, batch {BATCH}")
     print(f"params: teacher {TEACHER_PARAMS:,}, FitNet {FITNET_PARAMS:,}")
     for case, r in result["cases"].items():
+        if "error" in r:
+            print(f"{case:8s} failed: {r['error']}")
+            continue
         print(f"{case:8s} {r['images_per_s']:8.1f} images/s  ({r['images']} images in {r['seconds']} s)")
     if "full_teacher" in result:
         r = result["full_teacher"]
