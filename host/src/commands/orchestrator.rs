@@ -34,6 +34,7 @@ pub fn orchestrator(args: &OrchestratorArgs) -> anyhow::Result<()> {
     let summary =
         serve(&listener, args.nodes, timeout, &mut |line| eprintln!("{line}")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let steps: u64 = summary.phases.iter().map(|(_, steps)| steps).sum();
-    println!("{} nodes trained {} phases, {steps} steps", args.nodes, summary.phases.len());
+    let phases = summary.phases.len();
+    println!("{} nodes trained {phases} phase{}, {steps} steps", args.nodes, if phases == 1 { "" } else { "s" });
     Ok(())
 }

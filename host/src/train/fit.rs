@@ -269,13 +269,13 @@ pub fn fit<B: AutodiffBackend>(
         }
     });
     match (trained, workers.link()) {
-        (Err(e), Some(link)) if e.downcast_ref::<PeerError>().is_some() => Err(e.context(format!(
-            "training {} on {} nodes stopped. Each node's run keeps its checkpoint after the last epoch \
-             it finished: start the orchestrator again and every node with --resume (a run that had finished \
-             no epoch yet is removed: start it again as it was)",
+        (Err(e), Some(link)) if e.downcast_ref::<PeerError>().is_some() => Err(anyhow::anyhow!(
+            "training {} on {} nodes stopped: {e}. Each node's run keeps its checkpoint after the last epoch it \
+             finished: start the orchestrator again and every node with --resume (a run that had finished no \
+             epoch yet is removed: start it again as it was)",
             phase.name,
             link.nodes()
-        ))),
+        )),
         (trained, _) => trained,
     }
 }
