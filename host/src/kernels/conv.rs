@@ -17,6 +17,8 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::geometry::ConvGeometry;
+use super::matmul::matmul;
 use super::unrolled;
 
 thread_local! {
@@ -45,80 +47,6 @@ fn with_buffers<R>(lens: [usize; 3], f: impl FnOnce([&mut [f32]; 3]) -> R) -> R 
             f([&mut a, &mut b, &mut c])
         }
     })
-}
-
-/// The shape of a convolution over one image. Invariant (checked by [`ConvGeometry::new`]):
-/// the padded input holds at least one window in each direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ConvGeometry {
-    /// Input channels, height and width.
-    pub input: [usize; 3],
-    /// Output channels before maxout: `units * pieces`.
-    pub outputs: usize,
-    /// Pieces per maxout unit (1: no maxout).
-    pub pieces: usize,
-    pub kernel: [usize; 2],
-    pub stride: [usize; 2],
-    /// Zeros added above and to the left of the input.
-    pub pad_before: [usize; 2],
-    /// Output height and width.
-    pub output: [usize; 2],
-}
-
-impl ConvGeometry {
-    /// The geometry of a conv over `input` (`[C, H, W]`) with padding `[top, left,
-    /// bottom, right]`; `None` if no window fits or `pieces` does not divide `outputs`.
-    pub fn new(
-        input: [usize; 3],
-        outputs: usize,
-        pieces: usize,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-        padding: [usize; 4],
-    ) -> Option<ConvGeometry> {
-        let [_, h, w] = input;
-        let [top, left, bottom, right] = padding;
-        let span = |size: usize, before: usize, after: usize, k: usize, s: usize| {
-            let padded = size + before + after;
-            (s > 0 && k > 0 && padded >= k).then(|| (padded - k) / s + 1)
-        };
-        let oh = span(h, top, bottom, kernel[0], stride[0])?;
-        let ow = span(w, left, right, kernel[1], stride[1])?;
-        (pieces > 0 && outputs > 0 && outputs.is_multiple_of(pieces)).then_some(ConvGeometry {
-            input,
-            outputs,
-            pieces,
-            kernel,
-            stride,
-            pad_before: [top, left],
-            output: [oh, ow],
-        })
-    }
-
-    /// Rows of the column matrix: `C * kh * kw`.
-    pub fn window(&self) -> usize {
-        self.input[0] * self.kernel[0] * self.kernel[1]
-    }
-
-    /// Output positions per channel: `H' * W'`.
-    pub fn positions(&self) -> usize {
-        self.output[0] * self.output[1]
-    }
-
-    /// Maxout units: `outputs / pieces`.
-    pub fn units(&self) -> usize {
-        self.outputs / self.pieces
-    }
-
-    /// Values of one input image.
-    pub fn input_len(&self) -> usize {
-        self.input.iter().product()
-    }
-
-    /// Values of one output image (after maxout).
-    pub fn output_len(&self) -> usize {
-        self.units() * self.positions()
-    }
 }
 
 /// For output positions `0..n` along one axis, the range whose input coordinate
@@ -209,67 +137,6 @@ pub fn col2im(g: &ConvGeometry, cols: &[f32], ld: usize, dx: &mut [f32]) {
         }
     }
 }
-}
-
-/// `dst = lhs · rhs` (or `dst += …` when `accumulate`), each matrix given by its
-/// shape and its row and column strides, `dst` contiguous; on rayon's threads when
-/// `parallel`.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul(
-    [m, k, n]: [usize; 3],
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_strides: [usize; 2],
-    rhs: &[f32],
-    rhs_strides: [usize; 2],
-    parallel: bool,
-) {
-    matmul_rows([m, k, n], dst, n, accumulate, lhs, lhs_strides, rhs, rhs_strides, parallel);
-}
-
-/// [`matmul`] into rows of `dst` that are `dst_rs` values apart.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul_rows(
-    [m, k, n]: [usize; 3],
-    dst: &mut [f32],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    [lhs_rs, lhs_cs]: [usize; 2],
-    rhs: &[f32],
-    [rhs_rs, rhs_cs]: [usize; 2],
-    parallel: bool,
-) {
-    assert!(n <= dst_rs && (m == 0 || n == 0 || dst.len() >= (m - 1) * dst_rs + n));
-    assert!(m == 0 || k == 0 || lhs.len() > (m - 1) * lhs_rs + (k - 1) * lhs_cs);
-    assert!(k == 0 || n == 0 || rhs.len() > (k - 1) * rhs_rs + (n - 1) * rhs_cs);
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        // A product over nothing: zeros (gemm is not asked to handle it).
-        if !accumulate {
-            dst.chunks_mut(dst_rs).take(m).for_each(|row| row[..n].fill(0.0));
-        }
-        return;
-    }
-    // SAFETY: the asserts above keep every element gemm reads inside `lhs` and `rhs`
-    // and every element it writes inside `dst` (`m` rows of `n`, `dst_rs` apart); `dst`
-    // is borrowed mutably, so it aliases neither operand.
-    unsafe {
-        super::vector::gemm(
-            [m, n, k],
-            dst.as_mut_ptr(),
-            [1, dst_rs as isize],
-            accumulate,
-            lhs.as_ptr(),
-            [lhs_cs as isize, lhs_rs as isize],
-            rhs.as_ptr(),
-            [rhs_cs as isize, rhs_rs as isize],
-            if parallel { gemm::Parallelism::Rayon(rayon::current_num_threads()) } else { gemm::Parallelism::None },
-        );
-    }
 }
 
 /// Images per matrix product: enough that the product has at least this many columns,

@@ -14,7 +14,8 @@ use burn::backend::flex::FlexTensor;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::{TensorData, TensorMetadata};
 
-use super::conv::{self, ConvGeometry};
+use super::conv;
+use super::geometry::ConvGeometry;
 use super::norm::{self, NormGeometry};
 use super::pool::{self, PoolGeometry};
 use crate::backend::Flex;

@@ -22,6 +22,8 @@
 
 pub mod conv;
 pub mod flex;
+pub mod geometry;
+mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod unrolled;
@@ -37,7 +39,7 @@ use burn::nn::{BatchNorm, PaddingConfig2d};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
-pub use conv::ConvGeometry;
+pub use geometry::ConvGeometry;
 pub use norm::NormGeometry;
 pub use pool::PoolGeometry;
 
@@ -78,7 +80,7 @@ pub fn geometry<B: Backend>(conv: &Conv2d<B>, input: [usize; 4], pieces: usize) 
 }
 
 /// `maxout(conv(x))` through the fused kernel where the backend has it; `Err(x)`
-/// otherwise (or when [`geometry`] rejects the layer).
+/// otherwise (or when [`geometry()`] rejects the layer).
 pub fn conv_maxout<B: Backend>(conv: &Conv2d<B>, pieces: usize, x: Tensor<B, 4>) -> Result<Tensor<B, 4>, Tensor<B, 4>> {
     let autodiff = TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>();
     if !autodiff && TypeId::of::<B>() != TypeId::of::<Flex>() {

@@ -29,7 +29,8 @@
 
 use std::sync::Mutex;
 
-use super::conv::{ConvGeometry, matmul_rows};
+use super::geometry::ConvGeometry;
+use super::matmul::matmul_rows;
 
 /// Largest total of matrix values this path builds.
 pub const MAX_MATRIX: usize = 1 << 26;
