@@ -23,7 +23,7 @@ use anyhow::{Context as _, bail, ensure};
 use rayon::prelude::*;
 
 use super::float::{FloatModel, normalize};
-use super::scheme::activation_quant;
+use super::scheme::{Range, activation_quant};
 use crate::data::Normalization;
 
 /// Histogram bins per tensor for percentile and MSE calibration.
@@ -67,28 +67,6 @@ impl fmt::Display for Calibration {
             Calibration::Percentile(p) => write!(f, "percentile:{p}"),
             Calibration::Mse => write!(f, "mse"),
         }
-    }
-}
-
-/// A float range, `min <= max`.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Range {
-    pub min: f32,
-    pub max: f32,
-}
-
-impl Range {
-    const EMPTY: Range = Range { min: f32::INFINITY, max: f32::NEG_INFINITY };
-
-    fn add(&mut self, values: &[f32]) {
-        for &v in values {
-            self.min = self.min.min(v);
-            self.max = self.max.max(v);
-        }
-    }
-
-    fn union(self, other: Range) -> Range {
-        Range { min: self.min.min(other.min), max: self.max.max(other.max) }
     }
 }
 

@@ -12,9 +12,9 @@ use fitnets_shared::Shape;
 use fitnets_shared::format::encode::{AffineSpec, InputSpec, LayerSpec, ModelSpec, pixel_table};
 use fitnets_shared::format::{Activation, MAX_LABEL_LEN, MAX_NAME_LEN, Quant};
 
-use super::calibrate::Range;
 use super::float::{AffineKind, FloatLayer, FloatModel};
 use super::overflow;
+use super::scheme::Range;
 use super::scheme::{activation_quant, channel_weight_scale, input_quant, input_range, quantize_channel};
 use crate::data::Normalization;
 

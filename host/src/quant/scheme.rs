@@ -10,7 +10,6 @@
 use fitnets_shared::format::Quant;
 use fitnets_shared::quant::{SHIFT_MAX, quantize_multiplier};
 
-use super::calibrate::Range;
 use crate::data::Normalization;
 
 /// The narrowest activation range: a tensor that calibration saw constant still gets a
@@ -21,6 +20,28 @@ pub const MIN_RANGE: f64 = 1e-6;
 /// whose float bias would need more has negligible weights next to it; its weight scale
 /// is raised until the bias fits, which keeps every accumulator bound far from `i32`.
 pub const BIAS_LIMIT: f64 = (1 << 24) as f64;
+
+/// A float range, `min <= max`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Range {
+    pub min: f32,
+    pub max: f32,
+}
+
+impl Range {
+    pub(super) const EMPTY: Range = Range { min: f32::INFINITY, max: f32::NEG_INFINITY };
+
+    pub(super) fn add(&mut self, values: &[f32]) {
+        for &v in values {
+            self.min = self.min.min(v);
+            self.max = self.max.max(v);
+        }
+    }
+
+    pub(super) fn union(self, other: Range) -> Range {
+        Range { min: self.min.min(other.min), max: self.max.max(other.max) }
+    }
+}
 
 /// The asymmetric int8 quantization of `range`, widened to contain zero: TFLite's
 /// `scale = (max − min) / 255`, `zero_point = round(−128 − min / scale)` clamped to the
