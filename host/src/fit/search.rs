@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail, ensure};
 use super::FitArgs;
 use super::pareto::{self, Point};
 use super::record::{Answer, Record, Rung, RungResult, SETTING_FILE, Setting};
-use super::space::{self, Candidate, Pricer};
+use super::space::{self, Candidate, Pricer, join_widths};
 use super::write;
 use crate::compare::{StudentPlan, finished};
 use crate::method::{Method, RunInfo};
@@ -117,7 +117,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
             candidates.len(),
             target.describe(),
             smallest.id,
-            join(&smallest.widths),
+            join_widths(&smallest.widths),
             smallest.macs,
             write::needs(&smallest.price),
             smallest.pruned.as_deref().unwrap_or("")
@@ -191,7 +191,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
             });
         }
         let ranked: Vec<(usize, Point)> =
-            current.iter().zip(&results).map(|(&i, r)| (i, point(&candidates[i], r.valid_accuracy))).collect();
+            current.iter().zip(&results).map(|(&i, r)| (i, candidates[i].point(r.valid_accuracy))).collect();
         let keep = sizes.get(rung + 1).copied().unwrap_or(1);
         current = pareto::best(&ranked, keep);
         record.rungs.push(Rung { epochs, hint_epochs: plan.hint_epochs, results });
@@ -233,18 +233,6 @@ fn rung_run(dir: &Path, setting: &Setting, rung: usize) -> PathBuf {
     dir.join(format!("rung-{first}"))
 }
 
-/// The point of a trained candidate: its accuracy, estimated time (or instructions, or
-/// MACs, whichever the target can price) and flash.
-pub fn point(candidate: &Candidate, accuracy: f64) -> Point {
-    Point { accuracy, time: time(candidate), flash: candidate.price.flash_bytes }
-}
-
-/// What the search calls a candidate's time: milliseconds where the core has a cost
-/// model, else MACs.
-pub fn time(candidate: &Candidate) -> f64 {
-    candidate.price.ms.unwrap_or(candidate.macs as f64)
-}
-
 /// The students of the search: half of `k` spread over the edge candidates (the
 /// widest of each shape that fits), the rest over all the others that fit.
 fn select(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
@@ -259,7 +247,7 @@ fn select(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
 /// slowest included.
 fn spread(candidates: &[Candidate], fitting: &[usize], k: usize) -> Vec<usize> {
     let mut order = fitting.to_vec();
-    order.sort_by(|&a, &b| time(&candidates[a]).total_cmp(&time(&candidates[b])).then(a.cmp(&b)));
+    order.sort_by(|&a, &b| candidates[a].time().total_cmp(&candidates[b].time()).then(a.cmp(&b)));
     if order.len() <= k || k == 0 {
         order.truncate(k);
         return order;
@@ -334,8 +322,4 @@ fn check_setting(runs: &RunDir, setting: &Setting) -> anyhow::Result<()> {
         serde_json::to_string(setting)?
     );
     Ok(())
-}
-
-pub(crate) fn join(widths: &[usize]) -> String {
-    widths.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
 }

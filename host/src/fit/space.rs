@@ -20,6 +20,7 @@ use fitnets_shared::cost::Coefficients;
 use fitnets_shared::format::encode::encode;
 use serde::{Deserialize, Serialize};
 
+use super::pareto::Point;
 use super::target::Target;
 use crate::data::Normalization;
 use crate::model::generate::{self, StudentSpec};
@@ -87,6 +88,25 @@ pub struct Candidate {
     /// found by bisecting the budget ([`Pricer::edge`]), rather than one of the ladder.
     #[serde(default)]
     pub edge: bool,
+}
+
+impl Candidate {
+    /// The point of this candidate trained to `accuracy`: its accuracy, estimated time
+    /// (or MACs where the target cannot price time) and flash.
+    pub fn point(&self, accuracy: f64) -> Point {
+        Point { accuracy, time: self.time(), flash: self.price.flash_bytes }
+    }
+
+    /// What the search calls this candidate's time: milliseconds where the core has a
+    /// cost model, else MACs.
+    pub fn time(&self) -> f64 {
+        self.price.ms.unwrap_or(self.macs as f64)
+    }
+}
+
+/// Widths as a name: `16-16-12`.
+pub fn join_widths(widths: &[usize]) -> String {
+    widths.iter().map(usize::to_string).collect::<Vec<_>>().join("-")
 }
 
 /// The seed of the untrained weights a student is priced with.

@@ -7,8 +7,7 @@ use plotters::prelude::*;
 
 use super::pareto::{self, Point};
 use super::record::{Answer, Record};
-use super::search::{self, join};
-use super::space::{Candidate, Price, kib};
+use super::space::{Candidate, Price, join_widths, kib};
 use crate::report::charts::{LABEL, Swatch, framed, placeholder, plot_with_legend};
 use crate::train::run_dir::write_atomic;
 
@@ -54,7 +53,7 @@ fn first_rung(record: &Record) -> Vec<(&Candidate, Point)> {
         .iter()
         .filter_map(|r| {
             let c = record.candidates.iter().find(|c| c.id == r.id)?;
-            Some((c, search::point(c, r.valid_accuracy)))
+            Some((c, c.point(r.valid_accuracy)))
         })
         .collect()
 }
@@ -153,7 +152,7 @@ pub fn markdown(record: &Record) -> String {
     md += "|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n";
     let mut rows: Vec<&Candidate> = record.candidates.iter().collect();
     let in_search = |c: &Candidate| record.selected.contains(&c.id);
-    rows.sort_by(|a, b| in_search(b).cmp(&in_search(a)).then(search::time(a).total_cmp(&search::time(b))));
+    rows.sort_by(|a, b| in_search(b).cmp(&in_search(a)).then(a.time().total_cmp(&b.time())));
     for c in rows {
         let accuracy = match reached(record, &c.id) {
             Some((k, a)) => format!("{:.2}% ({})", 100.0 * a, k + 1),
@@ -175,7 +174,7 @@ pub fn markdown(record: &Record) -> String {
             "| {} | {} | {} | {} | {}-{}-{} | {} | {:.2}M | {:.1} | {:.1} | {ms} | {accuracy} | {note} |",
             c.id,
             c.depth,
-            join(&c.widths),
+            join_widths(&c.widths),
             c.pieces,
             c.split[0],
             c.split[1],
@@ -242,7 +241,7 @@ fn answer_table(record: &Record, chosen: &Answer) -> String {
             md,
             "| {label} `{}` | {} | {} | {:.2}M | {:.1} | {:.1} | {ms} | {:.2}% | {:.2}% | {:.2}% | {} |",
             a.blob.display(),
-            join(&a.widths),
+            join_widths(&a.widths),
             a.params,
             a.macs as f64 / 1e6,
             kib(a.price.flash_bytes),
