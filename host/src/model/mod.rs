@@ -6,6 +6,7 @@ pub mod config;
 pub mod count;
 pub mod generate;
 pub mod net;
+mod shapes;
 pub mod views;
 
 pub use config::NetConfig;
