@@ -18,7 +18,7 @@ use fitnets::report::markdown::{SECTIONS, SEEDS_SECTION, SWEEP_SECTION, render, 
 use fitnets::report::runs::{MetricRow, Run, best_student, parse_metrics};
 use fitnets::report::stages::{Int8Student, Precision};
 use fitnets::report::{Report, data_set_name, paper};
-use fitnets::sweep::{DepthRow, Sweep, SweepSetting};
+use fitnets::sweep::record::{DepthRow, Sweep, SweepSetting};
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets_shared::{Model, plan};
 

@@ -67,7 +67,7 @@ pub struct ReportArgs {
 /// `fitnets report`.
 pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
     let runs = load_runs(&args.runs)?;
-    let sweep = args.sweep.as_deref().map(crate::sweep::load).transpose()?;
+    let sweep = args.sweep.as_deref().map(crate::sweep::record::load).transpose()?;
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     let chosen =
         match args.student {

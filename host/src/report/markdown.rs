@@ -9,7 +9,7 @@ use super::layers::{peak, shape};
 use super::paper::PaperTable;
 use super::runs::Run;
 use super::stages::{self, FLOAT32_BYTES, Precision, Stage};
-use crate::sweep::Sweep;
+use crate::sweep::record::Sweep;
 
 /// Section titles, in order (tests look for them).
 pub const SECTIONS: [&str; 6] = [
@@ -68,7 +68,7 @@ fn sweep_section(md: &mut String, sweep: &Sweep) {
         "Students of several depths at one multiplication budget, each trained with each \
          method (the paper's Figure 2; `fitnets sweep`).\n"
     );
-    md.push_str(&crate::sweep::table(sweep));
+    md.push_str(&crate::sweep::record::table(sweep));
     let _ = writeln!(md, "\n![Test accuracy against depth]({DEPTH_CHART})");
 }
 

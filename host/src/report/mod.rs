@@ -38,7 +38,7 @@ use paper::PaperTable;
 use runs::Run;
 use stages::{Int8Student, Stage};
 
-use crate::sweep::Sweep;
+use crate::sweep::record::Sweep;
 
 /// Everything the report shows, computed.
 #[derive(Clone, Debug)]

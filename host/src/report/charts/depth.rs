@@ -5,7 +5,7 @@
 use plotters::prelude::*;
 
 use super::{LABEL, Swatch, framed, placeholder, plot_with_legend, run_color};
-use crate::sweep::Sweep;
+use crate::sweep::record::Sweep;
 
 const WIDTH: u32 = 900;
 const PLOT_HEIGHT: u32 = 470;
