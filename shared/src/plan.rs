@@ -119,8 +119,19 @@ pub fn unfused_arena_bytes(model: &Model<'_>) -> u32 {
     peak(model, unfused_steps(model), tensor_bytes).unwrap_or(u32::MAX)
 }
 
-pub(crate) fn checked_arena_bytes(model: &Model<'_>) -> Option<u32> {
+fn checked_arena_bytes(model: &Model<'_>) -> Option<u32> {
     peak(model, steps(model), |step| step.arena_bytes())
+}
+
+impl<'a> Model<'a> {
+    /// Decodes and validates a blob (see [`crate::format`] for what is checked), and
+    /// checks that the arena its plan needs is addressable with `u32` sizes on every
+    /// target.
+    pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>, DecodeError> {
+        let model = Model::from_bytes_unplanned(bytes)?;
+        checked_arena_bytes(&model).ok_or(DecodeError::TooLarge)?;
+        Ok(model)
+    }
 }
 
 fn tensor_bytes(step: &Step<'_>) -> u64 {

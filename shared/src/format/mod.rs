@@ -58,8 +58,10 @@ pub struct Model<'a> {
 }
 
 impl<'a> Model<'a> {
-    /// Decodes and validates a blob; see the module docs for what is checked.
-    pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>, DecodeError> {
+    /// Decodes and validates a blob, all but its arena; see the module docs for what is
+    /// checked. [`Model::from_bytes`] (in [`crate::plan`], which knows the arena a model
+    /// needs) adds the arena's check, and is what every caller uses.
+    pub(crate) fn from_bytes_unplanned(bytes: &'a [u8]) -> Result<Model<'a>, DecodeError> {
         if bytes.len() < PREFIX_LEN + CRC_LEN {
             return Err(DecodeError::Truncated);
         }
@@ -117,8 +119,6 @@ impl<'a> Model<'a> {
             return Err(DecodeError::OutputShape { classes: header.classes, found: cursor.shape });
         }
         model.output_quant = cursor.quant;
-        // The arena must be addressable with u32 sizes on every target.
-        crate::plan::checked_arena_bytes(&model).ok_or(DecodeError::TooLarge)?;
         Ok(model)
     }
 
