@@ -79,14 +79,30 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     if update && check {
         bail!("choose one of --update and --check");
     }
+    show(&board, model_path.as_deref(), profiled, Record { update, check })
+}
+
+/// What a bench run does with the cycles it measured: nothing, write them into the
+/// sizing table (`update`), or compare them with it (`check`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Record {
+    pub update: bool,
+    pub check: bool,
+}
+
+/// Measures `model_path` (the default model when `None`) on `board` and prints its
+/// table, its latency and, when `profiled`, where its instructions go.
+pub fn show(board: &Board, model_path: Option<&Path>, profiled: bool, record: Record) -> anyhow::Result<()> {
+    let Record { update, check } = record;
+    let board = *board;
     let qemu_machine = board.qemu()?;
     tools::ensure_program("gcc", "gcc")?;
 
-    let path = model_path.clone().unwrap_or_else(firmware::default_model);
+    let path = model_path.map(Path::to_path_buf).unwrap_or_else(firmware::default_model);
     let blob = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let model = Model::from_bytes(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
 
-    let measured = measure(board, model_path.as_deref())?;
+    let measured = measure(board, model_path)?;
     let counts = &measured.counts;
     let default_fitnet = std::fs::read(firmware::default_model()).is_ok_and(|d| d == blob);
     let table =

@@ -13,13 +13,12 @@ mod elf;
 mod firmware;
 mod fits;
 mod flash;
-mod idx;
+mod imports;
 mod link;
 mod logs;
 mod profile;
 mod prove;
 mod qemu;
-mod rng;
 mod serial;
 mod size;
 mod storm;
@@ -90,7 +89,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo::run(rest),
         Some("test") => check::run(rest),
-        Some("qemu") => qemu::run(rest),
+        Some("qemu") => qemu::run(rest).and_then(|bench| match bench {
+            Some(qemu::Bench { board, model }) => {
+                bench::show(&board, model.as_deref(), false, bench::Record::default())
+            }
+            None => Ok(()),
+        }),
         Some("size") => size::run(rest),
         Some("flash") => flash::run(rest),
         Some("storm") => storm::run(rest),

@@ -177,8 +177,16 @@ fn verdict(board: Board, model: Option<&Path>, mode: Mode, what: &str) -> anyhow
     }
 }
 
-/// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
+/// What `cargo xtask qemu --mode bench` asks of the bench (which runs QEMU through this
+/// module, so it is called by the command layer, not from here).
+#[derive(Debug)]
+pub struct Bench {
+    pub board: Board,
+    pub model: Option<PathBuf>,
+}
+
+/// The subcommand: runs the board, or returns what `--mode bench` asks for.
+pub fn run(args: &[String]) -> anyhow::Result<Option<Bench>> {
     let mut args = Args::new("qemu", args);
     let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
     let model = args.value("--model")?.map(PathBuf::from);
@@ -188,7 +196,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     board.qemu()?;
 
     match mode {
-        Mode::Selftest => selftest(board, model.as_deref()),
+        Mode::Selftest => selftest(board, model.as_deref()).map(|()| None),
         Mode::Serve => {
             let build = firmware::build(board, Transport::Qemu, model.as_deref(), &[Mode::Serve])?;
             eprintln!("{} serves on 127.0.0.1:{port}; stop it with Ctrl-C", board.name);
@@ -196,13 +204,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             let (status, _) = running.wait(Duration::MAX)?;
             bail!("QEMU exited ({status})")
         }
-        Mode::Bench => {
-            let mut bench = vec!["--board".to_string(), board.name.to_string()];
-            if let Some(model) = &model {
-                bench.extend(["--model".to_string(), model.display().to_string()]);
-            }
-            crate::bench::run(&bench)
-        }
-        Mode::Kernels => kernels(board),
+        Mode::Bench => Ok(Some(Bench { board, model })),
+        Mode::Kernels => kernels(board).map(|()| None),
     }
 }
