@@ -1123,8 +1123,8 @@ fn finish<B: AutodiffBackend>(
     info: &RunInfo,
     splits: &Splits,
     net: crate::model::Net<B>,
-    hint_history: Vec<crate::train::fit::EpochMetrics>,
-    history: Vec<crate::train::fit::EpochMetrics>,
+    hint_history: Vec<crate::train::phase::EpochMetrics>,
+    history: Vec<crate::train::phase::EpochMetrics>,
     device: &B::Device,
 ) -> anyhow::Result<()> {
     use burn::module::AutodiffModule as _;

@@ -1,11 +1,16 @@
 //! Training: the losses of the three methods, the loop, and the run directory.
 
 pub mod batch;
+mod checkpoint;
 pub mod collective;
 pub mod fit;
 pub mod flat;
 pub mod loss;
+mod optim;
+mod peer;
+pub mod phase;
 pub mod run_dir;
 pub mod schedule;
+pub mod step;
 pub mod teacher_cache;
 pub mod workers;
