@@ -10,8 +10,9 @@ use fitnets_shared::ops::reference as k;
 use fitnets_shared::quant::quantize_multiplier;
 use fitnets_shared::tensor::Shape;
 
-/// A small deterministic generator (SplitMix64): fixtures need repeatable values, not
-/// statistical quality.
+/// A small deterministic generator (SplitMix64), the one every test and check of the
+/// workspace draws from: fixtures and storms need repeatable values, the same on every
+/// host so a failure replays from its seed, not statistical quality.
 #[derive(Clone, Debug)]
 pub struct SplitMix(pub u64);
 
@@ -28,6 +29,21 @@ impl SplitMix {
     pub fn range(&mut self, lo: i32, hi: i32) -> i32 {
         let span = (i64::from(hi) - i64::from(lo) + 1) as u64;
         (i64::from(lo) + (self.next_u64() % span) as i64) as i32
+    }
+
+    /// Uniform in `0..n` (`n > 0`), up to a negligible bias.
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// `len` bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+
+    /// `len` bytes in `1..=255`.
+    pub fn nonzero(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| 1 + self.below(255) as u8).collect()
     }
 }
 

@@ -30,8 +30,8 @@ use fitnets_tests::Arch;
 use crate::args::Args;
 use crate::bench;
 use crate::boards::{self, Board};
-use crate::rng::Rng;
 use crate::tools::root;
+use fitnets_tests::SplitMix;
 
 const USAGE: &str = "cargo xtask calibrate [--models N] [--seed S] [--update | --check]";
 
@@ -70,7 +70,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     let dir = root().join("target/xtask/calibrate");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix(seed);
     let mut blobs = Vec::new();
     for i in 0..models {
         let (input, arch) = draw(&mut rng);
@@ -114,7 +114,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 /// A model of the searched family: its input and layers.
-fn draw(rng: &mut Rng) -> (Shape, Vec<Arch>) {
+fn draw(rng: &mut SplitMix) -> (Shape, Vec<Arch>) {
     loop {
         let input = if rng.below(3) == 0 { Shape::new(32, 32, 3) } else { Shape::new(28, 28, 1) };
         let depth = 3 + rng.below(9);
@@ -372,7 +372,7 @@ mod tests {
 
     #[test]
     fn least_squares_recovers_a_linear_law() {
-        let mut rng = Rng(3);
+        let mut rng = SplitMix(3);
         let truth: Features = std::array::from_fn(|j| if j % 3 == 0 { 0.0 } else { j as f64 + 0.5 });
         let rows: Vec<(Features, f64)> = (0..200)
             .map(|_| {
@@ -390,7 +390,7 @@ mod tests {
 
     #[test]
     fn drawn_models_are_of_the_family_and_encode() {
-        let mut rng = Rng(5);
+        let mut rng = SplitMix(5);
         for i in 0..20 {
             let (input, arch) = draw(&mut rng);
             let spec = fitnets_tests::model("m", input, &arch, 10, i);

@@ -31,9 +31,10 @@ use crate::boards::{self, Board, Transport};
 use crate::firmware::{self, Mode};
 use crate::link::{Info, Link};
 use crate::qemu::{self, Serial};
-use crate::rng::Rng;
+use crate::serial;
 use crate::tools::FASHION_MNIST;
-use crate::{idx, serial};
+use fitnets_images::idx;
+use fitnets_tests::SplitMix;
 
 /// What to classify, where.
 #[derive(Clone, Debug)]
@@ -426,7 +427,7 @@ pub fn test_check(board: Board, count: usize) -> anyhow::Result<()> {
     config.images = dir.join("random-images-idx-ubyte");
     let dims = [count, usize::from(input.height), usize::from(input.width), usize::from(input.channels)];
     let dims = if input.channels == 1 { &dims[..3] } else { &dims[..] };
-    let result = idx::write(&config.images, dims, &Rng(1).bytes(count * input.len()))
+    let result = idx::write(&config.images, dims, &SplitMix(1).bytes(count * input.len()))
         .and_then(|()| classify(&config))
         .and_then(|outcome| outcome.verdict());
     let _ = std::fs::remove_dir_all(&dir);

@@ -23,7 +23,7 @@ use crate::args::Args;
 use crate::boards::{self, Board, Transport};
 use crate::firmware::{self, Mode};
 use crate::qemu::{self, Serial};
-use crate::rng::Rng;
+use fitnets_tests::SplitMix;
 
 /// What to send.
 #[derive(Clone, Debug)]
@@ -201,7 +201,7 @@ impl From<Response<'_>> for Expect {
 
 /// The bytes to send and the responses they must get.
 struct Storm {
-    rng: Rng,
+    rng: SplitMix,
     /// Raw pixels per image.
     input: usize,
     /// The longest frame body the device accepts: that of a Classify of the right size.
@@ -215,7 +215,7 @@ impl Storm {
     fn new(model: &Model<'_>, seed: u64) -> Storm {
         let input = model.input_shape().len();
         let limit = wire::max_frame_len(payload(&Request::Classify { pixels: &vec![0; input] }).len()) - 1;
-        Storm { rng: Rng(seed), input, limit, bytes: Vec::new(), expected: Vec::new(), stray: 0 }
+        Storm { rng: SplitMix(seed), input, limit, bytes: Vec::new(), expected: Vec::new(), stray: 0 }
     }
 
     /// Queues one frame body, its delimiter and what it must get.
@@ -381,7 +381,7 @@ mod tests {
     /// "malformed" frame would be malformed for the wrong reason.
     #[test]
     fn cobs_frames_decode_with_shared() {
-        let mut rng = Rng(7);
+        let mut rng = SplitMix(7);
         for len in [0, 1, 5, 253, 254, 255, 600] {
             let pixels = rng.bytes(len);
             let mut body = cobs(&with_crc(&payload(&Request::Classify { pixels: &pixels })));
@@ -392,7 +392,7 @@ mod tests {
 
     #[test]
     fn cobs_matches_shared_encoder() {
-        let mut rng = Rng(3);
+        let mut rng = SplitMix(3);
         for len in [0, 10, 254, 300, 1000] {
             let pixels = rng.bytes(len);
             let request = Request::Classify { pixels: &pixels };

@@ -14,6 +14,7 @@
 pub mod cache;
 mod convert;
 pub mod folder;
+pub mod idx;
 
 use std::path::{Path, PathBuf};
 
