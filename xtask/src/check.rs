@@ -44,8 +44,13 @@ fn checks() -> Vec<(String, Step)> {
     tests.args(["test", "--workspace"]).env("FITNETS_REQUIRE_DATA", "1");
     let mut doc = cargo(&root);
     doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    let imports_root = root.clone();
     let mut checks = vec![
         ("fmt".to_string(), with(&root, &["fmt", "--all", "--check"])),
+        (
+            "imports: no two modules use each other".into(),
+            Step::Task(Box::new(move || crate::imports::check(&imports_root))),
+        ),
         ("clippy".into(), with(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),
         // The CUDA backend must keep compiling where no GPU (or CUDA toolkit) exists.
         (
