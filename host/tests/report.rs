@@ -233,17 +233,17 @@ fn made_up_report(runs: Vec<Run>, blob: Vec<u8>, firmware: Firmware) -> Report {
     Report::build(runs, int8, firmware, &BOARDS).unwrap()
 }
 
-/// Compares `text` with `tests/snapshots/NAME`; `UPDATE_SNAPSHOTS=1` rewrites it.
+/// Compares `text` with `tests/snapshots/NAME`; `FITNETS_BLESS=1` rewrites it.
 fn check_snapshot(name: &str, text: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots").join(name);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+    if std::env::var_os("FITNETS_BLESS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, text).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("no snapshot {}: run with UPDATE_SNAPSHOTS=1", path.display()));
-    assert!(expected == text, "{name} differs from its snapshot (UPDATE_SNAPSHOTS=1 rewrites it):\n{text}");
+        .unwrap_or_else(|_| panic!("no snapshot {}: run with FITNETS_BLESS=1", path.display()));
+    assert!(expected == text, "{name} differs from its snapshot (FITNETS_BLESS=1 rewrites it):\n{text}");
 }
 
 /// The row of the Markdown table whose first cell is `first`, as cells.

@@ -209,13 +209,13 @@ mod tests {
     use super::super::step::{Batch, StepOutcome, shard_step};
     use super::*;
     use crate::backend::Flex;
-    use crate::data::Dataset;
-    use crate::model::Views;
-    use crate::model::net::Net;
     use crate::data::Augment;
+    use crate::data::Dataset;
     use crate::data::Normalization;
     use crate::model::NetConfig;
+    use crate::model::Views;
     use crate::model::net::Layer;
+    use crate::model::net::Net;
 
     type B = Autodiff<Flex>;
 
