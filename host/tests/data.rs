@@ -432,11 +432,17 @@ fn erasing_fills_one_rectangle_with_noise_half_the_time() {
     }
 }
 
-/// Needs Debian's `dataset-fashion-mnist`; skips, and says so, where it is not installed.
+/// Needs Debian's `dataset-fashion-mnist`; skips, and says so, where it is not installed,
+/// unless `FITNETS_REQUIRE_DATA` is set (`cargo xtask test`, so CI), where a missing data
+/// set fails instead of passing unseen.
 #[test]
 fn real_fashion_mnist_if_installed() {
     let dir = Path::new(FASHION_MNIST_DIR);
     if !dir.exists() {
+        assert!(
+            std::env::var_os("FITNETS_REQUIRE_DATA").is_none(),
+            "{FASHION_MNIST_DIR} is missing: install the Debian package dataset-fashion-mnist"
+        );
         println!("skipped: {FASHION_MNIST_DIR} not found (install dataset-fashion-mnist)");
         return;
     }
