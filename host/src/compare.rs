@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use crate::cli::{self, DataArgs, DeviceArgs, ScheduleArgs};
+use crate::commands::train;
 use crate::method::{Method, RunInfo, RunResult};
 use crate::train::run_dir::RunDir;
 
@@ -74,7 +75,7 @@ impl StudentPlan {
         schedule.seed = self.schedule.seed + seed_offset;
         let hint_epochs = if method == Method::Hints { self.hint_epochs } else { 0 };
         schedule.epochs = self.student_epochs - hint_epochs;
-        let student = cli::StudentArgs {
+        let student = train::StudentArgs {
             config: config.to_path_buf(),
             method,
             teacher: Some(teacher.to_path_buf()),
@@ -95,7 +96,7 @@ impl StudentPlan {
                 return Ok(());
             }
         }
-        cli::train_student(&student).with_context(|| {
+        train::train_student(&student).with_context(|| {
             format!("training {} with {} (seed {})", run.display(), method.name(), student.schedule.seed)
         })
     }
@@ -103,9 +104,9 @@ impl StudentPlan {
 
 /// A run is reused (or resumed) only if it was started with the settings this command
 /// would give it; otherwise the table would mix schedules without saying so.
-fn check_settings(run: &Path, student: &cli::StudentArgs) -> anyhow::Result<()> {
+fn check_settings(run: &Path, student: &train::StudentArgs) -> anyhow::Result<()> {
     let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
-    cli::check_reuse_data(run, &info, &student.data)?;
+    crate::run::check_reuse_data(run, &info, &student.data)?;
     let wanted = student.settings();
     let saved = (info.schedule.clone(), info.hint_schedule.clone(), info.kd);
     anyhow::ensure!(
@@ -118,7 +119,7 @@ fn check_settings(run: &Path, student: &cli::StudentArgs) -> anyhow::Result<()> 
     );
     if let Some(teacher) = &student.teacher {
         let now = RunDir::open(teacher)?.read_json::<RunInfo>("run.json")?.views();
-        cli::check_teacher_views(run, &info, teacher, now)?;
+        crate::run::check_teacher_views(run, &info, teacher, now)?;
     }
     Ok(())
 }
@@ -142,11 +143,11 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
     let teacher_dir = args.runs.join("teacher");
     if finished(&teacher_dir).is_some() {
         let info: RunInfo = RunDir::open(&teacher_dir)?.read_json("run.json")?;
-        cli::check_reuse_data(&teacher_dir, &info, &args.plan.data)?;
+        crate::run::check_reuse_data(&teacher_dir, &info, &args.plan.data)?;
     } else {
         let mut schedule = args.plan.schedule.clone();
         schedule.epochs = args.teacher_epochs;
-        let teacher = cli::TeacherArgs {
+        let teacher = train::TeacherArgs {
             config: args.teacher_config.clone(),
             run: teacher_dir.clone(),
             resume: teacher_dir.join("run.json").exists(),
@@ -159,7 +160,7 @@ pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
             device: args.plan.device.clone(),
             nodes: cli::NodeArgs::default(),
         };
-        cli::train_teacher(&teacher).context("training the teacher")?;
+        train::train_teacher(&teacher).context("training the teacher")?;
     }
     for k in 0..args.seeds {
         for method in METHODS {

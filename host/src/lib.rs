@@ -4,7 +4,9 @@
 //! - [`model`]: networks from TOML configs, as burn modules, and what they cost.
 //! - [`train`]: the losses, the training loop and run directories.
 //! - [`method`]: the paper's procedures: teacher, scratch, KD, hints.
-//! - [`cli`], [`commands`], [`compare`], [`sweep`]: the `fitnets` subcommands.
+//! - [`cli`]: the argument types the subcommands share; [`commands`]: `train`, `eval`,
+//!   `info`, `orchestrator`; [`compare`], [`sweep`], [`fit`]: more subcommands.
+//! - [`run`]: a run directory opened fresh or resumed, its checks, a failed start undone.
 //! - [`kernels`]: the fused conv + maxout and max pooling CPU kernels that training on flex runs.
 //! - [`quant`]: folding, calibration and int8 quantization of a run; export to a blob;
 //!   evaluation of blobs with `shared`'s kernels.
@@ -25,5 +27,6 @@ pub mod model;
 pub mod predict;
 pub mod quant;
 pub mod report;
+pub mod run;
 pub mod sweep;
 pub mod train;

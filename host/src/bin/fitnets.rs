@@ -81,9 +81,9 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum Train {
     /// Train a teacher on the labels.
-    Teacher(Box<cli::TeacherArgs>),
+    Teacher(Box<fitnets::commands::train::TeacherArgs>),
     /// Train a student: from scratch, by knowledge distillation, or with hints.
-    Student(Box<cli::StudentArgs>),
+    Student(Box<fitnets::commands::train::StudentArgs>),
 }
 
 fn main() -> ExitCode {
@@ -107,8 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     match cli.command {
-        Command::Train(Train::Teacher(args)) => cli::train_teacher(&args),
-        Command::Train(Train::Student(args)) => cli::train_student(&args),
+        Command::Train(Train::Teacher(args)) => fitnets::commands::train::train_teacher(&args),
+        Command::Train(Train::Student(args)) => fitnets::commands::train::train_student(&args),
         Command::Compare(args) => fitnets::compare::compare(&args),
         Command::Sweep(args) => fitnets::sweep::sweep(&args),
         Command::Fit(args) => fitnets::fit::fit(&args),
@@ -118,7 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             // Any of the three options says exactly how to classify; none keeps the run's way.
             let views = (flip_average || shift_average || plain)
                 .then_some(fitnets::model::Views { mirror: flip_average, shift: shift_average });
-            cli::eval(&target, views, &data, &device)
+            fitnets::commands::eval::eval(&target, views, &data, &device)
         }
         Command::Eval { target, float, flip_average, shift_average, plain, data, device } => {
             anyhow::ensure!(
@@ -132,7 +132,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(args) => fitnets::predict::predict(&args),
         Command::Report(args) => fitnets::report::command::report_command(&args),
         Command::Info { target } => {
-            print!("{}", cli::info(&target)?);
+            print!("{}", fitnets::commands::info::info(&target)?);
             Ok(())
         }
         Command::Inspect { blob } => {

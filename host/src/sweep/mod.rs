@@ -106,7 +106,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
             let dir = depth_dir.join(method.name());
             if finished(&dir).is_some() {
                 let info: RunInfo = RunDir::open(&dir)?.read_json("run.json")?;
-                crate::cli::check_reuse_data(&dir, &info, &plan.data)?;
+                crate::run::check_reuse_data(&dir, &info, &plan.data)?;
             } else {
                 eprintln!("sweep: depth {depth}, {}", method.name());
                 let started = std::time::Instant::now();

@@ -1,0 +1,127 @@
+//! Where training runs: `--device`, and the nodes of a run on several machines.
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::backend::{CpuBackend, DeviceSpec};
+use crate::train::collective::Link;
+use crate::train::workers::DEFAULT_PEER_TIMEOUT;
+
+/// Where to run.
+#[derive(Args, Clone, Debug)]
+pub struct DeviceArgs {
+    /// `cpu`, `cuda`, `cuda:N`, or `cuda:N,M,…` to split each batch over several GPUs
+    /// (CUDA needs the `cuda` feature).
+    #[arg(long, default_value = "cpu")]
+    pub device: DeviceSpec,
+    /// The CPU backend: flex trains these nets 16-34x faster than ndarray (docs/benchmarks.md).
+    #[arg(long, value_enum, default_value_t = CpuBackend::Flex)]
+    pub backend: CpuBackend,
+}
+
+impl DeviceArgs {
+    pub fn describe(&self) -> String {
+        match &self.device {
+            // The flex kernels' matrix products run on the vector unit chosen at start
+            // (`kernels::vector`); ndarray's do not.
+            DeviceSpec::Cpu(peers) if self.backend == CpuBackend::Flex => format!(
+                "cpu (flex, {}, {} threads){}",
+                crate::kernels::vector::chosen().name(),
+                rayon::current_num_threads(),
+                if *peers > 1 { format!(", {peers} peers") } else { String::new() }
+            ),
+            DeviceSpec::Cpu(peers) => format!(
+                "cpu ({}){}",
+                format!("{:?}", self.backend).to_lowercase(),
+                if *peers > 1 { format!(", {peers} peers") } else { String::new() }
+            ),
+            cuda => cuda.to_string(),
+        }
+    }
+}
+
+/// Training on several machines: every node runs the same `fitnets train` command with
+/// its own `--node` and run directory, and one `fitnets orchestrator` sums their
+/// gradients (docs/scale-out.md).
+#[derive(Args, Clone, Debug)]
+pub struct NodeArgs {
+    /// Machines that train together (each with the devices of --device; every node must
+    /// have the same number). Each global batch is cut into one contiguous shard per
+    /// device, in node order.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = node_count)]
+    pub nodes: usize,
+    /// This machine's number, 0 to --nodes minus 1.
+    #[arg(long, value_name = "R")]
+    pub node: Option<usize>,
+    /// Where `fitnets orchestrator` listens (HOST:PORT), with --nodes 2 or more.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub orchestrator: Option<String>,
+    /// Seconds a peer waits for the others (to join, or at a step) before it stops the
+    /// run with an error naming the one that did not come.
+    #[arg(long, default_value_t = DEFAULT_PEER_TIMEOUT.as_secs(), value_name = "SECONDS", value_parser = peer_timeout)]
+    pub peer_timeout: u64,
+}
+
+impl Default for NodeArgs {
+    fn default() -> NodeArgs {
+        NodeArgs { nodes: 1, node: None, orchestrator: None, peer_timeout: DEFAULT_PEER_TIMEOUT.as_secs() }
+    }
+}
+
+impl NodeArgs {
+    /// Refuses a half-given or inconsistent setting, before any work.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match (self.nodes, self.node, &self.orchestrator) {
+            (1, None, None) => Ok(()),
+            (1, _, _) => bail!("--node and --orchestrator are for training on several machines: add --nodes N"),
+            (nodes, Some(node), Some(_)) if node < nodes => Ok(()),
+            (nodes, Some(node), Some(_)) => {
+                bail!("--node {node}: with --nodes {nodes} the nodes are 0 to {}", nodes - 1)
+            }
+            (nodes, _, _) => bail!(
+                "--nodes {nodes} needs this machine's --node (0 to {}) and the --orchestrator HOST:PORT that \
+                 `fitnets orchestrator --nodes {nodes}` listens on",
+                nodes - 1
+            ),
+        }
+    }
+
+    /// How long a peer waits for the others.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.peer_timeout)
+    }
+
+    /// Connects to the orchestrator when training on several machines.
+    pub fn connect(&self) -> anyhow::Result<Option<Link>> {
+        self.check()?;
+        let (Some(node), Some(address)) = (self.node, &self.orchestrator) else { return Ok(None) };
+        eprintln!("node {node} of {}: joining the orchestrator at {address}", self.nodes);
+        Ok(Some(Link::connect(address, node, self.nodes, self.timeout()).map_err(|e| anyhow::anyhow!("{e}"))?))
+    }
+
+    /// This node in a run's record: ", node R of N", or nothing alone.
+    pub fn describe(&self) -> String {
+        match self.node {
+            Some(node) if self.nodes > 1 => format!(", node {node} of {}", self.nodes),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The largest --nodes (a bound on what one orchestrator serves).
+pub const MAX_NODES: usize = 1024;
+
+pub fn node_count(text: &str) -> anyhow::Result<usize> {
+    match text.parse::<usize>() {
+        Ok(n @ 1..=MAX_NODES) => Ok(n),
+        _ => bail!("expected a number of machines from 1 to {MAX_NODES}"),
+    }
+}
+
+/// A peer timeout in seconds: at least 1, at most a day.
+pub fn peer_timeout(text: &str) -> anyhow::Result<u64> {
+    match text.parse::<u64>() {
+        Ok(n @ 1..=86_400) => Ok(n),
+        _ => bail!("expected whole seconds from 1 to 86400"),
+    }
+}
