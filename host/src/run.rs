@@ -126,7 +126,7 @@ fn remove_start_files(run: &RunDir) {
 }
 
 /// Runs `body` on a run just opened; when it fails before the run's first checkpoint,
-/// the run's start is undone (see [`discard_unstarted`]) so that the same command, once
+/// the run's start is undone (the files it wrote are removed) so that the same command, once
 /// its cause is fixed, just works. A resumed run is left as it is.
 pub fn undo_failed_start(run: &RunDir, resumed: bool, body: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
     let result = body();
