@@ -1,7 +1,6 @@
 //! `fitnets::data` on small generated IDX and CIFAR files, plus the real Fashion-MNIST when installed.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fitnets::data::augment;
 use fitnets::data::idx::{Idx, load_idx, read_idx};
@@ -11,28 +10,22 @@ use flate2::write::GzEncoder;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::SeedableRng;
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
+/// A fresh temporary directory (removed when dropped) with a file writer.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fitnets-data-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
+        TempDir(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        self.0.path()
     }
 
     fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path().join(name);
         std::fs::write(&path, bytes).unwrap();
         path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -124,7 +117,7 @@ fn corrupt_gzip_and_missing_files_are_errors() {
     bytes[middle..].fill(0xff);
     let message = read_idx(&dir.write("corrupt.gz", &bytes)).unwrap_err().to_string();
     assert!(message.contains("corrupt.gz: after gunzip"), "{message}");
-    let message = format!("{:#}", read_idx(&dir.0.join("absent")).unwrap_err());
+    let message = format!("{:#}", read_idx(&dir.path().join("absent")).unwrap_err());
     assert!(message.contains("reading") && message.contains("absent"), "{message}");
 }
 
@@ -149,13 +142,13 @@ fn fashion_mnist_accepts_gzip_and_raw_names_and_names_a_missing_file() {
     dir.write("train-images-idx3-ubyte.gz", &gzip(&idx_bytes(&[2, 2, 2], &ramp(8))));
     dir.write("train-labels-idx1-ubyte", &idx_bytes(&[2], &[9, 3]));
     dir.write("t10k-images-idx3-ubyte", &idx_bytes(&[1, 2, 2], &ramp(4)));
-    let message = data::fashion_mnist(&dir.0).unwrap_err().to_string();
+    let message = data::fashion_mnist(&dir.path()).unwrap_err().to_string();
     assert!(message.contains("neither t10k-labels-idx1-ubyte.gz nor t10k-labels-idx1-ubyte found"), "{message}");
     dir.write("t10k-labels-idx1-ubyte.gz", &gzip(&idx_bytes(&[1], &[2])));
-    let (train, test) = data::fashion_mnist(&dir.0).unwrap();
+    let (train, test) = data::fashion_mnist(&dir.path()).unwrap();
     assert_eq!((train.len(), test.len(), train.classes, test.classes), (2, 1, 10, 10));
     // Named after the folder, not after Fashion-MNIST (any IDX set loads here).
-    let folder = dir.0.file_name().unwrap().to_string_lossy().into_owned();
+    let folder = dir.path().file_name().unwrap().to_string_lossy().into_owned();
     assert_eq!((train.name.clone(), test.name.clone()), (format!("{folder}-train"), format!("{folder}-test")));
 }
 
@@ -189,7 +182,7 @@ fn cifar_dir() -> TempDir {
 #[test]
 fn cifar_planes_become_nhwc() {
     let dir = cifar_dir();
-    let (train, test) = cifar::load_cifar10(&dir.0).unwrap();
+    let (train, test) = cifar::load_cifar10(&dir.path()).unwrap();
     assert_eq!((train.len(), test.len(), train.height, train.width, train.channels), (10, 2, 32, 32, 3));
     assert_eq!((train.classes, train.labels[7], test.labels[..].to_vec()), (10, 7, vec![0, 1]));
     // The pixel at (y, x, c) = (5, 9, 2) of training image 3 is byte 1 + 2 * 1024 + 5 * 32 + 9
@@ -208,16 +201,16 @@ fn cifar_planes_become_nhwc() {
 fn cifar_faults_name_the_file() {
     let dir = cifar_dir();
     dir.write("batches.meta.txt", b"a\nb\nc\n\n");
-    let message = cifar::load_cifar10(&dir.0).unwrap_err().to_string();
+    let message = cifar::load_cifar10(&dir.path()).unwrap_err().to_string();
     assert!(message.contains("data_batch_2.bin: record 1 has label 3, but there are 3 classes"), "{message}");
     dir.write("batches.meta.txt", b"a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n");
-    assert_eq!(cifar::class_names(&dir.0).unwrap()[9], "j");
+    assert_eq!(cifar::class_names(&dir.path()).unwrap()[9], "j");
     dir.write("data_batch_4.bin", &[0; 3073 * 2 + 5]);
-    let message = cifar::load_cifar10(&dir.0).unwrap_err().to_string();
+    let message = cifar::load_cifar10(&dir.path()).unwrap_err().to_string();
     assert!(message.contains("data_batch_4.bin: 6151 bytes is not a whole"), "{message}");
-    std::fs::remove_file(dir.0.join("test_batch.bin")).unwrap();
+    std::fs::remove_file(dir.path().join("test_batch.bin")).unwrap();
     dir.write("data_batch_4.bin", &cifar_record(0, 0));
-    let message = format!("{:#}", cifar::load_cifar10(&dir.0).unwrap_err());
+    let message = format!("{:#}", cifar::load_cifar10(&dir.path()).unwrap_err());
     assert!(message.contains("reading") && message.contains("test_batch.bin"), "{message}");
 }
 

@@ -4,9 +4,8 @@
 //! calibration option must work, an overflowing layer must be refused with its numbers,
 //! and the command line must carry it all end to end and fail clearly on bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use burn::backend::{Autodiff, Flex};
@@ -38,24 +37,9 @@ fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     BACKEND_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fitnets-quant-{}-{name}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh temporary directory, removed when dropped; `name` shows in its path.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("fitnets-quant-{name}-")).tempdir().unwrap()
 }
 
 /// A small xorshift generator: repeatable values, not statistical quality.
@@ -166,8 +150,8 @@ fn trained() -> &'static Trained {
         let _rng = rng_lock();
         let splits = Splits::new(&pattern_dataset(1000, 1), pattern_dataset(300, 2), 200, 3, None).unwrap();
         let config = NetConfig::parse(STUDENT).unwrap();
-        let run = TempDir::new("trained");
-        let run = RunDir::open(&run.0).unwrap();
+        let run = temp_dir("trained");
+        let run = RunDir::open(run.path()).unwrap();
         let device = Default::default();
         let (net, _) = method::train_on_labels::<Autodiff<Flex>>(
             &config,
@@ -492,11 +476,11 @@ fn fitnets(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn cli_trains_exports_and_evaluates_a_blob_and_names_bad_input() {
-    let dir = TempDir::new("cli");
-    let path = |name: &str| dir.0.join(name).to_str().unwrap().to_string();
-    std::fs::create_dir_all(dir.0.join("data")).unwrap();
-    write_idx_set(&dir.0.join("data"), &pattern_dataset(800, 4), &pattern_dataset(150, 5));
-    std::fs::write(dir.0.join("student.toml"), STUDENT).unwrap();
+    let dir = temp_dir("cli");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    write_idx_set(&dir.path().join("data"), &pattern_dataset(800, 4), &pattern_dataset(150, 5));
+    std::fs::write(dir.path().join("student.toml"), STUDENT).unwrap();
     let (data, run, blob, config) = (path("data"), path("run"), path("student.fnet"), path("student.toml"));
     let data_args = ["--data", &data, "--valid", "200"];
 
@@ -541,8 +525,8 @@ fn cli_trains_exports_and_evaluates_a_blob_and_names_bad_input() {
     };
     let missing = path("no-such-run");
     check(&["export", &missing, "-o", &path("x.fnet"), "--data", &data], &["no-such-run", "is not a run directory"]);
-    std::fs::create_dir_all(dir.0.join("unfinished")).unwrap();
-    std::fs::copy(dir.0.join("run/run.json"), dir.0.join("unfinished/run.json")).unwrap();
+    std::fs::create_dir_all(dir.path().join("unfinished")).unwrap();
+    std::fs::copy(dir.path().join("run/run.json"), dir.path().join("unfinished/run.json")).unwrap();
     check(&["export", &path("unfinished"), "-o", &path("x.fnet"), "--data", &data], &["no final model"]);
     check(&["export", &run, "-o", &path("x.fnet"), "--calibration", "entropy"], &["unknown calibration"]);
     let mut corrupt = bytes.clone();

@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use fitnets::data::{Augment, Dataset, Normalization};
 use fitnets::method::{DataInfo, Method, RunInfo, RunResult};
@@ -22,24 +21,9 @@ use fitnets::sweep::record::{DepthRow, Sweep, SweepSetting};
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets_shared::{Model, plan};
 
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("fitnets-report-{}-{name}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// A fresh temporary directory, removed when dropped; `name` shows in its path.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("fitnets-report-{name}-")).tempdir().unwrap()
 }
 
 const TEACHER: &str = r#"
@@ -462,12 +446,12 @@ fn the_paper_table_matches_the_data_set() {
 
 #[test]
 fn charts_are_written_and_carry_the_figures() {
-    let dir = TempDir::new("charts");
+    let dir = temp_dir("charts");
     let report = made_up_report(made_up_runs(), tiny_blob(), Firmware::default());
-    let paths = write(&report, Path::new("runs/compare"), &dir.0).unwrap();
+    let paths = write(&report, Path::new("runs/compare"), &dir.path()).unwrap();
     let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["report.md", "accuracy.svg", "layers.svg", "training.svg"]);
-    let svg = |name: &str| std::fs::read_to_string(dir.0.join(name)).unwrap();
+    let svg = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
     let accuracy = svg("accuracy.svg");
     assert!(accuracy.starts_with("<svg"), "{}", &accuracy[..80.min(accuracy.len())]);
     for needle in ["Test accuracy against parameters", "FitNet kd float32: 88.50%", "FitNet int8 (from kd): 88.25%"] {
@@ -541,10 +525,10 @@ fn a_sweep_adds_its_table_and_chart() {
     assert_eq!(row(&markdown, "7")[6], "not trained");
     assert!(markdown.contains("![Test accuracy against depth](depth.svg)"));
 
-    let dir = TempDir::new("sweep");
-    let paths = write(&report, Path::new("runs/compare"), &dir.0).unwrap();
+    let dir = temp_dir("sweep");
+    let paths = write(&report, Path::new("runs/compare"), &dir.path()).unwrap();
     assert_eq!(paths.last().unwrap().file_name().unwrap(), "depth.svg");
-    let chart = std::fs::read_to_string(dir.0.join("depth.svg")).unwrap();
+    let chart = std::fs::read_to_string(dir.path().join("depth.svg")).unwrap();
     for needle in ["Test accuracy against depth at 5.95M", "conv layers", "teacher mnist-teacher: 92.22%", "FitNet kd"]
     {
         assert!(chart.contains(needle), "{needle:?} not in depth.svg");
@@ -625,12 +609,12 @@ fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 
 #[test]
 fn cli_exports_the_best_student_and_writes_the_report() {
-    let dir = TempDir::new("cli");
-    let path = |name: &str| dir.0.join(name).to_str().unwrap().to_string();
-    std::fs::create_dir_all(dir.0.join("data")).unwrap();
+    let dir = temp_dir("cli");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
     let test_set = pattern_dataset(150, 5);
-    write_idx_set(&dir.0.join("data"), &pattern_dataset(700, 4), &test_set);
-    std::fs::write(dir.0.join("student.toml"), STUDENT).unwrap();
+    write_idx_set(&dir.path().join("data"), &pattern_dataset(700, 4), &test_set);
+    std::fs::write(dir.path().join("student.toml"), STUDENT).unwrap();
     let (data, runs, out, config) = (path("data"), path("runs"), path("out"), path("student.toml"));
     let data_args = ["--data", &data, "--valid", "200"];
 
@@ -642,10 +626,10 @@ fn cli_exports_the_best_student_and_writes_the_report() {
     let (ok, _, stderr) = fitnets(&train);
     assert!(ok, "{stderr}");
     for (name, valid) in [("teacher", 0.5), ("kd", 0.99)] {
-        let sub = dir.0.join("runs").join(name);
+        let sub = dir.path().join("runs").join(name);
         std::fs::create_dir_all(&sub).unwrap();
         for file in ["run.json", "result.json", "metrics.csv", "model.bin"] {
-            std::fs::copy(dir.0.join("runs/scratch").join(file), sub.join(file)).unwrap();
+            std::fs::copy(dir.path().join("runs/scratch").join(file), sub.join(file)).unwrap();
         }
         edit_json(&sub.join("result.json"), |v| v["valid_accuracy"] = valid.into());
         edit_json(&sub.join("run.json"), |v| {
@@ -662,16 +646,16 @@ fn cli_exports_the_best_student_and_writes_the_report() {
     let (ok, stdout, stderr) = fitnets(&[&["report", "--runs", &runs, "-o", &out][..], &data_args].concat());
     assert!(ok, "{stderr}");
     for file in ["report.md", "student.fnet", "accuracy.svg", "layers.svg", "training.svg"] {
-        assert!(dir.0.join("out").join(file).is_file(), "{file} missing; stdout:\n{stdout}");
+        assert!(dir.path().join("out").join(file).is_file(), "{file} missing; stdout:\n{stdout}");
         assert!(stdout.contains(file) || file == "student.fnet", "{file} not announced:\n{stdout}");
     }
-    let markdown = std::fs::read_to_string(dir.0.join("out/report.md")).unwrap();
+    let markdown = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     for section in SECTIONS {
         assert!(markdown.contains(section), "{section} missing from\n{markdown}");
     }
     // kd has the best validation accuracy: exported from it, compared with it.
     assert!(markdown.contains("exported here from") && markdown.contains("kd` (best validation accuracy)"));
-    let blob = std::fs::read(dir.0.join("out/student.fnet")).unwrap();
+    let blob = std::fs::read(dir.path().join("out/student.fnet")).unwrap();
     let model = Model::from_bytes(&blob).unwrap();
     let int8 = evaluate_int8(&model, &test_set).unwrap();
     let int8_row = row(&markdown, "FitNet int8 (from kd)");
@@ -700,10 +684,10 @@ fn cli_exports_the_best_student_and_writes_the_report() {
 
     // Two complete seeds (hints and a second seed as edited copies) add the seeds table.
     let copy = |to: &str, method: &str, test: f64| {
-        let sub = dir.0.join("runs").join(to);
+        let sub = dir.path().join("runs").join(to);
         std::fs::create_dir_all(&sub).unwrap();
         for file in ["run.json", "result.json", "metrics.csv", "model.bin"] {
-            std::fs::copy(dir.0.join("runs/scratch").join(file), sub.join(file)).unwrap();
+            std::fs::copy(dir.path().join("runs/scratch").join(file), sub.join(file)).unwrap();
         }
         edit_json(&sub.join("result.json"), |v| v["test_accuracy"] = test.into());
         edit_json(&sub.join("run.json"), |v| v["method"] = method.into());
@@ -713,12 +697,12 @@ fn cli_exports_the_best_student_and_writes_the_report() {
     copy("seed-1/kd", "kd", 0.5);
     let (ok, _, stderr) = fitnets(&[&["report", "--runs", &runs, "-o", &out][..], &data_args].concat());
     assert!(ok, "{stderr}");
-    let markdown = std::fs::read_to_string(dir.0.join("out/report.md")).unwrap();
+    let markdown = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     assert!(!markdown.contains(SEEDS_SECTION), "seed 1 has no hints run yet");
     copy("seed-1/hints", "hints", 0.93);
     let (ok, _, stderr) = fitnets(&[&["report", "--runs", &runs, "-o", &out][..], &data_args].concat());
     assert!(ok, "{stderr}");
-    let markdown = std::fs::read_to_string(dir.0.join("out/report.md")).unwrap();
+    let markdown = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     let seeds = &markdown[markdown.find(SEEDS_SECTION).expect("the seeds section")..];
     assert!(seeds.contains("| FitNet hints | "), "{seeds}");
     assert!(seeds.contains("92.00 ± 1.41% (2 seeds: 91.00, 93.00)"), "{seeds}");
