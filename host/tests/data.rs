@@ -142,10 +142,10 @@ fn fashion_mnist_accepts_gzip_and_raw_names_and_names_a_missing_file() {
     dir.write("train-images-idx3-ubyte.gz", &gzip(&idx_bytes(&[2, 2, 2], &ramp(8))));
     dir.write("train-labels-idx1-ubyte", &idx_bytes(&[2], &[9, 3]));
     dir.write("t10k-images-idx3-ubyte", &idx_bytes(&[1, 2, 2], &ramp(4)));
-    let message = data::fashion_mnist(&dir.path()).unwrap_err().to_string();
+    let message = data::fashion_mnist(dir.path()).unwrap_err().to_string();
     assert!(message.contains("neither t10k-labels-idx1-ubyte.gz nor t10k-labels-idx1-ubyte found"), "{message}");
     dir.write("t10k-labels-idx1-ubyte.gz", &gzip(&idx_bytes(&[1], &[2])));
-    let (train, test) = data::fashion_mnist(&dir.path()).unwrap();
+    let (train, test) = data::fashion_mnist(dir.path()).unwrap();
     assert_eq!((train.len(), test.len(), train.classes, test.classes), (2, 1, 10, 10));
     // Named after the folder, not after Fashion-MNIST (any IDX set loads here).
     let folder = dir.path().file_name().unwrap().to_string_lossy().into_owned();
@@ -182,7 +182,7 @@ fn cifar_dir() -> TempDir {
 #[test]
 fn cifar_planes_become_nhwc() {
     let dir = cifar_dir();
-    let (train, test) = cifar::load_cifar10(&dir.path()).unwrap();
+    let (train, test) = cifar::load_cifar10(dir.path()).unwrap();
     assert_eq!((train.len(), test.len(), train.height, train.width, train.channels), (10, 2, 32, 32, 3));
     assert_eq!((train.classes, train.labels[7], test.labels[..].to_vec()), (10, 7, vec![0, 1]));
     // The pixel at (y, x, c) = (5, 9, 2) of training image 3 is byte 1 + 2 * 1024 + 5 * 32 + 9
@@ -201,16 +201,16 @@ fn cifar_planes_become_nhwc() {
 fn cifar_faults_name_the_file() {
     let dir = cifar_dir();
     dir.write("batches.meta.txt", b"a\nb\nc\n\n");
-    let message = cifar::load_cifar10(&dir.path()).unwrap_err().to_string();
+    let message = cifar::load_cifar10(dir.path()).unwrap_err().to_string();
     assert!(message.contains("data_batch_2.bin: record 1 has label 3, but there are 3 classes"), "{message}");
     dir.write("batches.meta.txt", b"a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n\n");
-    assert_eq!(cifar::class_names(&dir.path()).unwrap()[9], "j");
+    assert_eq!(cifar::class_names(dir.path()).unwrap()[9], "j");
     dir.write("data_batch_4.bin", &[0; 3073 * 2 + 5]);
-    let message = cifar::load_cifar10(&dir.path()).unwrap_err().to_string();
+    let message = cifar::load_cifar10(dir.path()).unwrap_err().to_string();
     assert!(message.contains("data_batch_4.bin: 6151 bytes is not a whole"), "{message}");
     std::fs::remove_file(dir.path().join("test_batch.bin")).unwrap();
     dir.write("data_batch_4.bin", &cifar_record(0, 0));
-    let message = format!("{:#}", cifar::load_cifar10(&dir.path()).unwrap_err());
+    let message = format!("{:#}", cifar::load_cifar10(dir.path()).unwrap_err());
     assert!(message.contains("reading") && message.contains("test_batch.bin"), "{message}");
 }
 

@@ -448,7 +448,7 @@ fn the_paper_table_matches_the_data_set() {
 fn charts_are_written_and_carry_the_figures() {
     let dir = temp_dir("charts");
     let report = made_up_report(made_up_runs(), tiny_blob(), Firmware::default());
-    let paths = write(&report, Path::new("runs/compare"), &dir.path()).unwrap();
+    let paths = write(&report, Path::new("runs/compare"), dir.path()).unwrap();
     let names: Vec<String> = paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(names, ["report.md", "accuracy.svg", "layers.svg", "training.svg"]);
     let svg = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
@@ -526,7 +526,7 @@ fn a_sweep_adds_its_table_and_chart() {
     assert!(markdown.contains("![Test accuracy against depth](depth.svg)"));
 
     let dir = temp_dir("sweep");
-    let paths = write(&report, Path::new("runs/compare"), &dir.path()).unwrap();
+    let paths = write(&report, Path::new("runs/compare"), dir.path()).unwrap();
     assert_eq!(paths.last().unwrap().file_name().unwrap(), "depth.svg");
     let chart = std::fs::read_to_string(dir.path().join("depth.svg")).unwrap();
     for needle in ["Test accuracy against depth at 5.95M", "conv layers", "teacher mnist-teacher: 92.22%", "FitNet kd"]
