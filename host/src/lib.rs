@@ -24,7 +24,6 @@ pub mod inspect;
 pub mod kernels;
 pub mod method;
 pub mod model;
-pub mod predict;
 pub mod quant;
 pub mod report;
 pub mod run;

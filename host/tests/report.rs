@@ -7,12 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fitnets::commands::report::write;
 use fitnets::data::{Augment, Dataset, Normalization};
 use fitnets::method::{DataInfo, Method, RunInfo, RunResult};
 use fitnets::model::{NetConfig, count};
 use fitnets::quant::eval::evaluate_int8;
 use fitnets::report::boards::{BOARDS, Board, Firmware, Needs, fits};
-use fitnets::report::command::write;
 use fitnets::report::markdown::{SECTIONS, SEEDS_SECTION, SWEEP_SECTION, render, thousands};
 use fitnets::report::runs::{MetricRow, Run, best_student, parse_metrics};
 use fitnets::report::stages::{Int8Student, Precision};

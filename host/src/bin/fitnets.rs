@@ -48,9 +48,9 @@ enum Command {
     },
     /// Classify image files or folders with an int8 blob (shared's kernels, as the
     /// device) or a run (float): the top classes and their scores per image.
-    Predict(Box<fitnets::predict::PredictArgs>),
+    Predict(Box<fitnets::commands::predict::PredictArgs>),
     /// Quantize a finished run to int8 and write it as a blob for shared and the device.
-    Export(Box<fitnets::quant::command::ExportArgs>),
+    Export(Box<fitnets::commands::export::ExportArgs>),
     /// Train the teacher and the three student methods; print the paper's Table 4.
     Compare(Box<fitnets::compare::CompareArgs>),
     /// Students of several depths at one multiplication budget, trained with each method:
@@ -62,7 +62,7 @@ enum Command {
     Fit(Box<fitnets::fit::FitArgs>),
     /// A Markdown report with charts: the stages, the int8 student per layer, the paper's
     /// figures and the fit on real boards.
-    Report(Box<fitnets::report::command::ReportArgs>),
+    Report(Box<fitnets::commands::report::ReportArgs>),
     /// Serve a training run on several machines: start it once, then on each machine
     /// `fitnets train … --nodes N --node R --orchestrator HOST:PORT` (docs/scale-out.md).
     Orchestrator(fitnets::commands::orchestrator::OrchestratorArgs),
@@ -126,11 +126,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "--flip-average, --shift-average and --plain are for a run: {} is a blob (or no such run)",
                 target.display()
             );
-            fitnets::quant::command::eval_blob(&target, float.as_deref(), &data, &device)
+            fitnets::commands::export::eval_blob(&target, float.as_deref(), &data, &device)
         }
-        Command::Export(args) => fitnets::quant::command::export_command(&args),
-        Command::Predict(args) => fitnets::predict::predict(&args),
-        Command::Report(args) => fitnets::report::command::report_command(&args),
+        Command::Export(args) => fitnets::commands::export::export_command(&args),
+        Command::Predict(args) => fitnets::commands::predict::predict(&args),
+        Command::Report(args) => fitnets::commands::report::report_command(&args),
         Command::Info { target } => {
             print!("{}", fitnets::commands::info::info(&target)?);
             Ok(())

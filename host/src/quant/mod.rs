@@ -15,7 +15,7 @@
 //! - [`quantize`]: the whole int8 model, layer by layer.
 //! - [`export`]: the pipeline from a run to a validated blob.
 //! - [`eval`]: the int8 blob on a test set with `shared`'s kernels, in parallel.
-//! - [`command`]: `fitnets export` and `fitnets eval` on a blob.
+//! - `fitnets export` and `fitnets eval` on a blob are [`crate::commands::export`].
 //!
 //! Invariants: a blob this module writes has passed [`fitnets_shared::Model::from_bytes`];
 //! every conv and fully connected channel was proven overflow-free before encoding
@@ -23,7 +23,6 @@
 //! `u8` pixels, normalized exactly by the blob's pixel table.
 
 pub mod calibrate;
-pub mod command;
 pub mod eval;
 pub mod export;
 pub mod extract;

@@ -15,14 +15,13 @@
 //! - [`boards`]: flash and RAM against named boards, with the firmware's allowance.
 //! - [`paper`]: the paper's Tables 4 and 5, the only figures typed in.
 //! - [`markdown`], [`charts`]: the report and its pictures.
-//! - [`command`]: the subcommand: export on the fly, int8 evaluation, files.
+//! - the subcommand (export on the fly, int8 evaluation, files) is [`crate::commands::report`].
 //!
 //! Invariant: every figure of ours is computed from the run files and the blob; the
 //! paper's figures are labelled as the paper's.
 
 pub mod boards;
 pub mod charts;
-pub mod command;
 pub mod layers;
 pub mod markdown;
 pub mod paper;

@@ -9,14 +9,14 @@ use clap::Args;
 use fitnets_shared::Model;
 use fitnets_shared::format::encode::pixel_table;
 
-use super::calibrate::Calibration;
-use super::eval::{agreement, evaluate_int8, net_predictions};
-use super::export::{Export, ExportOptions, export, load_float_model};
-use super::quantize::UnitScales;
 use crate::cli::{DataArgs, DeviceArgs};
 use crate::commands::eval::confusion_table;
 use crate::data::{FASHION_MNIST_LABELS, cifar};
 use crate::method::load_run;
+use crate::quant::calibrate::Calibration;
+use crate::quant::eval::{agreement, evaluate_int8, net_predictions};
+use crate::quant::export::{Export, ExportOptions, export, load_float_model};
+use crate::quant::quantize::UnitScales;
 use crate::train::run_dir::write_atomic;
 
 /// Arguments of `fitnets export`.
@@ -174,7 +174,7 @@ pub fn eval_blob(path: &Path, float_run: Option<&Path>, data: &DataArgs, device:
         );
         anyhow::Ok(net_predictions(&net, test, norm, &dev))
     })?;
-    let float_accuracy = super::eval::Evaluation::new(float.clone(), test, int8.confusion.len()).accuracy;
+    let float_accuracy = crate::quant::eval::Evaluation::new(float.clone(), test, int8.confusion.len()).accuracy;
     println!(
         "float ({}): test accuracy {:.2}%; int8 - float = {:+.2} pp; identical predictions on {:.2}% of the images",
         run.display(),

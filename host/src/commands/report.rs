@@ -9,17 +9,17 @@ use clap::Args;
 use fitnets_shared::Model;
 use fitnets_shared::format::encode::pixel_table;
 
-use super::boards::{BOARDS, Firmware, STACK_BYTES, code_bytes};
-use super::runs::{Run, best_student, load_runs};
-use super::stages::Int8Student;
-use super::{Report, charts, markdown};
 use crate::cli::DataArgs;
+use crate::commands::export::class_labels;
 use crate::data::Dataset;
 use crate::method::Method;
 use crate::quant::calibrate::Calibration;
-use crate::quant::command::class_labels;
 use crate::quant::eval::evaluate_int8;
 use crate::quant::export::{ExportOptions, export, load_float_model};
+use crate::report::boards::{BOARDS, Firmware, STACK_BYTES, code_bytes};
+use crate::report::runs::{Run, best_student, load_runs};
+use crate::report::stages::Int8Student;
+use crate::report::{Report, charts, markdown};
 use crate::train::run_dir::write_atomic;
 
 /// The report's Markdown file and the blob exported here, in the output directory.
@@ -89,7 +89,7 @@ pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
                 Some(run) => args.data.with_images_of(&run.dir, &run.info.data)?,
                 None => args.data.clone(),
             };
-            let (_, test) = data.for_input(crate::quant::command::model_input(&model)).sets()?;
+            let (_, test) = data.for_input(crate::commands::export::model_input(&model)).sets()?;
             (blob, format!("`{}`", path.display()), test)
         }
         None => {
