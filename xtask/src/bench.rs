@@ -23,7 +23,6 @@ use fitnets_shared::ops::Op;
 use fitnets_shared::plan::{self, Step, StepOp};
 use fitnets_shared::{Model, Shape};
 
-use crate::args::Args;
 use crate::boards::{self, Board, Transport};
 use crate::elf;
 use crate::firmware::{self, Mode};
@@ -55,8 +54,25 @@ const CMSIS_MAXIMUM: f64 = 8.0;
 /// compare the sum of the steps, for that model only.
 const CMSIS_M0PLUS_FITNET: f64 = 46_550_000.0;
 
-const USAGE: &str =
-    "cargo xtask bench [--board qemu-m4|qemu-m7|stm32f4|qemu-m0plus] [--model F] [--profile] [--update | --check]";
+/// Arguments of `cargo xtask bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// qemu-m4, qemu-m7, stm32f4 or qemu-m0plus.
+    #[arg(long, default_value = "qemu-m4")]
+    pub board: String,
+    /// The model blob to measure (the default FitNet when not given).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Also where the instructions go, by function.
+    #[arg(long)]
+    pub profile: bool,
+    /// Record the cycles in firmware/memory/cycles.txt.
+    #[arg(long, conflicts_with = "check")]
+    pub update: bool,
+    /// Fail when that record is out of date.
+    #[arg(long)]
+    pub check: bool,
+}
 
 /// How far a measurement may stray from `firmware/memory/cycles.txt` before `--check`
 /// calls the record out of date.
@@ -66,13 +82,10 @@ const CYCLES_TOLERANCE: f64 = 0.02;
 const PROFILE_ROWS: usize = 16;
 
 /// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("bench", args);
-    let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
-    let model_path = args.value("--model")?.map(PathBuf::from);
-    let profiled = args.flag("--profile");
-    let (update, check) = (args.flag("--update"), args.flag("--check"));
-    args.finish().with_context(|| format!("usage: {USAGE}"))?;
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let board = boards::find(&args.board)?;
+    let model_path = args.model.clone();
+    let (profiled, update, check) = (args.profile, args.update, args.check);
     if (update || check) && model_path.is_some() {
         bail!("--update and --check measure the default model; leave out --model");
     }

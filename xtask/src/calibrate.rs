@@ -27,13 +27,27 @@ use fitnets_shared::plan;
 use fitnets_shared::{Model, Shape};
 use fitnets_tests::Arch;
 
-use crate::args::Args;
 use crate::bench;
 use crate::boards::{self, Board};
 use crate::tools::root;
 use fitnets_tests::SplitMix;
 
-const USAGE: &str = "cargo xtask calibrate [--models N] [--seed S] [--update | --check]";
+/// Arguments of `cargo xtask calibrate`.
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// Random models measured on each core.
+    #[arg(long, default_value_t = 48, value_name = "N")]
+    pub models: usize,
+    /// The seed of the drawn models.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write firmware/memory/cost.txt.
+    #[arg(long, conflicts_with = "check")]
+    pub update: bool,
+    /// Fail when the table predicts the models worse than it records.
+    #[arg(long)]
+    pub check: bool,
+}
 
 /// The table the host embeds, relative to `firmware/`.
 pub const COST_TABLE: &str = "memory/cost.txt";
@@ -56,12 +70,8 @@ const MAX_LAYER_OUTPUT: usize = 60_000;
 const CHECK_SLACK: f64 = 0.02;
 
 /// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("calibrate", args);
-    let models: usize = args.parsed("--models", 48)?;
-    let seed: u64 = args.parsed("--seed", 1)?;
-    let (update, check) = (args.flag("--update"), args.flag("--check"));
-    args.finish().with_context(|| format!("usage: {USAGE}"))?;
+pub fn run(args: &CalibrateArgs) -> anyhow::Result<()> {
+    let (models, seed, update, check) = (args.models, args.seed, args.update, args.check);
     ensure!(update as u8 + check as u8 <= 1, "choose one of --update and --check");
     ensure!(
         (2 * HELD_OUT..=1000).contains(&models),

@@ -104,7 +104,7 @@ fn checks() -> Vec<(String, Step)> {
     // and the rules must refuse and accept what they should on real builds.
     checks.push((
         "firmware sizes recorded (cargo xtask size --check)".into(),
-        Step::Task(Box::new(|| size::run(&["--check".to_string()]))),
+        Step::Task(Box::new(|| size::run(&size::SizeArgs { model: None, update: false, check: true }))),
     ));
     checks.push(("firmware sizing rules (stm32f4)".into(), Step::Task(Box::new(fits::check))));
     for board in BOARDS.iter().copied().filter(|b| b.qemu.is_some()) {
@@ -134,7 +134,7 @@ fn checks() -> Vec<(String, Step)> {
         checks.push((
             format!("bench under QEMU ({name}, cycles recorded)"),
             Step::Task(Box::new(move || {
-                crate::bench::run(&["--board".to_string(), board.name.to_string(), "--check".to_string()])
+                crate::bench::show(&board, None, false, crate::bench::Record { update: false, check: true })
             })),
         ));
     }
@@ -142,7 +142,7 @@ fn checks() -> Vec<(String, Step)> {
     checks.push((
         "cost model current (calibrate --check, 16 models)".into(),
         Step::Task(Box::new(|| {
-            crate::calibrate::run(&["--models".to_string(), "16".to_string(), "--check".to_string()])
+            crate::calibrate::run(&crate::calibrate::CalibrateArgs { models: 16, seed: 1, update: false, check: true })
         })),
     ));
     // The proof of fit: a student that fits is proven, one that does not is refused.
@@ -220,10 +220,16 @@ fn v8m_dsp_choice() -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = crate::args::Args::new("test", args);
-    let only = args.value("--only")?;
-    args.finish()?;
+/// Arguments of `cargo xtask test`.
+#[derive(clap::Args, Debug)]
+pub struct TestArgs {
+    /// Run only the checks whose name contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Option<String>,
+}
+
+pub fn run(args: &TestArgs) -> anyhow::Result<()> {
+    let only = args.only.clone();
     tools::ensure_rust_targets()?;
     tools::ensure_file(&Path::new(FASHION_MNIST).join("t10k-images-idx3-ubyte.gz"), "dataset-fashion-mnist")?;
     let mut checks = checks();

@@ -26,7 +26,6 @@ use fitnets_images::{Conversion, Resize};
 use fitnets_shared::wire::{self, Request, Response};
 use fitnets_shared::{Model, Shape, plan};
 
-use crate::args::Args;
 use crate::boards::{self, Board, Transport};
 use crate::firmware::{self, Mode};
 use crate::link::{Info, Link};
@@ -74,36 +73,58 @@ const QEMU_WINDOW: usize = 8;
 /// Far above the time one image takes; only a device that stopped answering reaches it.
 const RESPONSE_LIMIT: Duration = Duration::from_secs(60);
 
+/// Arguments of `cargo xtask classify`.
+#[derive(clap::Args, Debug)]
+pub struct ClassifyArgs {
+    /// The board the serve firmware runs on.
+    #[arg(long)]
+    pub board: String,
+    /// Run the board under QEMU.
+    #[arg(long)]
+    pub qemu: bool,
+    /// A flashed board's serial device.
+    #[arg(long, value_name = "PATH")]
+    pub port: Option<PathBuf>,
+    /// The serial device's baud rate (with --port).
+    #[arg(long)]
+    pub baud: Option<u32>,
+    /// IDX images, a picture, or a folder of pictures (subfolders named after labels).
+    #[arg(long, value_name = "IDX|IMAGE|DIR")]
+    pub images: PathBuf,
+    /// IDX labels of the IDX images.
+    #[arg(long, value_name = "IDX")]
+    pub labels: Option<PathBuf>,
+    /// How pictures are fitted to the model's input: stretch, fill or fit.
+    #[arg(long)]
+    pub resize: Option<String>,
+    /// Classify only the first N images.
+    #[arg(long, value_name = "N")]
+    pub count: Option<usize>,
+    /// The model blob to embed (the default FitNet when not given).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+}
+
 /// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("classify", args);
-    let Some(board) = args.value("--board")? else {
-        bail!("`cargo xtask classify` needs --board, one of {}", boards::names(|_| true));
-    };
-    let board = boards::find(&board)?;
-    let port = args.value("--port")?.map(PathBuf::from);
-    let qemu = args.flag("--qemu");
-    let baud: Option<u32> = args.value("--baud")?.map(|b| b.parse()).transpose().context("--baud")?;
+pub fn run(args: &ClassifyArgs) -> anyhow::Result<()> {
+    let board = boards::find(&args.board)?;
+    let (port, qemu, baud) = (args.port.clone(), args.qemu, args.baud);
     let device = match (port, qemu) {
         (Some(path), false) => Device::Port { path, baud: baud.unwrap_or(DEFAULT_BAUD) },
         (None, true) if baud.is_some() => bail!("--baud sets a serial device's rate; it goes with --port"),
         (None, true) => Device::Qemu,
         _ => bail!("`cargo xtask classify` needs exactly one of --port PATH (a board) and --qemu"),
     };
-    let Some(images) = args.value("--images")?.map(PathBuf::from) else {
-        bail!("`cargo xtask classify` needs --images IDX|IMAGE|DIR");
-    };
-    let resize = args.value("--resize")?.map(|r| r.parse::<Resize>().map_err(anyhow::Error::msg)).transpose()?;
+    let resize = args.resize.as_deref().map(|r| r.parse::<Resize>().map_err(anyhow::Error::msg)).transpose()?;
     let config = Config {
         board,
         device,
-        images,
-        labels: args.value("--labels")?.map(PathBuf::from),
-        count: args.value("--count")?.map(|n| n.parse()).transpose().context("--count")?,
-        model: args.value("--model")?.map(PathBuf::from),
+        images: args.images.clone(),
+        labels: args.labels.clone(),
+        count: args.count,
+        model: args.model.clone(),
         resize,
     };
-    args.finish()?;
     classify(&config)?.verdict()
 }
 

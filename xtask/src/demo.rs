@@ -10,13 +10,12 @@
 //! nothing those cannot. Finished runs are kept in `--runs` and reused: a second demo
 //! only redoes the device steps.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::args::Args;
 use crate::boards;
 use crate::classify::{self, Device};
 use crate::firmware::{self, Mode};
@@ -41,17 +40,27 @@ const SIZE_BOARDS: [&str; 4] = ["qemu-m4", "stm32f4", "nrf52840dk", "nucleo-g071
 const FLASH_GOAL: u64 = 64 * 1024;
 const RAM_GOAL: u64 = 32 * 1024;
 
-const USAGE: &str =
-    "cargo xtask demo [--runs DIR (runs/demo)] [--images N (200)] [--train-teacher] [--device cpu|cuda[:N]]";
+/// Arguments of `cargo xtask demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Where the runs and the report go (relative to the repository).
+    #[arg(long, default_value = "runs/demo", value_name = "DIR")]
+    pub runs: PathBuf,
+    /// Test images classified on the emulated Cortex-M4 against the host.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub images: usize,
+    /// Train the teacher here (about an hour on 2 cores) instead of using the shipped one.
+    #[arg(long)]
+    pub train_teacher: bool,
+    /// Where fitnets trains: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
 
 /// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("demo", args);
-    let runs = root().join(args.value("--runs")?.unwrap_or_else(|| "runs/demo".into()));
-    let images: usize = args.parsed("--images", 200)?;
-    let train_teacher = args.flag("--train-teacher");
-    let device = args.value("--device")?.unwrap_or_else(|| "cpu".into());
-    args.finish().with_context(|| format!("usage: {USAGE}"))?;
+pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
+    let runs = root().join(&args.runs);
+    let (images, train_teacher, device) = (args.images, args.train_teacher, args.device.clone());
     if images == 0 {
         bail!("--images must be at least 1");
     }

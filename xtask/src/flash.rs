@@ -11,21 +11,29 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::args::Args;
 use crate::boards::{self, Transport};
 use crate::firmware::{self, Mode};
 use crate::tools;
 
 /// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("flash", args);
-    let Some(name) = args.value("--board")? else {
-        bail!("`cargo xtask flash` needs --board, one of {}", boards::names(|b| b.chip.is_some()));
-    };
-    let board = boards::find(&name)?;
-    let model = args.value("--model")?.map(PathBuf::from);
-    let mode = Mode::parse(&args.value("--mode")?.unwrap_or_else(|| "selftest".into()))?;
-    args.finish()?;
+/// Arguments of `cargo xtask flash`.
+#[derive(clap::Args, Debug)]
+pub struct FlashArgs {
+    /// stm32f4, nrf52840dk or nucleo-g071rb.
+    #[arg(long)]
+    pub board: String,
+    /// The model blob to embed (the default FitNet when not given).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// selftest, serve or kernels.
+    #[arg(long, default_value = "selftest")]
+    pub mode: String,
+}
+
+pub fn run(args: &FlashArgs) -> anyhow::Result<()> {
+    let board = boards::find(&args.board)?;
+    let model = args.model.clone();
+    let mode = Mode::parse(&args.mode)?;
     let Some(chip) = board.chip else {
         bail!(
             "{} is emulated, not flashed: run `cargo xtask qemu --board {}`; the boards to flash are {}",

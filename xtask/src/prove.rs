@@ -15,14 +15,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail, ensure};
 use serde::Deserialize;
 
-use crate::args::Args;
 use crate::bench;
 use crate::boards;
 use crate::firmware::{self, Mode};
 use crate::size::{self, sizing};
 use crate::tools::{self, root};
 
-const USAGE: &str = "cargo xtask prove --runs DIR";
+/// Arguments of `cargo xtask prove`.
+#[derive(clap::Args, Debug)]
+pub struct ProveArgs {
+    /// The runs directory of a `fitnets fit` search.
+    #[arg(long, value_name = "DIR")]
+    pub runs: PathBuf,
+}
 
 /// The heading of the section this replaces in `fit.md` (`fitnets::fit::write`).
 const PROOF_HEADING: &str = "## Proof of fit";
@@ -66,11 +71,8 @@ struct Price {
 }
 
 /// `cargo xtask prove`.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("prove", args);
-    let runs = PathBuf::from(args.value("--runs")?.context(format!("usage: {USAGE}"))?);
-    args.finish().with_context(|| format!("usage: {USAGE}"))?;
-    prove(&runs)
+pub fn run(args: &ProveArgs) -> anyhow::Result<()> {
+    prove(&args.runs)
 }
 
 /// `cargo xtask fit ARGS`: the search, then the proof.

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use crate::args::Args;
 use crate::boards::{self, Board, Qemu, Transport};
 use crate::firmware::{self, Mode};
 use crate::{logs, tools};
@@ -177,6 +176,23 @@ fn verdict(board: Board, model: Option<&Path>, mode: Mode, what: &str) -> anyhow
     }
 }
 
+/// Arguments of `cargo xtask qemu`.
+#[derive(clap::Args, Debug)]
+pub struct QemuArgs {
+    /// qemu-m4, qemu-m7, stm32f4 or qemu-m0plus.
+    #[arg(long, default_value = "qemu-m4")]
+    pub board: String,
+    /// The model blob to embed (the default FitNet when not given).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// selftest, serve, bench or kernels.
+    #[arg(long, default_value = "selftest")]
+    pub mode: String,
+    /// With serve: the TCP port on 127.0.0.1 the UART is put on.
+    #[arg(long, default_value_t = 7878)]
+    pub port: u16,
+}
+
 /// What `cargo xtask qemu --mode bench` asks of the bench (which runs QEMU through this
 /// module, so it is called by the command layer, not from here).
 #[derive(Debug)]
@@ -186,13 +202,11 @@ pub struct Bench {
 }
 
 /// The subcommand: runs the board, or returns what `--mode bench` asks for.
-pub fn run(args: &[String]) -> anyhow::Result<Option<Bench>> {
-    let mut args = Args::new("qemu", args);
-    let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
-    let model = args.value("--model")?.map(PathBuf::from);
-    let mode = Mode::parse(&args.value("--mode")?.unwrap_or_else(|| "selftest".into()))?;
-    let port: u16 = args.parsed("--port", 7878)?;
-    args.finish()?;
+pub fn run(args: &QemuArgs) -> anyhow::Result<Option<Bench>> {
+    let board = boards::find(&args.board)?;
+    let model = args.model.clone();
+    let mode = Mode::parse(&args.mode)?;
+    let port = args.port;
     board.qemu()?;
 
     match mode {

@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use fitnets_shared::Model;
 
-use crate::args::Args;
 use crate::boards::{BOARDS, Board};
 use crate::elf;
 use crate::firmware::{self, Mode};
@@ -47,12 +46,22 @@ pub fn mode(program: Program) -> Mode {
 }
 
 /// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("size", args);
-    let model = args.value("--model")?.map(PathBuf::from);
-    let update = args.flag("--update");
-    let check = args.flag("--check");
-    args.finish()?;
+/// Arguments of `cargo xtask size`.
+#[derive(clap::Args, Debug)]
+pub struct SizeArgs {
+    /// The model blob to size (the default FitNet when not given).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// Record what each program takes in firmware/memory/programs.txt.
+    #[arg(long, conflicts_with = "check")]
+    pub update: bool,
+    /// Fail when that record is out of date.
+    #[arg(long)]
+    pub check: bool,
+}
+
+pub fn run(args: &SizeArgs) -> anyhow::Result<()> {
+    let (model, update, check) = (args.model.clone(), args.update, args.check);
     if (update || check) && model.is_some() {
         bail!("--update and --check measure with the default model; leave out --model");
     }

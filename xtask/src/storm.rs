@@ -19,7 +19,6 @@ use fitnets_shared::format::CRC32;
 use fitnets_shared::wire::{self, ErrorCode, Request, Response};
 use fitnets_shared::{Model, plan};
 
-use crate::args::Args;
 use crate::boards::{self, Board, Transport};
 use crate::firmware::{self, Mode};
 use crate::qemu::{self, Serial};
@@ -42,18 +41,30 @@ pub struct Config {
 /// The full storm of the issue; `cargo xtask test` sends fewer.
 pub const FULL_STORM: usize = 10_000;
 
+/// Arguments of `cargo xtask storm`.
+#[derive(clap::Args, Debug)]
+pub struct StormArgs {
+    /// The board: an emulated one, or stm32f4 under QEMU.
+    #[arg(long, default_value = "qemu-m4")]
+    pub board: String,
+    /// Malformed frames sent.
+    #[arg(long, default_value_t = FULL_STORM, value_name = "N")]
+    pub frames: usize,
+    /// Images classified afterwards, each compared with the host bit for bit.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub images: usize,
+    /// The model blob to embed (the default FitNet when not given).
+    #[arg(long, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+    /// The seed of the storm's frames.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
 /// The subcommand.
-pub fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut args = Args::new("storm", args);
-    let board = boards::find(&args.value("--board")?.unwrap_or_else(|| "qemu-m4".into()))?;
-    let config = Config {
-        board,
-        frames: args.parsed("--frames", FULL_STORM)?,
-        images: args.parsed("--images", 100)?,
-        model: args.value("--model")?.map(PathBuf::from),
-        seed: args.parsed("--seed", 1)?,
-    };
-    args.finish()?;
+pub fn run(args: &StormArgs) -> anyhow::Result<()> {
+    let board = boards::find(&args.board)?;
+    let config = Config { board, frames: args.frames, images: args.images, model: args.model.clone(), seed: args.seed };
     check(&config)
 }
 
