@@ -74,7 +74,7 @@ fn weights(dir: &Path) -> Vec<f32> {
             self.0.extend(param.val().into_data().to_vec::<f32>().expect("f32 parameters"));
         }
     }
-    let (net, _) = fitnets::method::load_run::<Flex>(dir, &Default::default()).expect("a finished run");
+    let (net, _) = fitnets::run::load_run::<Flex>(dir, &Default::default()).expect("a finished run");
     let mut collect = Collect(Vec::new());
     net.visit(&mut collect);
     collect.0

@@ -10,7 +10,8 @@ use clap::Args;
 
 use crate::cli::{self, DataArgs, DeviceArgs, ScheduleArgs};
 use crate::commands::train;
-use crate::method::{Method, RunInfo, RunResult};
+use crate::method::Method;
+use crate::run::{RunInfo, RunResult};
 use crate::train::run_dir::RunDir;
 
 /// Arguments of `fitnets compare`.

@@ -6,7 +6,8 @@
 //! - [`method`]: the paper's procedures: teacher, scratch, KD, hints.
 //! - [`cli`]: the argument types the subcommands share; [`commands`]: `train`, `eval`,
 //!   `info`, `orchestrator`; [`compare`], [`sweep`], [`fit`]: more subcommands.
-//! - [`run`]: a run directory opened fresh or resumed, its checks, a failed start undone.
+//! - [`run`]: a run directory: `run.json`, `result.json`, the final model; opened fresh
+//!   or resumed, its checks, a failed start undone.
 //! - [`kernels`]: the fused conv + maxout and max pooling CPU kernels that training on flex runs.
 //! - [`quant`]: folding, calibration and int8 quantization of a run; export to a blob;
 //!   evaluation of blobs with `shared`'s kernels.

@@ -12,7 +12,7 @@ use burn::module::{Module as _, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use fitnets::backend::Flex;
-use fitnets::method::load_run;
+use fitnets::run::load_run;
 
 use common::{STUDENT, TEACHER, ok, write_idx};
 

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use fitnets::commands::report::write;
 use fitnets::data::{Augment, Dataset, Normalization};
-use fitnets::method::{DataInfo, Method, RunInfo, RunResult};
+use fitnets::method::Method;
 use fitnets::model::{NetConfig, count};
 use fitnets::quant::eval::evaluate_int8;
 use fitnets::report::boards::{BOARDS, Board, Firmware, Needs, fits};
@@ -17,6 +17,7 @@ use fitnets::report::markdown::{SECTIONS, SEEDS_SECTION, SWEEP_SECTION, render, 
 use fitnets::report::runs::{MetricRow, Run, best_student, parse_metrics};
 use fitnets::report::stages::{Int8Student, Precision};
 use fitnets::report::{Report, data_set_name, paper};
+use fitnets::run::{DataInfo, RunInfo, RunResult};
 use fitnets::sweep::record::{DepthRow, Sweep, SweepSetting};
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets_shared::{Model, plan};
@@ -88,7 +89,7 @@ fn schedule(epochs: usize) -> Schedule {
 
 fn info(method: Option<Method>, config: &str) -> RunInfo {
     RunInfo {
-        format: fitnets::method::RUN_FORMAT,
+        format: fitnets::run::RUN_FORMAT,
         role: if method.is_some() { "student" } else { "teacher" }.into(),
         method,
         config: NetConfig::parse(config).unwrap(),

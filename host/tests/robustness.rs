@@ -3,8 +3,9 @@
 //! epoch; arbitrary IDX bytes through the loader. Each must return `Ok` or a clean `Err`.
 
 use burn::backend::{Autodiff, Flex};
+use fitnets::data::Splits;
 use fitnets::data::{Augment, Dataset, idx};
-use fitnets::method::{Splits, train_on_labels};
+use fitnets::method::train_on_labels;
 use fitnets::model::count::{self, Footprint};
 use fitnets::model::{Net, NetConfig};
 use fitnets::train::run_dir::RunDir;

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::Flex;
 use fitnets::data::{self, Augment, FASHION_MNIST_DIR};
-use fitnets::method::{self, RUN_FORMAT, RunInfo, evaluate};
+use fitnets::method::evaluate;
+use fitnets::run::{RUN_FORMAT, RunInfo};
 use fitnets::train::batch::Batcher;
 use fitnets::train::run_dir::RunDir;
 
@@ -35,7 +36,7 @@ fn the_shipped_teacher_loads_and_is_worth_learning_from() {
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
     assert!(readme.contains(&hash), "the README gives the data's content hash {hash}");
     let device = Default::default();
-    let (net, info) = method::load_run::<Flex>(&dir, &device).unwrap();
+    let (net, info) = fitnets::run::load_run::<Flex>(&dir, &device).unwrap();
 
     let data_dir = Path::new(FASHION_MNIST_DIR);
     if !data_dir.join("t10k-images-idx3-ubyte.gz").is_file() {

@@ -2,9 +2,9 @@
 //! guided layer where the paper puts them, the regressor by the paper's rule; the sweep
 //! and the teacher options it relies on, end to end on generated data.
 
-use fitnets::method::regressor_shape;
 use fitnets::model::config::LayerConfig;
 use fitnets::model::generate::{self, StudentSpec, TOLERANCE};
+use fitnets::model::regressor::regressor_shape;
 use fitnets::model::{NetConfig, count};
 
 const FITNET_MACS: u64 = 5_947_032;

@@ -8,8 +8,10 @@ use std::sync::Mutex;
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
+use fitnets::data::Splits;
 use fitnets::data::{Augment, Dataset};
-use fitnets::method::{self, KdSettings, Method, Splits, Teacher, evaluate, regressor_shape};
+use fitnets::method::{self, KdSettings, Method, Teacher, evaluate};
+use fitnets::model::regressor::regressor_shape;
 use fitnets::model::{Net, NetConfig, Views, count};
 use fitnets::train::batch::Batcher;
 use fitnets::train::fit::fit;

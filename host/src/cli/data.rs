@@ -7,8 +7,8 @@ use anyhow::{Context as _, bail, ensure};
 use clap::Args;
 
 use super::values::positive_count;
+use crate::data::Splits;
 use crate::data::{self};
-use crate::method::{self, Splits};
 
 /// Which images to train and test on.
 #[derive(Args, Clone, Debug)]
@@ -100,7 +100,7 @@ struct Read {
     /// The data set's name and content hash.
     identity: (String, String),
     classes: Vec<String>,
-    images: Option<method::ImageInfo>,
+    images: Option<crate::run::ImageInfo>,
 }
 
 impl DataArgs {
@@ -140,7 +140,7 @@ impl DataArgs {
     /// The splits a finished run was trained on, from its record: the data options name
     /// only the folder (`--valid`, `--subset` and `--resize` must agree with the run if
     /// given; the split seed is the run's). Refuses data that differs from the run's.
-    pub fn load_like(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<Splits> {
+    pub fn load_like(&self, run: &Path, info: &crate::run::DataInfo) -> anyhow::Result<Splits> {
         if let Some(valid) = self.valid {
             ensure!(
                 valid == info.valid_images,
@@ -160,7 +160,7 @@ impl DataArgs {
         let data = self.like_run(run, info)?;
         let read = data.read()?;
         let (name, hash) = read.identity.clone();
-        let mut ours = crate::method::DataInfo { name, content_hash: Some(hash), ..info.clone() };
+        let mut ours = crate::run::DataInfo { name, content_hash: Some(hash), ..info.clone() };
         ours.pixels_hash = info.pixels_hash.as_ref().map(|_| data::pixels_hash(&read.train));
         ensure!(
             ours.same_set(info),
@@ -178,13 +178,13 @@ impl DataArgs {
 
     /// These options as a run recorded them: its split seed (which draws the test
     /// sample too) and its image conversion ([`DataArgs::with_images_of`]).
-    pub fn like_run(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<DataArgs> {
+    pub fn like_run(&self, run: &Path, info: &crate::run::DataInfo) -> anyhow::Result<DataArgs> {
         Ok(DataArgs { split_seed: info.split_seed, ..self.with_images_of(run, info)? })
     }
 
     /// These options with the image conversion a run recorded (its resize mode); a
     /// `--resize` other than the run's is refused.
-    pub fn with_images_of(&self, run: &Path, info: &crate::method::DataInfo) -> anyhow::Result<DataArgs> {
+    pub fn with_images_of(&self, run: &Path, info: &crate::run::DataInfo) -> anyhow::Result<DataArgs> {
         let resize = match (&info.images, self.resize) {
             (Some(images), Some(ours)) if images.resize != ours => bail!(
                 "--resize {ours}: {} was trained with --resize {}; leave the option out to use the run's",
@@ -310,7 +310,7 @@ impl DataArgs {
                     test: set.test,
                     identity: (name, set.files_hash),
                     classes: set.classes,
-                    images: Some(method::ImageInfo { resize, skipped: set.skipped }),
+                    images: Some(crate::run::ImageInfo { resize, skipped: set.skipped }),
                 }
             }
             Source::Cifar(dir) => {

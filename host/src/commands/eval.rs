@@ -7,8 +7,9 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::cli::{DataArgs, DeviceArgs};
 use crate::data::{self, Augment};
-use crate::method::{RunInfo, evaluate, load_run};
+use crate::method::evaluate;
 use crate::model::Views;
+use crate::run::{RunInfo, load_run};
 use crate::train::batch::Batcher;
 use crate::train::run_dir::RunDir;
 

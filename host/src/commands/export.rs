@@ -12,11 +12,11 @@ use fitnets_shared::format::encode::pixel_table;
 use crate::cli::{DataArgs, DeviceArgs};
 use crate::commands::eval::confusion_table;
 use crate::data::{FASHION_MNIST_LABELS, cifar};
-use crate::method::load_run;
 use crate::quant::calibrate::Calibration;
 use crate::quant::eval::{agreement, evaluate_int8, net_predictions};
 use crate::quant::export::{Export, ExportOptions, export, load_float_model};
 use crate::quant::quantize::UnitScales;
+use crate::run::load_run;
 use crate::train::run_dir::write_atomic;
 
 /// Arguments of `fitnets export`.

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::method::RunInfo;
 use crate::model::{NetConfig, count};
+use crate::run::RunInfo;
 use crate::run::describe_split;
 use crate::train::run_dir::RunDir;
 

@@ -8,10 +8,10 @@ use clap::Args;
 
 use crate::cli::{DataArgs, DeviceArgs, NodeArgs, ScheduleArgs, epoch_count, non_negative_number, positive_number};
 use crate::data::Augment;
-use crate::method::{
-    self, KdSettings, Method, RunInfo, RunResult, Splits, Teacher, check_pair, evaluate, load_run, save_net,
-};
+use crate::data::Splits;
+use crate::method::{self, KdSettings, Method, Teacher, check_pair, evaluate};
 use crate::model::{NetConfig, Views, count};
+use crate::run::{RunInfo, RunResult, load_run, save_net};
 use crate::run::{open_run, undo_failed_start};
 use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
@@ -153,7 +153,7 @@ pub fn train_teacher(args: &TeacherArgs) -> anyhow::Result<()> {
     let config = NetConfig::load(&args.config)?;
     let splits = resumed_data(&args.data, &args.run, args.resume).for_input(config.input).load()?;
     let fresh = RunInfo {
-        format: crate::method::RUN_FORMAT,
+        format: crate::run::RUN_FORMAT,
         role: "teacher".into(),
         method: None,
         config,
@@ -250,7 +250,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
     };
     let (schedule, hint_schedule, kd) = args.settings();
     let fresh = RunInfo {
-        format: crate::method::RUN_FORMAT,
+        format: crate::run::RUN_FORMAT,
         role: "student".into(),
         method: Some(args.method),
         config,
@@ -273,7 +273,7 @@ pub fn train_student(args: &StudentArgs) -> anyhow::Result<()> {
                 format!("the student {} cannot learn from the teacher in {}", args.config.display(), dir.display())
             })?;
             if info.method == Some(Method::Hints) {
-                crate::method::regressor_shape(&info.config, &teacher.config).with_context(|| {
+                crate::model::regressor::regressor_shape(&info.config, &teacher.config).with_context(|| {
                     format!("hint training of {} from the teacher in {}", args.config.display(), dir.display())
                 })?;
                 if info.hint_schedule.as_ref().is_some_and(|s| s.epochs == 0) {

@@ -9,6 +9,9 @@ pub mod cifar;
 pub mod folder;
 pub mod idx;
 mod normalize;
+mod splits;
+
+pub use splits::Splits;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -12,11 +12,12 @@ use super::space::{self, Candidate, Pricer, join_widths};
 use super::write;
 use crate::commands::export::{ExportArgs, class_labels, export_command, model_input};
 use crate::compare::{StudentPlan, finished};
-use crate::method::{Method, RunInfo};
+use crate::method::Method;
 use crate::model::NetConfig;
 use crate::quant::calibrate::Calibration;
 use crate::quant::eval::evaluate_int8;
 use crate::quant::quantize::UnitScales;
+use crate::run::RunInfo;
 use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
 

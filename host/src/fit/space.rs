@@ -207,7 +207,7 @@ impl<'a> Pricer<'a> {
     /// regressor to the teacher's hint.
     pub fn candidate(&self, spec: &StudentSpec) -> anyhow::Result<Option<(Candidate, String)>> {
         let Ok((config, text)) = generate::student(spec) else { return Ok(None) };
-        if crate::method::regressor_shape(&config, self.teacher).is_err() {
+        if crate::model::regressor::regressor_shape(&config, self.teacher).is_err() {
             return Ok(None);
         }
         let (params, macs) = count::totals(&config)?;

@@ -13,7 +13,7 @@
 //!
 //! The guided layer is the middle stage's pooled output (`pool2`), as in the paper's MNIST
 //! FitNet, whose 4th of 6 layers is guided; the regressor follows from the paper's rule
-//! (`method::regressor_shape`).
+//! (`crate::model::regressor::regressor_shape`).
 
 use std::fmt::Write as _;
 

@@ -6,6 +6,7 @@ pub mod config;
 pub mod count;
 pub mod generate;
 pub mod net;
+pub mod regressor;
 mod shapes;
 pub mod views;
 

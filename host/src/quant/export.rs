@@ -13,7 +13,7 @@ use super::extract::float_model;
 use super::float::FloatModel;
 use super::quantize::{Quantized, UnitScales, quantize};
 use crate::data::{Dataset, Normalization};
-use crate::method::{RunInfo, load_run};
+use crate::run::{RunInfo, load_run};
 
 /// How to calibrate, and how maxout units' weight scales are chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -68,7 +68,7 @@ pub struct Report {
 }
 
 /// The classes of `model` and how the first run's pictures were converted.
-fn data_note(model: &Model<'_>, info: Option<&crate::method::RunInfo>) -> String {
+fn data_note(model: &Model<'_>, info: Option<&crate::run::RunInfo>) -> String {
     let classes: Vec<String> = model.labels().enumerate().map(|(i, label)| format!("{i} {label}")).collect();
     let mut note = format!("Classes (the blob's labels): {}.", classes.join(", "));
     if let Some((info, images)) = info.and_then(|info| info.data.images.as_ref().map(|images| (info, images))) {

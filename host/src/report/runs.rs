@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
 
-use crate::method::{RunInfo, RunResult};
+use crate::run::{RunInfo, RunResult};
 use crate::train::run_dir::RunDir;
 
 /// The runs of a comparison, by sub-directory, teacher first.

@@ -21,10 +21,11 @@ use anyhow::{Context as _, ensure};
 use clap::Args;
 
 use crate::compare::{StudentPlan, finished};
-use crate::method::{Method, RunInfo};
+use crate::method::Method;
 use crate::model::generate::{self, StudentSpec};
 use crate::model::{NetConfig, count};
 use crate::report::charts::depth;
+use crate::run::RunInfo;
 use crate::train::run_dir::{RunDir, write_atomic};
 
 pub mod record;
@@ -96,7 +97,7 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         let spec = StudentSpec::sweep(depth, budget_macs, teacher_config.input, teacher_config.classes);
         let (config, text) =
             generate::student(&spec).with_context(|| format!("generating the {depth}-layer student"))?;
-        crate::method::regressor_shape(&config, &teacher_config)?;
+        crate::model::regressor::regressor_shape(&config, &teacher_config)?;
         let depth_dir = RunDir::create(&args.runs.join(depth_dir_name(depth)))?;
         depth_dir.write("config.toml", text.as_bytes())?;
         students.push((depth, depth_dir));

@@ -32,7 +32,7 @@ pub struct SweepSetting {
     /// The student phase's schedule; its `epochs` is `student_epochs`.
     pub schedule: Schedule,
     pub teacher: PathBuf,
-    /// [`crate::method::RunInfo::network_name`] of the teacher.
+    /// [`crate::run::RunInfo::network_name`] of the teacher.
     pub teacher_name: String,
     pub teacher_test_accuracy: f64,
 }

@@ -1,12 +1,17 @@
-//! A run directory as commands open it: a fresh start or a resume checked against what the
-//! run was started with, a failed start undone, a run reused only on its own data.
+//! A run directory: what it records (`info`: `run.json`, `result.json`, the final model)
+//! and how commands open it: a fresh start or a resume checked against what the run was
+//! started with, a failed start undone, a run reused only on its own data.
+
+mod info;
+
+pub use info::{DataInfo, ImageInfo, MODEL_FILE, RUN_FORMAT, RunInfo, RunResult, config_text, load_run, save_net};
 
 use std::path::Path;
 
 use anyhow::{bail, ensure};
 
 use crate::cli::DataArgs;
-use crate::method::{Method, RunInfo};
+use crate::method::Method;
 use crate::model::Views;
 use crate::train::run_dir::RunDir;
 
@@ -141,7 +146,7 @@ pub fn undo_failed_start(run: &RunDir, resumed: bool, body: impl FnOnce() -> any
 pub fn check_reuse_data(dir: &Path, info: &RunInfo, data: &DataArgs) -> anyhow::Result<()> {
     let (name, hash) = data.identity()?;
     // Compared by the files' hash: the pixels are not read here.
-    let ours = crate::method::DataInfo { name, content_hash: Some(hash), pixels_hash: None, ..info.data.clone() };
+    let ours = crate::run::DataInfo { name, content_hash: Some(hash), pixels_hash: None, ..info.data.clone() };
     ensure!(
         info.data.same_set(&ours),
         "{} holds a run on {}, but this command's data is {}: choose another --runs for other data",
@@ -154,7 +159,7 @@ pub fn check_reuse_data(dir: &Path, info: &RunInfo, data: &DataArgs) -> anyhow::
 
 /// One line on a run's data: `fashion-mnist (sha256 3f2a…), 55000 training and 5000
 /// validation images, split seed 1`.
-pub(crate) fn describe_split(data: &crate::method::DataInfo) -> String {
+pub(crate) fn describe_split(data: &crate::run::DataInfo) -> String {
     format!(
         "{}, {} training and {} validation images, split seed {}",
         data.describe(),
