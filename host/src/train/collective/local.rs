@@ -179,15 +179,10 @@ impl Drop for Local {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testkit::{buffer, steps};
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(2);
-
-    /// Peer `rank`'s buffer at `step`: values whose sum in rank order is not the sum in
-    /// another order, so the order is checked too.
-    fn buffer(rank: usize, step: usize) -> Vec<f32> {
-        (0..5).map(|i| (1.0 + rank as f32 * 1e-7) * 10f32.powi(i - 2) + step as f32 * 0.1).collect()
-    }
 
     fn expected(peers: usize, step: usize) -> Vec<f32> {
         let mut sum = vec![0.0f32; 5];
@@ -199,14 +194,8 @@ mod tests {
         sum
     }
 
-    fn run_peer(mut peer: impl Collective, steps: usize) -> Result<Vec<Vec<f32>>, PeerError> {
-        (0..steps)
-            .map(|step| {
-                let mut values = buffer(peer.rank(), step);
-                peer.all_reduce_sum(&mut values)?;
-                Ok(values)
-            })
-            .collect()
+    fn run_peer(mut peer: impl Collective, count: usize) -> Result<Vec<Vec<f32>>, PeerError> {
+        steps(&mut peer, "", count)
     }
 
     #[test]

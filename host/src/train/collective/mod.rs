@@ -62,3 +62,27 @@ impl<C: Collective + ?Sized> Collective for Box<C> {
         (**self).all_reduce_sum(values)
     }
 }
+
+/// What the tests of the peers' sums share.
+#[cfg(test)]
+mod testkit {
+    use super::{Collective, PeerError};
+
+    /// Peer `rank`'s buffer at `step`: values whose sum in rank order is not the sum in
+    /// another order, so the order is checked too.
+    pub fn buffer(rank: usize, step: usize) -> Vec<f32> {
+        (0..5).map(|i| (1.0 + rank as f32 * 1e-7) * 10f32.powi(i - 2) + step as f32 * 0.1).collect()
+    }
+
+    /// `steps` steps through `peer` after agreeing on the phase `what`: the sums.
+    pub fn steps(peer: &mut impl Collective, what: &str, steps: usize) -> Result<Vec<Vec<f32>>, PeerError> {
+        peer.agree(what, 5)?;
+        (0..steps)
+            .map(|step| {
+                let mut values = buffer(peer.rank(), step);
+                peer.all_reduce_sum(&mut values)?;
+                Ok(values)
+            })
+            .collect()
+    }
+}

@@ -271,33 +271,16 @@ fn short(what: &str) -> String {
 mod tests {
     use std::thread::JoinHandle;
 
+    use super::super::testkit::{buffer, steps};
     use super::super::{Collective, Link, local, local_over};
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 
-    /// Node `rank`'s buffer at `step`: values whose sum in rank order is not the sum in
-    /// another order, so the order is checked too.
-    fn buffer(rank: usize, step: usize) -> Vec<f32> {
-        (0..5).map(|i| (1.0 + rank as f32 * 1e-7) * 10f32.powi(i - 2) + step as f32 * 0.1).collect()
-    }
-
     fn start(nodes: usize, timeout: Duration) -> (String, JoinHandle<Result<Summary, PeerError>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
         (address, std::thread::spawn(move || serve(&listener, nodes, timeout, &mut |_| {})))
-    }
-
-    /// `steps` steps of phase `what` through `peer`, the sums.
-    fn steps(peer: &mut impl Collective, what: &str, steps: usize) -> Result<Vec<Vec<f32>>, PeerError> {
-        peer.agree(what, 5)?;
-        (0..steps)
-            .map(|step| {
-                let mut values = buffer(peer.rank(), step);
-                peer.all_reduce_sum(&mut values)?;
-                Ok(values)
-            })
-            .collect()
     }
 
     #[test]
@@ -395,19 +378,19 @@ mod tests {
 
     #[test]
     fn a_silent_node_times_out_and_a_missing_one_is_named() {
-        let (address, server) = start(2, Duration::from_millis(500));
+        let (address, server) = start(2, Duration::from_secs(1));
         let silent = {
             let address = address.clone();
             std::thread::spawn(move || {
                 let mut phase = Link::connect(&address, 1, 2, TIMEOUT).unwrap().phase();
                 phase.agree("p", 5).unwrap();
                 // Hangs past the timeout, and then its reply says why the run stopped.
-                std::thread::sleep(Duration::from_secs(2));
+                std::thread::sleep(Duration::from_secs(3));
                 phase.all_reduce_sum(&mut buffer(1, 0)).unwrap_err()
             })
         };
         let error = steps(&mut Link::connect(&address, 0, 2, TIMEOUT).unwrap().phase(), "p", 2).unwrap_err();
-        assert!(error.0.contains("node 1 sent nothing for 500ms after step 0 of phase `p`"), "{error}");
+        assert!(error.0.contains("node 1 sent nothing for 1s after step 0 of phase `p`"), "{error}");
         assert!(silent.join().unwrap().0.contains("node 1 sent nothing"));
         assert!(server.join().unwrap().is_err());
 
@@ -420,14 +403,13 @@ mod tests {
     #[test]
     fn a_wrong_node_is_refused_and_the_right_one_joins() {
         let (address, server) = start(2, TIMEOUT);
-        let first = {
-            let address = address.clone();
-            std::thread::spawn(move || {
-                let link = Link::connect(&address, 0, 2, TIMEOUT).unwrap();
-                steps(&mut link.phase(), "p", 2).unwrap();
-                link.finish().unwrap();
-            })
-        };
+        // Node 0 connects first, so that the duplicate below is the one refused (the
+        // orchestrator takes connections in the order they arrive).
+        let link = Link::connect(&address, 0, 2, TIMEOUT).unwrap();
+        let first = std::thread::spawn(move || {
+            steps(&mut link.phase(), "p", 2).unwrap();
+            link.finish().unwrap();
+        });
         let wrong = Link::connect(&address, 1, 3, TIMEOUT).unwrap();
         let error = wrong.phase().agree("p", 5).unwrap_err();
         assert!(error.0.contains("says it is node 1 of 3; this orchestrator serves 2 nodes"), "{error}");
