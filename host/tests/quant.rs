@@ -92,38 +92,7 @@ fn pattern_dataset(n: usize, seed: u64) -> Dataset {
     Dataset { images, labels, height: h, width: w, channels: 1, classes: 4, name: "patterns".into() }
 }
 
-const STUDENT: &str = r#"
-name = "tiny-fitnet"
-input = [12, 12, 1]
-classes = 4
-[[layers]]
-type = "conv"
-name = "conv1"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "conv"
-name = "conv2"
-units = 6
-kernel = 3
-padding = 1
-activation = "relu"
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "dropout"
-p = 0.2
-[[layers]]
-type = "dense"
-name = "logits"
-units = 4
-"#;
+const STUDENT: &str = include_str!("fixtures/quant-student.toml");
 
 fn schedule(epochs: usize) -> Schedule {
     Schedule {
@@ -371,39 +340,7 @@ fn an_accumulator_that_could_overflow_is_refused_with_its_numbers() {
     quantize(&model, &norm, &ranges, &labels(2), UnitScales::PerChannel).unwrap();
 }
 
-const EVERYTHING: &str = r#"
-name = "everything"
-input = [9, 9, 2]
-classes = 3
-[[layers]]
-type = "conv"
-units = 3
-pieces = 2
-kernel = 3
-padding = 1
-batch_norm = true
-[[layers]]
-type = "max_pool"
-kernel = 2
-ceil = true
-[[layers]]
-type = "dropout"
-p = 0.5
-[[layers]]
-type = "conv"
-units = 4
-kernel = 3
-stride = 2
-padding = "same"
-activation = "relu"
-[[layers]]
-type = "dense"
-units = 5
-pieces = 2
-[[layers]]
-type = "dense"
-units = 3
-"#;
+const EVERYTHING: &str = include_str!("fixtures/quant-everything.toml");
 
 fn tensor1(values: Vec<f32>) -> Tensor<Flex, 1> {
     let n = values.len();

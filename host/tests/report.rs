@@ -27,53 +27,9 @@ fn temp_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("fitnets-report-{name}-")).tempdir().unwrap()
 }
 
-const TEACHER: &str = r#"
-name = "tiny-teacher"
-input = [12, 12, 1]
-classes = 4
-[[layers]]
-type = "conv"
-units = 12
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "dense"
-units = 4
-"#;
+const TEACHER: &str = include_str!("fixtures/report-teacher.toml");
 
-const STUDENT: &str = r#"
-name = "tiny-fitnet"
-input = [12, 12, 1]
-classes = 4
-[[layers]]
-type = "conv"
-name = "conv1"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "conv"
-name = "conv2"
-units = 6
-kernel = 3
-padding = 1
-activation = "relu"
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "dense"
-name = "logits"
-units = 4
-"#;
+const STUDENT: &str = include_str!("fixtures/report-student.toml");
 
 fn schedule(epochs: usize) -> Schedule {
     Schedule {

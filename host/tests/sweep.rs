@@ -141,35 +141,7 @@ fn write_patterns(dir: &std::path::Path, prefix: &str, n: usize, mut seed: u64) 
     std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), idx(&[n], &labels)).unwrap();
 }
 
-const TINY_TEACHER: &str = r#"
-name = "tiny-teacher"
-input = [12, 12, 1]
-classes = 4
-hint = "pool2"
-[[layers]]
-type = "conv"
-units = 6
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool1"
-kernel = 2
-[[layers]]
-type = "conv"
-units = 6
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool2"
-kernel = 2
-[[layers]]
-type = "dense"
-units = 4
-"#;
+const TINY_TEACHER: &str = include_str!("fixtures/sweep-tiny-teacher.toml");
 
 fn fitnets(args: &[&str]) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_fitnets")).args(args).output().unwrap();

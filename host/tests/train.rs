@@ -71,70 +71,9 @@ fn splits() -> Splits {
     Splits::new(&pattern_dataset(1400, 1), pattern_dataset(300, 2), 200, 3, None).unwrap()
 }
 
-const TEACHER: &str = r#"
-name = "tiny-teacher"
-input = [12, 12, 1]
-classes = 4
-hint = "pool1"
-[[layers]]
-type = "conv"
-name = "conv1"
-units = 12
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool1"
-kernel = 2
-[[layers]]
-type = "conv"
-units = 12
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "dense"
-units = 4
-"#;
+const TEACHER: &str = include_str!("fixtures/train-teacher.toml");
 
-const STUDENT: &str = r#"
-name = "tiny-fitnet"
-input = [12, 12, 1]
-classes = 4
-guided = "conv2"
-[[layers]]
-type = "conv"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "conv"
-name = "conv2"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "conv"
-units = 6
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-kernel = 2
-[[layers]]
-type = "dense"
-units = 4
-"#;
+const STUDENT: &str = include_str!("fixtures/train-student.toml");
 
 fn schedule(epochs: usize, seed: u64) -> Schedule {
     Schedule {

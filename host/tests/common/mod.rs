@@ -155,57 +155,10 @@ pub fn write_idx(dir: &Path, (train, test): (u32, u32), [h, w, c]: [u32; 3], cla
 }
 
 /// A tiny teacher for 8x8x1 images of 3 classes, its hint layer `pool1`.
-pub const TEACHER: &str = r#"
-name = "t8"
-input = [8, 8, 1]
-classes = 3
-hint = "pool1"
-[[layers]]
-type = "conv"
-name = "conv1"
-units = 4
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool1"
-kernel = 2
-[[layers]]
-type = "dense"
-name = "out"
-units = 3
-"#;
+pub const TEACHER: &str = include_str!("../fixtures/common-teacher.toml");
 
 /// A tiny student for the same images, its guided layer `pool1`.
-pub const STUDENT: &str = r#"
-name = "s8"
-input = [8, 8, 1]
-classes = 3
-guided = "pool1"
-[[layers]]
-type = "conv"
-name = "conv1"
-units = 2
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "conv"
-name = "conv2"
-units = 2
-pieces = 2
-kernel = 3
-padding = 1
-[[layers]]
-type = "max_pool"
-name = "pool1"
-kernel = 2
-[[layers]]
-type = "dense"
-name = "out"
-units = 3
-"#;
+pub const STUDENT: &str = include_str!("../fixtures/common-student.toml");
 
 /// Runs the `fitnets` binary: `(exit code, stdout, stderr)`.
 pub fn fitnets(args: &[&str]) -> (i32, String, String) {
