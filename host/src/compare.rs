@@ -11,8 +11,8 @@ use clap::Args;
 use crate::cli::{self, DataArgs, DeviceArgs, ScheduleArgs};
 use crate::commands::train;
 use crate::method::Method;
+use crate::run::dir::RunDir;
 use crate::run::{RunInfo, RunResult};
-use crate::train::run_dir::RunDir;
 
 /// Arguments of `fitnets compare`.
 #[derive(Args, Clone, Debug)]

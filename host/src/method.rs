@@ -9,10 +9,10 @@ use crate::data::Dataset;
 use crate::data::Splits;
 use crate::model::regressor::regressor_shape;
 use crate::model::{Net, NetConfig, Views};
+use crate::run::dir::RunDir;
 use crate::train::batch::Batcher;
 use crate::train::fit::fit;
 use crate::train::phase::{EpochMetrics, Objective, Trainee};
-use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
 use crate::train::workers::Workers;
 

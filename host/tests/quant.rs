@@ -24,7 +24,7 @@ use fitnets::quant::float::{Affine, AffineKind, FloatLayer, FloatModel, normaliz
 use fitnets::quant::overflow::Overflow;
 use fitnets::quant::quantize::{UnitScales, quantize};
 use fitnets::quant::scheme::Range;
-use fitnets::train::run_dir::RunDir;
+use fitnets::run::dir::RunDir;
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets_shared::format::encode::LayerSpec;
 use fitnets_shared::ops::Window;

@@ -8,7 +8,7 @@ use fitnets::data::{Augment, Dataset, idx};
 use fitnets::method::train_on_labels;
 use fitnets::model::count::{self, Footprint};
 use fitnets::model::{Net, NetConfig};
-use fitnets::train::run_dir::RunDir;
+use fitnets::run::dir::RunDir;
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 use proptest::prelude::*;
 

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use burn::backend::Flex;
 use fitnets::data::{self, Augment, FASHION_MNIST_DIR};
 use fitnets::method::evaluate;
+use fitnets::run::dir::RunDir;
 use fitnets::run::{RUN_FORMAT, RunInfo};
 use fitnets::train::batch::Batcher;
-use fitnets::train::run_dir::RunDir;
 
 fn teacher_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../teachers/fashion-mnist-cnn")

@@ -13,11 +13,11 @@ use fitnets::data::{Augment, Dataset};
 use fitnets::method::{self, KdSettings, Method, Teacher, evaluate};
 use fitnets::model::regressor::regressor_shape;
 use fitnets::model::{Net, NetConfig, Views, count};
+use fitnets::run::dir::RunDir;
 use fitnets::train::batch::Batcher;
 use fitnets::train::fit::fit;
 use fitnets::train::loss::{cross_entropy, kd_loss, lambda_at, soft_cross_entropy};
 use fitnets::train::phase::{Objective, Phase, Trainee};
-use fitnets::train::run_dir::RunDir;
 use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets::train::workers::Workers;
 

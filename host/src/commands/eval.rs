@@ -9,9 +9,9 @@ use crate::cli::{DataArgs, DeviceArgs};
 use crate::data::{self, Augment};
 use crate::method::evaluate;
 use crate::model::Views;
+use crate::run::dir::RunDir;
 use crate::run::{RunInfo, load_run};
 use crate::train::batch::Batcher;
-use crate::train::run_dir::RunDir;
 
 /// `fitnets eval RUN`: test accuracy and confusion matrix of a finished run, its inputs
 /// normalized as it was trained (the data options only choose the test set). Each image

@@ -16,8 +16,8 @@ use crate::quant::calibrate::Calibration;
 use crate::quant::eval::{agreement, evaluate_int8, net_predictions};
 use crate::quant::export::{Export, ExportOptions, export, load_float_model};
 use crate::quant::quantize::UnitScales;
+use crate::run::dir::write_atomic;
 use crate::run::load_run;
-use crate::train::run_dir::write_atomic;
 
 /// Arguments of `fitnets export`.
 #[derive(Args, Clone, Debug)]

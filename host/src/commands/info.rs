@@ -5,7 +5,7 @@ use std::path::Path;
 use crate::model::{NetConfig, count};
 use crate::run::RunInfo;
 use crate::run::describe_split;
-use crate::train::run_dir::RunDir;
+use crate::run::dir::RunDir;
 
 /// `fitnets info RUN|CONFIG`: parameters and MACs per layer.
 pub fn info(target: &Path) -> anyhow::Result<String> {

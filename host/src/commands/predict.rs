@@ -20,9 +20,9 @@ use serde::Serialize;
 use crate::cli::{DeviceArgs, positive_count, resize_mode};
 use crate::commands::export::model_input;
 use crate::data::{Augment, Dataset, FASHION_MNIST_LABELS};
+use crate::run::dir::RunDir;
 use crate::run::{RunInfo, load_run};
 use crate::train::batch::Batcher;
-use crate::train::run_dir::RunDir;
 
 /// Arguments of `fitnets predict`.
 #[derive(Args, Clone, Debug)]

@@ -20,7 +20,7 @@ use crate::report::boards::{BOARDS, Firmware, STACK_BYTES, code_bytes};
 use crate::report::runs::{Run, best_student, load_runs};
 use crate::report::stages::Int8Student;
 use crate::report::{Report, charts, markdown};
-use crate::train::run_dir::write_atomic;
+use crate::run::dir::write_atomic;
 
 /// The report's Markdown file and the blob exported here, in the output directory.
 pub const REPORT_FILE: &str = "report.md";

@@ -11,9 +11,9 @@ use crate::data::Augment;
 use crate::data::Splits;
 use crate::method::{self, KdSettings, Method, Teacher, check_pair, evaluate};
 use crate::model::{NetConfig, Views, count};
+use crate::run::dir::RunDir;
 use crate::run::{RunInfo, RunResult, load_run, save_net};
 use crate::run::{open_run, undo_failed_start};
-use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
 use crate::train::workers::Workers;
 

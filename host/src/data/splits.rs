@@ -2,9 +2,9 @@
 
 use crate::data::{Augment, Dataset, Normalization};
 use crate::run::DataInfo;
+use crate::run::dir::RunDir;
 use crate::train::batch::Batcher;
 use crate::train::phase::Phase;
-use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
 
 /// The splits of one experiment.

@@ -18,7 +18,7 @@ use crate::quant::calibrate::Calibration;
 use crate::quant::eval::evaluate_int8;
 use crate::quant::quantize::UnitScales;
 use crate::run::RunInfo;
-use crate::train::run_dir::RunDir;
+use crate::run::dir::RunDir;
 use crate::train::schedule::Schedule;
 
 /// `fitnets fit`.

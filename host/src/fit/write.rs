@@ -9,7 +9,7 @@ use super::pareto::{self, Point};
 use super::record::{Answer, Record};
 use super::space::{Candidate, Price, join_widths, kib};
 use crate::report::charts::{LABEL, Swatch, framed, placeholder, plot_with_legend};
-use crate::train::run_dir::write_atomic;
+use crate::run::dir::write_atomic;
 
 pub const RECORD_FILE: &str = "fit.json";
 pub const MARKDOWN_FILE: &str = "fit.md";

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
 
+use crate::run::dir::RunDir;
 use crate::run::{RunInfo, RunResult};
-use crate::train::run_dir::RunDir;
 
 /// The runs of a comparison, by sub-directory, teacher first.
 pub const RUN_NAMES: [&str; 4] = ["teacher", "scratch", "kd", "hints"];

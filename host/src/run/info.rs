@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::Normalization;
 use crate::method::{KdSettings, Method};
 use crate::model::{Net, NetConfig, Views, count};
+use crate::run::dir::RunDir;
 use crate::train::phase::EpochMetrics;
-use crate::train::run_dir::RunDir;
 use crate::train::schedule::Schedule;
 
 /// Where the images came from and how they were split and normalized.

@@ -2,6 +2,7 @@
 //! and how commands open it: a fresh start or a resume checked against what the run was
 //! started with, a failed start undone, a run reused only on its own data.
 
+pub mod dir;
 mod info;
 
 pub use info::{DataInfo, ImageInfo, MODEL_FILE, RUN_FORMAT, RunInfo, RunResult, config_text, load_run, save_net};
@@ -13,7 +14,7 @@ use anyhow::{bail, ensure};
 use crate::cli::DataArgs;
 use crate::method::Method;
 use crate::model::Views;
-use crate::train::run_dir::RunDir;
+use dir::RunDir;
 
 /// Whether the run directory `dir` holds a run that got anywhere: a `run.json` with a
 /// checkpoint or a final model. A `run.json` alone is a start that failed or was stopped
@@ -111,10 +112,10 @@ fn is_start_file(name: &str) -> bool {
 /// start it again (and a folder this command made is removed when nothing else is in it).
 fn discard_unstarted(run: &RunDir) {
     remove_start_files(run);
-    let only_lock = std::fs::read_dir(run.path())
-        .is_ok_and(|entries| entries.flatten().all(|e| e.file_name() == crate::train::run_dir::LOCK_FILE));
+    let only_lock =
+        std::fs::read_dir(run.path()).is_ok_and(|entries| entries.flatten().all(|e| e.file_name() == dir::LOCK_FILE));
     if only_lock {
-        let _ = std::fs::remove_file(run.join(crate::train::run_dir::LOCK_FILE));
+        let _ = std::fs::remove_file(run.join(dir::LOCK_FILE));
         let _ = std::fs::remove_dir(run.path());
     }
 }

@@ -26,7 +26,7 @@ use crate::model::generate::{self, StudentSpec};
 use crate::model::{NetConfig, count};
 use crate::report::charts::depth;
 use crate::run::RunInfo;
-use crate::train::run_dir::{RunDir, write_atomic};
+use crate::run::dir::{RunDir, write_atomic};
 
 pub mod record;
 

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::compare::finished;
 use crate::method::Method;
 use crate::model::{NetConfig, count};
-use crate::train::run_dir::RunDir;
+use crate::run::dir::RunDir;
 use crate::train::schedule::{OptimizerKind, Schedule};
 
 /// The sweep's files in its runs directory.

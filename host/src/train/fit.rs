@@ -204,7 +204,6 @@ mod tests {
     use burn::tensor::{Int, Tensor};
 
     use super::super::batch::Batcher;
-    use super::super::run_dir::RunDir;
     use super::super::schedule::{OptimizerKind, Schedule};
     use super::super::step::{Batch, StepOutcome, shard_step};
     use super::*;
@@ -216,6 +215,7 @@ mod tests {
     use crate::model::Views;
     use crate::model::net::Layer;
     use crate::model::net::Net;
+    use crate::run::dir::RunDir;
 
     type B = Autodiff<Flex>;
 

@@ -1,4 +1,4 @@
-//! Training: the losses of the three methods, the loop, and the run directory.
+//! Training: the losses of the three methods, the loop and its peers.
 
 pub mod batch;
 mod checkpoint;
@@ -9,7 +9,6 @@ pub mod loss;
 mod optim;
 mod peer;
 pub mod phase;
-pub mod run_dir;
 pub mod schedule;
 pub mod step;
 pub mod teacher_cache;

@@ -6,11 +6,11 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use super::batch::Batcher;
-use super::run_dir::RunDir;
 use super::schedule::Schedule;
 use crate::data::Dataset;
 use crate::model::Views;
 use crate::model::net::{ConvLayer, Net};
+use crate::run::dir::RunDir;
 
 /// What is being trained: a network, and during hint training its regressor.
 #[derive(Module, Debug)]

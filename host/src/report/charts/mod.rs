@@ -17,7 +17,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::Report;
-use crate::train::run_dir::write_atomic;
+use crate::run::dir::write_atomic;
 
 /// File names of the charts in the output directory (the Markdown links to them).
 pub const ACCURACY_CHART: &str = "accuracy.svg";
