@@ -63,7 +63,11 @@ pub fn serve(
                             "node {node} sent nothing for {timeout:.0?} {at}: it hangs, or its machine cannot be \
                              reached"
                         ),
-                        std::io::ErrorKind::UnexpectedEof => {
+                        // A process that dies closes its socket: an end of file, or a reset
+                        // when it had unread bytes.
+                        std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted => {
                             format!("node {node} disconnected {at}: its command ended or failed (see its output)")
                         }
                         _ => format!("node {node} {at}: {e}"),
