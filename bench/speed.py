@@ -159,6 +159,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128, help="batch size (both sides)")
     ap.add_argument("--compile", action="store_true", help="also PyTorch with torch.compile")
     args = ap.parse_args()
+    if args.batch < 1 or args.images < 1 or args.rounds < 1:
+        ap.error("--batch, --images and --rounds must be at least 1")
     if not os.path.exists(args.binary):
         sys.exit(f"{args.binary} is missing: run `cargo build --release -p fitnets` first")
     cases = args.cases.split(",")

@@ -264,8 +264,15 @@ def main():
     ap.add_argument("--batch", type=int, default=BATCH, help=f"batch size (default {BATCH})")
     ap.add_argument("--compile", action="store_true", help="torch.compile the networks")
     args = ap.parse_args()
+    if args.batch < 1:
+        ap.error(f"--batch {args.batch}: a batch holds at least one image")
+    if (args.images is not None and args.images < 1) or (args.epochs is not None and not args.epochs > 0):
+        ap.error("--images and --epochs must be positive")
     BATCH = args.batch
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as e:
+        ap.error(f"--device {args.device}: {e}")
     if device.type == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: this torch sees no CUDA device")
     warmup = max(args.warmup, 3) if args.compile else args.warmup

@@ -12,6 +12,14 @@ use std::time::{Duration, Instant};
 
 use super::PeerError;
 use super::node::{ABORT, BYE, MAGIC, MAX_TEXT, OK, PHASE, STEP, VERSION};
+use crate::model::config::limits;
+
+/// How long a connection has to greet before it is refused.
+const GREETING: Duration = Duration::from_secs(10);
+
+/// The most values a step may sum: every parameter a network may have
+/// ([`limits::MAX_PARAMS`]), plus the loss and the hits.
+const MAX_VALUES: u64 = limits::MAX_PARAMS + 2;
 
 /// What a run that ended well did: each phase's description and its steps.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,10 +177,13 @@ fn accept(
             Err(e) => return Err(failed(e)),
         };
         stream.set_nonblocking(false).map_err(failed)?;
-        stream.set_read_timeout(Some(timeout)).map_err(failed)?;
+        // A node greets as soon as it connects; a connection that stays silent (a port
+        // probe) must not hold up the others for the whole timeout.
+        stream.set_read_timeout(Some(timeout.min(GREETING))).map_err(failed)?;
         let _ = stream.set_nodelay(true);
         let mut hello = [0u8; 16];
-        let problem = match stream.read_exact(&mut hello) {
+        let greeted = stream.read_exact(&mut hello).and_then(|()| stream.set_read_timeout(Some(timeout)));
+        let problem = match greeted {
             Err(e) => Some(format!("{from} sent no greeting ({e})")),
             Ok(()) => {
                 let word = |i: usize| u32::from_le_bytes([hello[i], hello[i + 1], hello[i + 2], hello[i + 3]]);
@@ -220,7 +231,7 @@ fn read_message(stream: &mut TcpStream, values: Option<usize>) -> std::io::Resul
             stream.read_exact(&mut head)?;
             let values = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
             let length = u32::from_le_bytes(head[8..].try_into().unwrap_or_default()) as usize;
-            if length > MAX_TEXT || values > (u32::MAX as u64) {
+            if length > MAX_TEXT || values > MAX_VALUES {
                 return Err(invalid(format!("a phase of {values} values described in {length} bytes")));
             }
             let mut what = vec![0u8; length];
@@ -424,6 +435,25 @@ mod tests {
         steps(&mut right.phase(), "p", 2).unwrap();
         right.finish().unwrap();
         first.join().unwrap();
+        assert_eq!(server.join().unwrap().unwrap().phases, vec![("p".into(), 2)]);
+    }
+
+    #[test]
+    fn a_connection_that_never_greets_is_refused_and_the_nodes_behind_it_join() {
+        let (address, server) = start(2, Duration::from_secs(1));
+        let _probe = TcpStream::connect(&address).unwrap();
+        let nodes: Vec<_> = (0..2)
+            .map(|node| Link::connect(&address, node, 2, TIMEOUT).unwrap())
+            .map(|link| {
+                std::thread::spawn(move || {
+                    steps(&mut link.phase(), "p", 2).unwrap();
+                    link.finish().unwrap();
+                })
+            })
+            .collect();
+        for node in nodes {
+            node.join().unwrap();
+        }
         assert_eq!(server.join().unwrap().unwrap().phases, vec![("p".into(), 2)]);
     }
 
