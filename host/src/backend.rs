@@ -71,6 +71,40 @@ pub enum CpuBackend {
     Flex,
 }
 
+/// Where a command computes: the device and, on the CPU, the backend (`--device`,
+/// `--backend`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compute {
+    pub device: DeviceSpec,
+    pub backend: CpuBackend,
+}
+
+impl Default for Compute {
+    /// One peer on the CPU, with flex.
+    fn default() -> Compute {
+        Compute { device: DeviceSpec::Cpu(1), backend: CpuBackend::Flex }
+    }
+}
+
+impl Compute {
+    /// What a run's record and the log say it trained on.
+    pub fn describe(&self) -> String {
+        let peers = |peers: usize| if peers > 1 { format!(", {peers} peers") } else { String::new() };
+        match &self.device {
+            // The flex kernels' matrix products run on the vector unit chosen at start
+            // (`kernels::vector`); ndarray's do not.
+            DeviceSpec::Cpu(n) if self.backend == CpuBackend::Flex => format!(
+                "cpu (flex, {}, {} threads){}",
+                crate::kernels::vector::chosen().name(),
+                rayon::current_num_threads(),
+                peers(*n)
+            ),
+            DeviceSpec::Cpu(n) => format!("cpu ({}){}", format!("{:?}", self.backend).to_lowercase(), peers(*n)),
+            cuda => cuda.to_string(),
+        }
+    }
+}
+
 pub type NdArray = burn::backend::NdArray<f32>;
 pub type Flex = burn::backend::Flex;
 #[cfg(feature = "cuda")]

@@ -1,62 +1,49 @@
-//! `fitnets compare`: the paper's Table 4 for our data. Trains (or reuses) the teacher
-//! and the three student methods with one schedule and tabulates parameters, MACs,
-//! accuracy, compression and speed-up.
+//! The paper's Table 4 for our data: the teacher and the three student methods trained
+//! with one schedule (`fitnets compare`), tabulated with parameters, MACs, accuracy,
+//! compression and speed-up; the plan `sweep` and `fit` train their students by.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use clap::Args;
 
-use crate::cli::{self, DataArgs, DeviceArgs, ScheduleArgs};
-use crate::commands::train;
-use crate::method::Method;
+use crate::backend::Compute;
+use crate::data::DataSpec;
+use crate::method::{KdSettings, Method};
 use crate::run::dir::RunDir;
+use crate::run::train::{StudentJob, TeacherJob, train_student, train_teacher};
 use crate::run::{RunInfo, RunResult};
+use crate::train::nodes::Nodes;
+use crate::train::schedule::Schedule;
 
-/// Arguments of `fitnets compare`.
-#[derive(Args, Clone, Debug)]
-pub struct CompareArgs {
+/// A comparison: the teacher and every student method, each with `seeds` seeds.
+#[derive(Clone, Debug)]
+pub struct Comparison {
     /// The teacher's network config.
-    #[arg(long, value_name = "TOML", default_value = "configs/mnist-teacher.toml")]
     pub teacher_config: PathBuf,
     /// The student's network config (its `guided` layer for `hints`).
-    #[arg(long, value_name = "TOML", default_value = "configs/mnist-fitnet.toml")]
     pub student_config: PathBuf,
-    /// Where the runs go: `teacher/`, `scratch/`, `kd/`, `hints/`. Finished runs are
-    /// reused, interrupted ones resumed.
-    #[arg(long, value_name = "DIR", default_value = "runs/compare")]
+    /// Where the runs go: `teacher/`, `scratch/`, `kd/`, `hints/`, `seed-K/…`.
     pub runs: PathBuf,
-    /// Epochs of the teacher.
-    #[arg(long, default_value_t = 10, value_name = "N", value_parser = crate::cli::epoch_count)]
+    /// Epochs of the teacher (its other settings are the plan's).
     pub teacher_epochs: usize,
-    /// Train every student method with this many seeds (`--seed`, `--seed`+1, …), each
-    /// seed's three methods from the same initial weights, and report mean ± standard
-    /// deviation. The first seed's runs are `scratch/`, `kd/`, `hints/`; seed k's are
-    /// `seed-k/scratch/` and so on. One teacher serves all.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seeds of every student method, from the plan's seed on (at least one).
     pub seeds: u64,
-    #[command(flatten)]
     pub plan: StudentPlan,
 }
 
-/// How `compare` and `sweep` train each student: one schedule for all, the paper's KD
-/// settings (τ = 3, λ from 4 to 1).
-#[derive(Args, Clone, Debug)]
+/// How `compare`, `sweep` and `fit` train each student: one schedule for all, the
+/// paper's KD settings (τ = 3, λ from 4 to 1).
+#[derive(Clone, Debug)]
 pub struct StudentPlan {
-    /// Epochs of every student; `hints` spends `--hint-epochs` of them on hint training.
-    #[arg(long, default_value_t = 14, value_name = "N", value_parser = crate::cli::epoch_count)]
+    /// Epochs of every student; `hints` spends `hint_epochs` of them on hint training.
     pub student_epochs: usize,
-    /// Epochs of hint training (stage 1) of the `hints` students, out of
-    /// `--student-epochs`.
-    #[arg(long, default_value_t = 3, value_name = "N", value_parser = crate::cli::epoch_count)]
+    /// Epochs of hint training of the `hints` students, fewer than `student_epochs`.
     pub hint_epochs: usize,
-    #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub schedule: ScheduleArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub data: DataSpec,
+    /// The schedule of every student (its epochs are set per method).
+    pub schedule: Schedule,
+    pub compute: Compute,
 }
 
 impl StudentPlan {
@@ -71,25 +58,28 @@ impl StudentPlan {
         run: &Path,
         seed_offset: u64,
     ) -> anyhow::Result<()> {
-        anyhow::ensure!(self.hint_epochs < self.student_epochs, "--hint-epochs must leave epochs for the KD stage");
+        anyhow::ensure!(
+            self.hint_epochs < self.student_epochs,
+            "--hint-epochs {} must leave epochs of --student-epochs {} for the KD stage",
+            self.hint_epochs,
+            self.student_epochs
+        );
         let mut schedule = self.schedule.clone();
         schedule.seed = self.schedule.seed + seed_offset;
         let hint_epochs = if method == Method::Hints { self.hint_epochs } else { 0 };
         schedule.epochs = self.student_epochs - hint_epochs;
-        let student = train::StudentArgs {
+        let student = StudentJob {
             config: config.to_path_buf(),
             method,
             teacher: Some(teacher.to_path_buf()),
             run: run.to_path_buf(),
             resume: run.join("run.json").exists(),
             hint_epochs,
-            tau: 3.0,
-            lambda_start: 4.0,
-            lambda_end: 1.0,
+            kd: KdSettings::default(),
             data: self.data.clone(),
             schedule,
-            device: self.device.clone(),
-            nodes: cli::NodeArgs::default(),
+            compute: self.compute.clone(),
+            nodes: Nodes::default(),
         };
         if student.resume {
             check_settings(run, &student)?;
@@ -97,7 +87,7 @@ impl StudentPlan {
                 return Ok(());
             }
         }
-        train::train_student(&student).with_context(|| {
+        train_student(&student).with_context(|| {
             format!("training {} with {} (seed {})", run.display(), method.name(), student.schedule.seed)
         })
     }
@@ -105,7 +95,7 @@ impl StudentPlan {
 
 /// A run is reused (or resumed) only if it was started with the settings this command
 /// would give it; otherwise the table would mix schedules without saying so.
-fn check_settings(run: &Path, student: &train::StudentArgs) -> anyhow::Result<()> {
+fn check_settings(run: &Path, student: &StudentJob) -> anyhow::Result<()> {
     let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
     crate::run::check_reuse_data(run, &info, &student.data)?;
     let wanted = student.settings();
@@ -140,28 +130,26 @@ pub(crate) fn finished(dir: &Path) -> Option<RunResult> {
 }
 
 /// Runs what is missing, then prints and saves the table.
-pub fn compare(args: &CompareArgs) -> anyhow::Result<()> {
+pub fn compare(args: &Comparison) -> anyhow::Result<()> {
     let teacher_dir = args.runs.join("teacher");
     if finished(&teacher_dir).is_some() {
         let info: RunInfo = RunDir::open(&teacher_dir)?.read_json("run.json")?;
         crate::run::check_reuse_data(&teacher_dir, &info, &args.plan.data)?;
     } else {
-        let mut schedule = args.plan.schedule.clone();
-        schedule.epochs = args.teacher_epochs;
-        let teacher = train::TeacherArgs {
+        let teacher = TeacherJob {
             config: args.teacher_config.clone(),
             run: teacher_dir.clone(),
             resume: teacher_dir.join("run.json").exists(),
             data: args.plan.data.clone(),
-            schedule,
+            schedule: Schedule { epochs: args.teacher_epochs, ..args.plan.schedule.clone() },
             flip_average: false,
             shift_average: false,
             no_flip_average: false,
             no_shift_average: false,
-            device: args.plan.device.clone(),
-            nodes: cli::NodeArgs::default(),
+            compute: args.plan.compute.clone(),
+            nodes: Nodes::default(),
         };
-        train::train_teacher(&teacher).context("training the teacher")?;
+        train_teacher(&teacher).context("training the teacher")?;
     }
     for k in 0..args.seeds {
         for method in METHODS {

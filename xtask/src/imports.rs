@@ -1,6 +1,9 @@
 //! The structure the imports draw: no two modules of a crate may use each other. A
 //! module that needs another's items and is needed by it is one concern in two files, or
-//! two concerns tangled; either way a newcomer has to learn both at once.
+//! two concerns tangled; either way a newcomer has to learn both at once. And a crate
+//! with a command layer (host: `cli`, `commands`) keeps it on top: no other module uses
+//! it, so the library can be called with plain values, by a test, an example or another
+//! command, without the command line's types.
 //!
 //! Modules are files (`a/b.rs` or `a/b/mod.rs` is `a::b`); a module uses another when
 //! its code outside `#[cfg(test)]` names a path through `crate::`, `super::` or `self::`
@@ -16,36 +19,74 @@ use anyhow::{Context as _, bail};
 /// The crates' source folders, checked.
 const CRATES: [&str; 6] = ["host/src", "host/images/src", "shared/src", "firmware/src", "tests/src", "xtask/src"];
 
+/// The crates with a command layer, and its top-level modules.
+const COMMAND_LAYERS: [(&str, &[&str]); 1] = [("host/src", &["cli", "commands"])];
+
 type Module = Vec<String>;
 
-/// Fails with every pair of modules that use each other.
+/// What each module of a crate uses.
+type Uses = BTreeMap<Module, BTreeSet<Module>>;
+
+/// Fails with every pair of modules that use each other, and every library module that
+/// uses a command layer.
 pub fn check(root: &Path) -> anyhow::Result<()> {
     let mut pairs = Vec::new();
+    let mut upward = Vec::new();
     for dir in CRATES {
         let source = root.join(dir);
-        if source.is_dir() {
-            for (a, b) in mutual(&source)? {
-                pairs.push(format!("{dir}: {} <-> {}", name(&a), name(&b)));
+        if !source.is_dir() {
+            continue;
+        }
+        let uses = uses(&source)?;
+        for (a, b) in mutual(&uses) {
+            pairs.push(format!("{dir}: {} <-> {}", name(&a), name(&b)));
+        }
+        for (_, layer) in COMMAND_LAYERS.iter().filter(|(crate_dir, _)| *crate_dir == dir) {
+            for (a, b) in below(&uses, layer) {
+                upward.push(format!("{dir}: {} uses {}", name(&a), name(&b)));
             }
         }
     }
+    let mut problems = Vec::new();
     if !pairs.is_empty() {
-        bail!(
+        problems.push(format!(
             "{} pairs of modules use each other (move what both need into a module of its own, or merge them):\n  {}",
             pairs.len(),
             pairs.join("\n  ")
-        );
+        ));
     }
-    eprintln!("no two modules use each other in {} crates", CRATES.len());
+    if !upward.is_empty() {
+        problems.push(format!(
+            "{} library modules use the command layer (give the library function plain values, and let the \
+             command turn its options into them):\n  {}",
+            upward.len(),
+            upward.join("\n  ")
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    eprintln!("no two modules use each other in {} crates; no library module uses a command layer", CRATES.len());
     Ok(())
+}
+
+/// The uses `(a, b)` of a module `a` outside the command layer `layer` (top-level
+/// modules) of a module `b` inside it.
+fn below(uses: &Uses, layer: &[&str]) -> Vec<(Module, Module)> {
+    let inside = |m: &Module| m.first().is_some_and(|top| layer.contains(&top.as_str()));
+    let mut found = Vec::new();
+    for (a, targets) in uses.iter().filter(|(a, _)| !inside(a)) {
+        found.extend(targets.iter().filter(|b| inside(b)).map(|b| (a.clone(), b.clone())));
+    }
+    found
 }
 
 fn name(module: &Module) -> String {
     if module.is_empty() { "crate".into() } else { module.join("::") }
 }
 
-/// The pairs of modules of the crate in `source` that use each other.
-fn mutual(source: &Path) -> anyhow::Result<Vec<(Module, Module)>> {
+/// What each module of the crate in `source` uses.
+fn uses(source: &Path) -> anyhow::Result<Uses> {
     let mut files = BTreeMap::new();
     for file in rust_files(source)? {
         let relative = file.strip_prefix(source).expect("below the source folder");
@@ -61,7 +102,7 @@ fn mutual(source: &Path) -> anyhow::Result<Vec<(Module, Module)>> {
         files.insert(module, file);
     }
     let modules: BTreeSet<Module> = files.keys().cloned().collect();
-    let mut uses: BTreeMap<Module, BTreeSet<Module>> = BTreeMap::new();
+    let mut uses = Uses::new();
     for (module, file) in &files {
         let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
         let targets = paths(&code_of(&text), module)
@@ -71,15 +112,20 @@ fn mutual(source: &Path) -> anyhow::Result<Vec<(Module, Module)>> {
             .collect();
         uses.insert(module.clone(), targets);
     }
+    Ok(uses)
+}
+
+/// The pairs of modules that use each other.
+fn mutual(uses: &Uses) -> Vec<(Module, Module)> {
     let mut pairs = Vec::new();
-    for (a, targets) in &uses {
+    for (a, targets) in uses {
         for b in targets {
             if a < b && uses.get(b).is_some_and(|back| back.contains(a)) {
                 pairs.push((a.clone(), b.clone()));
             }
         }
     }
-    Ok(pairs)
+    pairs
 }
 
 fn rust_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -198,8 +244,23 @@ mod tests {
         std::fs::write(dir.join("k/a.rs"), "use super::b::Y;\npub struct X;\n").unwrap();
         std::fs::write(dir.join("k/b.rs"), "use crate::k::a::X; // crate::solo\npub struct Y;\n").unwrap();
         std::fs::write(dir.join("solo.rs"), "use crate::k::X;\n#[cfg(test)]\nuse crate::k::a;\n").unwrap();
-        let pairs = mutual(&dir).unwrap();
+        let pairs = mutual(&uses(&dir).unwrap());
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(pairs, [(module("k::a"), module("k::b"))]);
+    }
+
+    #[test]
+    fn a_library_module_that_uses_the_command_layer_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        std::fs::create_dir_all(dir.join("commands")).unwrap();
+        std::fs::write(dir.join("lib.rs"), "pub mod cli;\npub mod commands;\npub mod data;\npub mod fit;\n").unwrap();
+        std::fs::write(dir.join("cli.rs"), "use crate::data::Spec;\npub struct Args;\n").unwrap();
+        std::fs::write(dir.join("commands/mod.rs"), "pub mod fit;\n").unwrap();
+        std::fs::write(dir.join("commands/fit.rs"), "use crate::cli::Args;\nuse crate::fit::search;\n").unwrap();
+        std::fs::write(dir.join("data.rs"), "pub struct Spec;\n/// [`crate::cli::Args`]\n").unwrap();
+        std::fs::write(dir.join("fit.rs"), "use crate::data::Spec;\nfn f() { crate::commands::fit::g() }\n").unwrap();
+        let found = below(&uses(dir).unwrap(), &["cli", "commands"]);
+        assert_eq!(found, [(module("fit"), module("commands::fit"))]);
     }
 }

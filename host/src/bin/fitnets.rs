@@ -52,14 +52,14 @@ enum Command {
     /// Quantize a finished run to int8 and write it as a blob for shared and the device.
     Export(Box<fitnets::commands::export::ExportArgs>),
     /// Train the teacher and the three student methods; print the paper's Table 4.
-    Compare(Box<fitnets::compare::CompareArgs>),
+    Compare(Box<fitnets::commands::compare::CompareArgs>),
     /// Students of several depths at one multiplication budget, trained with each method:
     /// the paper's Figure 2.
-    Sweep(Box<fitnets::sweep::SweepArgs>),
+    Sweep(Box<fitnets::commands::sweep::SweepArgs>),
     /// The student that fits a chip: generated students priced on the board (flash,
     /// RAM, estimated time), the ones that fit trained with hints by successive halving,
     /// the answer exported to int8 beside the paper's FitNet; `fit.md` says why.
-    Fit(Box<fitnets::fit::FitArgs>),
+    Fit(Box<fitnets::commands::fit::FitArgs>),
     /// A Markdown report with charts: the stages, the int8 student per layer, the paper's
     /// figures and the fit on real boards.
     Report(Box<fitnets::commands::report::ReportArgs>),
@@ -109,9 +109,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(Train::Teacher(args)) => fitnets::commands::train::train_teacher(&args),
         Command::Train(Train::Student(args)) => fitnets::commands::train::train_student(&args),
-        Command::Compare(args) => fitnets::compare::compare(&args),
-        Command::Sweep(args) => fitnets::sweep::sweep(&args),
-        Command::Fit(args) => fitnets::fit::fit(&args),
+        Command::Compare(args) => fitnets::commands::compare::compare(&args),
+        Command::Sweep(args) => fitnets::commands::sweep::sweep(&args),
+        Command::Fit(args) => fitnets::commands::fit::fit(&args),
         Command::Orchestrator(args) => fitnets::commands::orchestrator::orchestrator(&args),
         Command::Eval { target, float, flip_average, shift_average, plain, data, device } if target.is_dir() => {
             anyhow::ensure!(float.is_none(), "--float compares a blob with a run: {} is a run", target.display());

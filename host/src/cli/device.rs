@@ -3,8 +3,8 @@
 use anyhow::bail;
 use clap::Args;
 
-use crate::backend::{CpuBackend, DeviceSpec};
-use crate::train::collective::Link;
+use crate::backend::{Compute, CpuBackend, DeviceSpec};
+use crate::train::nodes::Nodes;
 use crate::train::workers::DEFAULT_PEER_TIMEOUT;
 
 /// Where to run.
@@ -20,23 +20,9 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
-    pub fn describe(&self) -> String {
-        match &self.device {
-            // The flex kernels' matrix products run on the vector unit chosen at start
-            // (`kernels::vector`); ndarray's do not.
-            DeviceSpec::Cpu(peers) if self.backend == CpuBackend::Flex => format!(
-                "cpu (flex, {}, {} threads){}",
-                crate::kernels::vector::chosen().name(),
-                rayon::current_num_threads(),
-                if *peers > 1 { format!(", {peers} peers") } else { String::new() }
-            ),
-            DeviceSpec::Cpu(peers) => format!(
-                "cpu ({}){}",
-                format!("{:?}", self.backend).to_lowercase(),
-                if *peers > 1 { format!(", {peers} peers") } else { String::new() }
-            ),
-            cuda => cuda.to_string(),
-        }
+    /// These options as the library takes them.
+    pub fn compute(&self) -> Compute {
+        Compute { device: self.device.clone(), backend: self.backend }
     }
 }
 
@@ -69,41 +55,13 @@ impl Default for NodeArgs {
 }
 
 impl NodeArgs {
-    /// Refuses a half-given or inconsistent setting, before any work.
-    pub fn check(&self) -> anyhow::Result<()> {
-        match (self.nodes, self.node, &self.orchestrator) {
-            (1, None, None) => Ok(()),
-            (1, _, _) => bail!("--node and --orchestrator are for training on several machines: add --nodes N"),
-            (nodes, Some(node), Some(_)) if node < nodes => Ok(()),
-            (nodes, Some(node), Some(_)) => {
-                bail!("--node {node}: with --nodes {nodes} the nodes are 0 to {}", nodes - 1)
-            }
-            (nodes, _, _) => bail!(
-                "--nodes {nodes} needs this machine's --node (0 to {}) and the --orchestrator HOST:PORT that \
-                 `fitnets orchestrator --nodes {nodes}` listens on",
-                nodes - 1
-            ),
-        }
-    }
-
-    /// How long a peer waits for the others.
-    pub fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(self.peer_timeout)
-    }
-
-    /// Connects to the orchestrator when training on several machines.
-    pub fn connect(&self) -> anyhow::Result<Option<Link>> {
-        self.check()?;
-        let (Some(node), Some(address)) = (self.node, &self.orchestrator) else { return Ok(None) };
-        eprintln!("node {node} of {}: joining the orchestrator at {address}", self.nodes);
-        Ok(Some(Link::connect(address, node, self.nodes, self.timeout()).map_err(|e| anyhow::anyhow!("{e}"))?))
-    }
-
-    /// This node in a run's record: ", node R of N", or nothing alone.
-    pub fn describe(&self) -> String {
-        match self.node {
-            Some(node) if self.nodes > 1 => format!(", node {node} of {}", self.nodes),
-            _ => String::new(),
+    /// These options as the library takes them (checked by [`Nodes::check`]).
+    pub fn nodes(&self) -> Nodes {
+        Nodes {
+            count: self.nodes,
+            node: self.node,
+            orchestrator: self.orchestrator.clone(),
+            timeout: std::time::Duration::from_secs(self.peer_timeout),
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::train::batch::Batcher;
 /// the run classifies by ([`RunInfo::views`]).
 pub fn eval(dir: &Path, views: Option<Views>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
     let info: RunInfo = RunDir::open(dir)?.read_json("run.json")?;
-    let test = data.with_images_of(dir, &info.data)?.for_input(info.config.input).test_set()?;
+    let test = data.spec().with_images_of(dir, &info.data)?.for_input(info.config.input).test_set()?;
     crate::with_backend!(device.device, device.backend, |B, dev| eval_in::<<B as AutodiffBackend>::InnerBackend>(
         dir, views, &test, &dev
     ))

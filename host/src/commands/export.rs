@@ -1,6 +1,5 @@
 //! The `fitnets export` subcommand and `fitnets eval` on a blob.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, ensure};
@@ -11,10 +10,9 @@ use fitnets_shared::format::encode::pixel_table;
 
 use crate::cli::{DataArgs, DeviceArgs};
 use crate::commands::eval::confusion_table;
-use crate::data::{FASHION_MNIST_LABELS, cifar};
 use crate::quant::calibrate::Calibration;
-use crate::quant::eval::{agreement, evaluate_int8, net_predictions};
-use crate::quant::export::{Export, ExportOptions, export, load_float_model};
+use crate::quant::eval::{agreement, evaluate_int8, model_input, net_predictions};
+use crate::quant::export::{ExportOptions, export_run};
 use crate::quant::quantize::UnitScales;
 use crate::run::dir::write_atomic;
 use crate::run::load_run;
@@ -53,97 +51,16 @@ pub struct ExportArgs {
 
 /// `fitnets export RUN -o FILE`.
 pub fn export_command(args: &ExportArgs) -> anyhow::Result<()> {
-    let (model, info) = load_float_model(&args.run)?;
-    let splits = args.data.for_input(model.input()).load_like(&args.run, &info.data)?;
-    let train = &splits.train;
-    ensure!(
-        [train.height, train.width, train.channels] == model.input(),
-        "{} has {}x{}x{} images, the model of {} takes {:?}",
-        train.name,
-        train.height,
-        train.width,
-        train.channels,
-        args.run.display(),
-        model.input()
-    );
-    let labels = class_labels(args.labels.as_deref(), &info.data.classes, &args.data, model.classes())?;
     let options = ExportOptions {
         calibration: args.calibration,
         images: args.calibration_images,
-        seed: info.data.split_seed,
         unit_scales: args.unit_scales,
+        ..ExportOptions::default()
     };
-    let exported = export(&model, &info.data.normalization, &labels, train, &options)
-        .with_context(|| format!("exporting {}", args.run.display()))?;
+    let (exported, options, _) = export_run(&args.run, &args.data.spec(), args.labels.as_deref(), &options)?;
     write_atomic(&args.output, &exported.blob)?;
-    print!("{}", describe(&exported, &options, &args.output));
+    print!("{}", exported.describe(&options, &args.output));
     Ok(())
-}
-
-/// The class names of a blob: `explicit` if given, else those the run `recorded` (an
-/// image folder's folder names, Fashion-MNIST's, CIFAR-10's), else those of the data set
-/// `data` names (for runs that predate the record), else the class numbers.
-pub fn class_labels(
-    explicit: Option<&[String]>,
-    recorded: &[String],
-    data: &DataArgs,
-    classes: usize,
-) -> anyhow::Result<Vec<String>> {
-    if let Some(labels) = explicit {
-        ensure!(labels.len() == classes, "{} labels given for {classes} classes", labels.len());
-        return Ok(labels.to_vec());
-    }
-    if recorded.len() == classes {
-        return Ok(recorded.to_vec());
-    }
-    if let Some(dir) = &data.cifar {
-        let names = cifar::class_names(dir)?;
-        if names.len() == classes {
-            return Ok(names);
-        }
-    }
-    if data.data.is_none() && data.cifar.is_none() && classes == FASHION_MNIST_LABELS.len() {
-        return Ok(FASHION_MNIST_LABELS.iter().map(|&s| s.to_string()).collect());
-    }
-    Ok((0..classes).map(|c| c.to_string()).collect())
-}
-
-/// A blob's input as `[height, width, channels]`.
-pub fn model_input(model: &Model<'_>) -> [usize; 3] {
-    let shape = model.input_shape();
-    [usize::from(shape.height), usize::from(shape.width), usize::from(shape.channels)]
-}
-
-/// What `export` prints: the quantization of every tensor, the check, the sizes.
-pub fn describe(exported: &Export, options: &ExportOptions, output: &Path) -> String {
-    let mut text = String::new();
-    let spec = &exported.quantized.spec;
-    let _ = writeln!(
-        text,
-        "{}: {} calibration on {} training images, {} weight scales for maxout units",
-        spec.name, options.calibration, exported.calibration_images, options.unit_scales
-    );
-    let _ = writeln!(text, "{:<24} {:>10} {:>10} {:>12} {:>5}", "tensor", "min", "max", "scale", "zp");
-    for t in &exported.quantized.tensors {
-        let _ = writeln!(
-            text,
-            "{:<24} {:>10.4} {:>10.4} {:>12.6} {:>5}",
-            t.name, t.range.min, t.range.max, t.quant.scale, t.quant.zero_point
-        );
-    }
-    let _ = writeln!(
-        text,
-        "int8 and float agree on {:.2}% of the calibration images; no int32 accumulator can overflow",
-        100.0 * exported.agreement
-    );
-    let _ = writeln!(
-        text,
-        "wrote {}: {} bytes, arena {} bytes (decoded and validated by shared)",
-        output.display(),
-        exported.blob.len(),
-        exported.arena_bytes
-    );
-    text
 }
 
 /// `fitnets eval FILE`: the int8 blob on the test set with `shared`'s kernels; with
@@ -151,7 +68,7 @@ pub fn describe(exported: &Export, options: &ExportOptions, output: &Path) -> St
 pub fn eval_blob(path: &Path, float_run: Option<&Path>, data: &DataArgs, device: &DeviceArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let model = Model::from_bytes(&bytes).with_context(|| format!("{} is not a valid model", path.display()))?;
-    let test = &data.for_input(model_input(&model)).test_set()?;
+    let test = &data.spec().for_input(model_input(&model)).test_set()?;
     let int8 = evaluate_int8(&model, test).with_context(|| format!("evaluating {}", path.display()))?;
     println!(
         "{} (int8, {}): test accuracy {:.2}% on {} images",

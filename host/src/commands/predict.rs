@@ -18,8 +18,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::cli::{DeviceArgs, positive_count, resize_mode};
-use crate::commands::export::model_input;
 use crate::data::{Augment, Dataset, FASHION_MNIST_LABELS};
+use crate::quant::eval::model_input;
 use crate::run::dir::RunDir;
 use crate::run::{RunInfo, load_run};
 use crate::train::batch::Batcher;

@@ -10,12 +10,11 @@ use fitnets_shared::Model;
 use fitnets_shared::format::encode::pixel_table;
 
 use crate::cli::DataArgs;
-use crate::commands::export::class_labels;
 use crate::data::Dataset;
 use crate::method::Method;
 use crate::quant::calibrate::Calibration;
 use crate::quant::eval::evaluate_int8;
-use crate::quant::export::{ExportOptions, export, load_float_model};
+use crate::quant::export::ExportOptions;
 use crate::report::boards::{BOARDS, Firmware, STACK_BYTES, code_bytes};
 use crate::report::runs::{Run, best_student, load_runs};
 use crate::report::stages::Int8Student;
@@ -86,10 +85,10 @@ pub fn report_command(args: &ReportArgs) -> anyhow::Result<()> {
             let model = fitnets_shared::Model::from_bytes(&blob)
                 .map_err(|e| anyhow::anyhow!("{} is not a valid model: {e}", path.display()))?;
             let data = match chosen {
-                Some(run) => args.data.with_images_of(&run.dir, &run.info.data)?,
-                None => args.data.clone(),
+                Some(run) => args.data.spec().with_images_of(&run.dir, &run.info.data)?,
+                None => args.data.spec(),
             };
-            let (_, test) = data.for_input(crate::commands::export::model_input(&model)).sets()?;
+            let (_, test) = data.for_input(crate::quant::eval::model_input(&model)).sets()?;
             (blob, format!("`{}`", path.display()), test)
         }
         None => {
@@ -143,12 +142,8 @@ fn finished<'r>(runs: &'r [Run], name: &str, dir: &Path) -> anyhow::Result<&'r R
 
 /// Exports `run` as `fitnets export` would; returns the blob and the test set.
 fn export_run(run: &Run, args: &ReportArgs) -> anyhow::Result<(Vec<u8>, Dataset)> {
-    let (model, info) = load_float_model(&run.dir)?;
-    let splits = args.data.for_input(model.input()).load_like(&run.dir, &info.data)?;
-    let labels = class_labels(None, &info.data.classes, &args.data, model.classes())?;
-    let options = ExportOptions { calibration: args.calibration, seed: info.data.split_seed, ..Default::default() };
-    let exported = export(&model, &info.data.normalization, &labels, &splits.train, &options)
-        .with_context(|| format!("exporting {}", run.dir.display()))?;
+    let options = ExportOptions { calibration: args.calibration, ..Default::default() };
+    let (exported, _, splits) = crate::quant::export::export_run(&run.dir, &args.data.spec(), None, &options)?;
     Ok((exported.blob, splits.test))
 }
 

@@ -9,8 +9,10 @@ pub mod cifar;
 pub mod folder;
 pub mod idx;
 mod normalize;
+pub mod spec;
 mod splits;
 
+pub use spec::DataSpec;
 pub use splits::Splits;
 
 use std::fmt;

@@ -39,53 +39,38 @@ pub mod write;
 
 use std::path::PathBuf;
 
-use clap::Args;
+use crate::backend::Compute;
+use crate::data::DataSpec;
+use crate::train::schedule::Schedule;
 
-use crate::cli::{DataArgs, DeviceArgs, ScheduleArgs};
-
-/// Arguments of `fitnets fit`.
-#[derive(Args, Clone, Debug)]
-pub struct FitArgs {
-    /// The trained teacher's run directory (its hint layer guides the students).
-    #[arg(long, value_name = "DIR")]
+/// A search for the student that fits a chip (`fitnets fit`).
+#[derive(Clone, Debug)]
+pub struct Search {
+    /// The finished teacher run (its hint layer guides the students).
     pub teacher: PathBuf,
-    #[command(flatten)]
-    pub target: target::TargetArgs,
-    /// Students trained in the first rung of the search.
-    #[arg(long, default_value_t = 18, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=500))]
+    /// The chip's budgets.
+    pub target: target::Target,
+    /// Students trained in the first rung.
     pub candidates: u16,
     /// Each rung keeps the best 1/eta of the one before and trains it eta times longer.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(2..=10))]
     pub eta: u16,
-    /// Epochs of each student in the first rung (a quarter of them, at least one, hint
-    /// training).
-    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=1000))]
+    /// Epochs of each student in the first rung.
     pub first_epochs: u16,
     /// Most epochs of any rung.
-    #[arg(long, default_value_t = 18, value_name = "N", value_parser = clap::value_parser!(u16).range(2..=1000))]
     pub max_epochs: u16,
-    /// Multiply-accumulate budgets to generate students at [default: 1/16 to 2 times
-    /// the paper's MNIST FitNet per input pixel, in steps of √2].
-    #[arg(long, value_delimiter = ',', value_name = "M,…")]
+    /// Multiply-accumulate budgets to generate students at; `None`: the ladder
+    /// ([`space::ladder`]).
     pub macs: Option<Vec<u64>>,
     /// The paper's FitNet, trained with the last rung's setting for comparison.
-    #[arg(long, value_name = "TOML", default_value = "configs/mnist-fitnet.toml")]
-    pub reference_config: PathBuf,
-    /// Leave the reference out.
-    #[arg(long)]
-    pub no_reference: bool,
+    pub reference_config: Option<PathBuf>,
     /// Price and prune the space, write the tables, train nothing.
-    #[arg(long)]
     pub dry_run: bool,
-    /// Where the runs go, with `setting.json`, `fit.json`, `fit.md`, the blobs.
-    #[arg(long, value_name = "DIR", default_value = "runs/fit")]
+    /// Where the runs go.
     pub runs: PathBuf,
-    #[command(flatten)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    pub schedule: ScheduleArgs,
-    #[command(flatten)]
-    pub device: DeviceArgs,
+    pub data: DataSpec,
+    /// The students' schedule; each rung sets its epochs.
+    pub schedule: Schedule,
+    pub compute: Compute,
 }
 
 pub use search::fit;

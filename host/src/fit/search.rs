@@ -5,31 +5,24 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail, ensure};
 
-use super::FitArgs;
+use super::Search;
 use super::pareto::{self, Point};
 use super::record::{Answer, Record, Rung, RungResult, SETTING_FILE, Setting};
 use super::space::{self, Candidate, Pricer, join_widths};
 use super::write;
-use crate::commands::export::{ExportArgs, class_labels, export_command, model_input};
 use crate::compare::{StudentPlan, finished};
+use crate::data::DataSpec;
 use crate::method::Method;
 use crate::model::NetConfig;
-use crate::quant::calibrate::Calibration;
-use crate::quant::eval::evaluate_int8;
-use crate::quant::quantize::UnitScales;
+use crate::quant::eval::{evaluate_int8, model_input};
+use crate::quant::export::{ExportOptions, class_labels, export_run};
 use crate::run::RunInfo;
-use crate::run::dir::RunDir;
+use crate::run::dir::{RunDir, write_atomic};
 use crate::train::schedule::Schedule;
 
-/// `fitnets fit`.
-pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
-    let target = args.target.target()?;
-    // Each rung sets its own epochs: an --epochs would be silently ignored.
-    ensure!(
-        args.schedule.epochs == crate::cli::DEFAULT_EPOCHS,
-        "--epochs {}: fit trains each rung for its own epochs; set them with --first-epochs and --max-epochs",
-        args.schedule.epochs
-    );
+/// Prices the space, trains the search (unless a dry run) and writes its answer.
+pub fn fit(args: &Search) -> anyhow::Result<()> {
+    let target = args.target.clone();
     ensure!(
         args.first_epochs <= args.max_epochs,
         "--first-epochs {} is more than --max-epochs {}",
@@ -51,17 +44,19 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
         }
         None => space::ladder(teacher.input[0] * teacher.input[1]),
     };
-    let reference = (!args.no_reference).then(|| args.reference_config.clone());
+    let reference = args.reference_config.clone();
     let reference_config = match &reference {
-        Some(path) => Some(NetConfig::load(path).context("--reference-config (or leave it out with --no-reference)")?),
+        Some(path) => {
+            Some((path, NetConfig::load(path).context("--reference-config (or leave it out with --no-reference)")?))
+        }
         None => None,
     };
-    if let Some(config) = &reference_config {
+    if let Some((path, config)) = &reference_config {
         ensure!(
             config.input == teacher.input && config.classes == teacher.classes,
             "--reference-config {} takes {:?} images in {} classes, the teacher {:?} in {}: give a reference for \
              this data, or --no-reference",
-            args.reference_config.display(),
+            path.display(),
             config.input,
             config.classes,
             teacher.input,
@@ -92,7 +87,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
         valid: data.valid.unwrap_or(teacher_info.data.valid_images),
         test_subset: data.test_subset,
         split_seed: data.split_seed,
-        schedule: Schedule { epochs: 0, ..args.schedule.schedule() },
+        schedule: Schedule { epochs: 0, ..args.schedule.clone() },
         reference: reference.clone(),
     };
 
@@ -159,7 +154,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
         hint_epochs: (epochs / 4).max(1),
         data: data.clone(),
         schedule: args.schedule.clone(),
-        device: args.device.clone(),
+        compute: args.compute.clone(),
     };
     let sizes = pareto::rung_sizes(selected.len(), usize::from(args.eta));
     let mut current: Vec<usize> = selected.clone();
@@ -204,13 +199,11 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     let chosen_run = rung_run(&candidate_dir(&args.runs, &chosen.id), &record.setting, last_rung);
     record.chosen = Some(answer(&args.runs, &chosen_run, "student.fnet", &pricer, &args.data, chosen.widths.clone())?);
 
-    if let Some(config) = reference_config {
+    if let Some((path, config)) = reference_config {
         let dir = args.runs.join("reference");
         RunDir::create(&dir)?.write(
             "config.toml",
-            std::fs::read(&args.reference_config)
-                .with_context(|| format!("reading {}", args.reference_config.display()))?
-                .as_slice(),
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?.as_slice(),
         )?;
         let run = dir.join("run");
         let epochs = record.setting.rung_epochs(last_rung);
@@ -271,22 +264,16 @@ fn answer(
     run: &Path,
     blob: &str,
     pricer: &Pricer<'_>,
-    data: &crate::cli::DataArgs,
+    data: &DataSpec,
     widths: Vec<usize>,
 ) -> anyhow::Result<Answer> {
     let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
     let result = finished(run).with_context(|| format!("{} did not finish", run.display()))?;
     let output = runs.join(blob);
-    export_command(&ExportArgs {
-        run: run.to_path_buf(),
-        output: output.clone(),
-        calibration: Calibration::MinMax,
-        calibration_images: 1000,
-        unit_scales: UnitScales::PerChannel,
-        labels: None,
-        data: data.clone(),
-    })?;
-    let bytes = std::fs::read(&output).with_context(|| format!("reading {}", output.display()))?;
+    let (exported, options, _) = export_run(run, data, None, &ExportOptions::default())?;
+    write_atomic(&output, &exported.blob)?;
+    print!("{}", exported.describe(&options, &output));
+    let bytes = exported.blob;
     let model = fitnets_shared::Model::from_bytes(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid model: {e}", output.display()))?;
     let test = data.for_input(model_input(&model)).test_set()?;

@@ -1,7 +1,7 @@
 //! The chip a student must fit: a named board, or its budgets given one by one.
 
-use anyhow::{Context as _, bail, ensure};
-use clap::{Args, ValueEnum};
+use anyhow::ensure;
+use clap::ValueEnum;
 use fitnets_shared::cost::Coefficients;
 use serde::{Deserialize, Serialize};
 
@@ -50,29 +50,6 @@ impl Core {
     }
 }
 
-/// The target's options of `fitnets fit`.
-#[derive(Args, Clone, Debug)]
-pub struct TargetArgs {
-    /// The board to fit; or give --flash-kb, --ram-kb, --mhz and --core.
-    #[arg(long, value_enum, conflicts_with_all = ["flash_kb", "ram_kb", "mhz", "core"])]
-    pub board: Option<BoardKey>,
-    /// Flash the firmware may use, in KiB.
-    #[arg(long, value_name = "KB", requires_all = ["ram_kb", "mhz", "core"])]
-    pub flash_kb: Option<u64>,
-    /// RAM the firmware may use, in KiB.
-    #[arg(long, value_name = "KB", requires_all = ["flash_kb", "mhz", "core"])]
-    pub ram_kb: Option<u64>,
-    /// The core's clock, in MHz.
-    #[arg(long, value_name = "MHZ", requires_all = ["flash_kb", "ram_kb", "core"])]
-    pub mhz: Option<u32>,
-    /// The core.
-    #[arg(long, value_enum, requires_all = ["flash_kb", "ram_kb", "mhz"])]
-    pub core: Option<Core>,
-    /// Longest estimated time of one inference, in milliseconds.
-    #[arg(long, value_name = "MS")]
-    pub latency_ms: Option<f64>,
-}
-
 /// The budgets a student must meet.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Target {
@@ -93,49 +70,46 @@ pub struct Target {
 /// The most memory a target may state: 64 MiB of either.
 const MAX_KB: u64 = 64 * 1024;
 
-impl TargetArgs {
-    /// The target, every value checked.
-    pub fn target(&self) -> anyhow::Result<Target> {
-        let mut target = match (self.board, self.core) {
-            (Some(key), _) => board_target(key),
-            (None, Some(core)) => {
-                let (flash, ram, mhz) = (
-                    self.flash_kb.context("--flash-kb")?,
-                    self.ram_kb.context("--ram-kb")?,
-                    self.mhz.context("--mhz")?,
-                );
-                ensure!((1..=MAX_KB).contains(&flash), "--flash-kb {flash}: 1 to {MAX_KB}");
-                ensure!((1..=MAX_KB).contains(&ram), "--ram-kb {ram}: 1 to {MAX_KB}");
-                ensure!((1..=2000).contains(&mhz), "--mhz {mhz}: 1 to 2000");
-                Target {
-                    name: "custom".into(),
-                    board: None,
-                    core,
-                    mhz,
-                    flash_bytes: flash * 1024,
-                    ram_bytes: ram * 1024,
-                    latency_ms: None,
-                    firmware_board: Some(core.emulated().into()),
-                    note: format!(
-                        "a {} with {flash} KiB flash, {ram} KiB RAM at {mhz} MHz; the proof builds the emulated {} \
-                         board's firmware",
-                        core.key(),
-                        core.emulated()
-                    ),
-                }
-            }
-            (None, None) => bail!("name the chip: --board, or --flash-kb, --ram-kb, --mhz and --core"),
-        };
-        if let Some(ms) = self.latency_ms {
-            ensure!(ms.is_finite() && ms > 0.0 && ms <= 3.6e6, "--latency-ms {ms}: a positive number of milliseconds");
-            ensure!(
-                target.core != Core::M7,
-                "--latency-ms: there is no cost model for the Cortex-M7 (dual issue, caches); leave it out, or fit a \
-                 Cortex-M4 budget"
-            );
-            target.latency_ms = Some(ms);
-        }
-        Ok(target)
+impl Target {
+    /// A named board's budgets.
+    pub fn board(key: BoardKey) -> Target {
+        board_target(key)
+    }
+
+    /// Budgets given one by one (`--flash-kb`, `--ram-kb`, `--mhz`, `--core`), each
+    /// checked.
+    pub fn custom(core: Core, flash_kb: u64, ram_kb: u64, mhz: u32) -> anyhow::Result<Target> {
+        ensure!((1..=MAX_KB).contains(&flash_kb), "--flash-kb {flash_kb}: 1 to {MAX_KB}");
+        ensure!((1..=MAX_KB).contains(&ram_kb), "--ram-kb {ram_kb}: 1 to {MAX_KB}");
+        ensure!((1..=2000).contains(&mhz), "--mhz {mhz}: 1 to 2000");
+        Ok(Target {
+            name: "custom".into(),
+            board: None,
+            core,
+            mhz,
+            flash_bytes: flash_kb * 1024,
+            ram_bytes: ram_kb * 1024,
+            latency_ms: None,
+            firmware_board: Some(core.emulated().into()),
+            note: format!(
+                "a {} with {flash_kb} KiB flash, {ram_kb} KiB RAM at {mhz} MHz; the proof builds the emulated {} \
+                 board's firmware",
+                core.key(),
+                core.emulated()
+            ),
+        })
+    }
+
+    /// These budgets with a longest time of one inference (`--latency-ms`), checked.
+    pub fn with_latency(mut self, ms: f64) -> anyhow::Result<Target> {
+        ensure!(ms.is_finite() && ms > 0.0 && ms <= 3.6e6, "--latency-ms {ms}: a positive number of milliseconds");
+        ensure!(
+            self.core != Core::M7,
+            "--latency-ms: there is no cost model for the Cortex-M7 (dual issue, caches); leave it out, or fit a \
+             Cortex-M4 budget"
+        );
+        self.latency_ms = Some(ms);
+        Ok(self)
     }
 }
 

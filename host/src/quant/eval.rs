@@ -109,3 +109,9 @@ pub fn argmax(values: &[f32]) -> usize {
     }
     best
 }
+
+/// A blob's input as `[height, width, channels]`.
+pub fn model_input(model: &Model<'_>) -> [usize; 3] {
+    let shape = model.input_shape();
+    [usize::from(shape.height), usize::from(shape.width), usize::from(shape.channels)]
+}

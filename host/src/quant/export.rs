@@ -1,9 +1,10 @@
 //! The export pipeline: a finished run → its float model → calibrated ranges → an int8
 //! model → a blob, decoded back with `shared`'s validator before anyone sees it.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
+use anyhow::{Context as _, ensure};
 use fitnets_shared::format::encode::encode;
 use fitnets_shared::{Model, plan};
 
@@ -12,7 +13,7 @@ use super::eval::{agreement, evaluate_int8, float_model_predictions};
 use super::extract::float_model;
 use super::float::FloatModel;
 use super::quantize::{Quantized, UnitScales, quantize};
-use crate::data::{Dataset, Normalization};
+use crate::data::{DataSpec, Dataset, FASHION_MNIST_LABELS, Normalization, Splits, cifar};
 use crate::run::{RunInfo, load_run};
 
 /// How to calibrate, and how maxout units' weight scales are chosen.
@@ -47,6 +48,41 @@ pub struct Export {
     pub agreement: f64,
 }
 
+impl Export {
+    /// What `fitnets export` prints: the quantization of every tensor, the check, the sizes.
+    pub fn describe(&self, options: &ExportOptions, output: &Path) -> String {
+        let exported = self;
+        let mut text = String::new();
+        let spec = &exported.quantized.spec;
+        let _ = writeln!(
+            text,
+            "{}: {} calibration on {} training images, {} weight scales for maxout units",
+            spec.name, options.calibration, exported.calibration_images, options.unit_scales
+        );
+        let _ = writeln!(text, "{:<24} {:>10} {:>10} {:>12} {:>5}", "tensor", "min", "max", "scale", "zp");
+        for t in &exported.quantized.tensors {
+            let _ = writeln!(
+                text,
+                "{:<24} {:>10.4} {:>10.4} {:>12.6} {:>5}",
+                t.name, t.range.min, t.range.max, t.quant.scale, t.quant.zero_point
+            );
+        }
+        let _ = writeln!(
+            text,
+            "int8 and float agree on {:.2}% of the calibration images; no int32 accumulator can overflow",
+            100.0 * exported.agreement
+        );
+        let _ = writeln!(
+            text,
+            "wrote {}: {} bytes, arena {} bytes (decoded and validated by shared)",
+            output.display(),
+            exported.blob.len(),
+            exported.arena_bytes
+        );
+        text
+    }
+}
+
 /// The float model of the finished run in `dir`, with the run's record.
 pub fn load_float_model(dir: &Path) -> anyhow::Result<(FloatModel, RunInfo)> {
     let (net, info) = load_run::<burn::backend::Flex>(dir, &Default::default())?;
@@ -79,4 +115,64 @@ pub fn export(
         blob,
         quantized,
     })
+}
+
+/// The finished run in `dir` exported as `fitnets export` does it: calibrated on a
+/// sample of the training images of `data`, which must be the data the run was trained
+/// on (its split and sample come from the run's record, and the sample's seed is the
+/// run's split seed, whatever `options.seed` says, so that a run's blob depends on the
+/// run alone); the classes named `labels`, or as [`class_labels`] finds them. Returns the
+/// export, the options it used and the run's splits (whose test set evaluates the blob).
+pub fn export_run(
+    dir: &Path,
+    data: &DataSpec,
+    labels: Option<&[String]>,
+    options: &ExportOptions,
+) -> anyhow::Result<(Export, ExportOptions, Splits)> {
+    let (model, info) = load_float_model(dir)?;
+    let splits = data.for_input(model.input()).load_like(dir, &info.data)?;
+    let train = &splits.train;
+    ensure!(
+        [train.height, train.width, train.channels] == model.input(),
+        "{} has {}x{}x{} images, the model of {} takes {:?}",
+        train.name,
+        train.height,
+        train.width,
+        train.channels,
+        dir.display(),
+        model.input()
+    );
+    let labels = class_labels(labels, &info.data.classes, data, model.classes())?;
+    let options = ExportOptions { seed: info.data.split_seed, ..*options };
+    let exported = export(&model, &info.data.normalization, &labels, train, &options)
+        .with_context(|| format!("exporting {}", dir.display()))?;
+    Ok((exported, options, splits))
+}
+
+/// The class names of a blob: `explicit` if given, else those the run `recorded` (an
+/// image folder's folder names, Fashion-MNIST's, CIFAR-10's), else those of the data set
+/// `data` names (for runs that predate the record), else the class numbers.
+pub fn class_labels(
+    explicit: Option<&[String]>,
+    recorded: &[String],
+    data: &DataSpec,
+    classes: usize,
+) -> anyhow::Result<Vec<String>> {
+    if let Some(labels) = explicit {
+        ensure!(labels.len() == classes, "{} labels given for {classes} classes", labels.len());
+        return Ok(labels.to_vec());
+    }
+    if recorded.len() == classes {
+        return Ok(recorded.to_vec());
+    }
+    if let Some(dir) = &data.cifar {
+        let names = cifar::class_names(dir)?;
+        if names.len() == classes {
+            return Ok(names);
+        }
+    }
+    if data.data.is_none() && data.cifar.is_none() && classes == FASHION_MNIST_LABELS.len() {
+        return Ok(FASHION_MNIST_LABELS.iter().map(|&s| s.to_string()).collect());
+    }
+    Ok((0..classes).map(|c| c.to_string()).collect())
 }

@@ -4,6 +4,7 @@
 
 pub mod dir;
 mod info;
+pub mod train;
 
 pub use info::{DataInfo, ImageInfo, MODEL_FILE, RUN_FORMAT, RunInfo, RunResult, config_text, load_run, save_net};
 
@@ -11,7 +12,7 @@ use std::path::Path;
 
 use anyhow::{bail, ensure};
 
-use crate::cli::DataArgs;
+use crate::data::DataSpec;
 use crate::method::Method;
 use crate::model::Views;
 use dir::RunDir;
@@ -144,7 +145,7 @@ pub fn undo_failed_start(run: &RunDir, resumed: bool, body: impl FnOnce() -> any
 
 /// Refuses to reuse the run at `dir` (recorded as `info`) for data other than what
 /// `data` names: runs are matched by the content hash of their files.
-pub fn check_reuse_data(dir: &Path, info: &RunInfo, data: &DataArgs) -> anyhow::Result<()> {
+pub fn check_reuse_data(dir: &Path, info: &RunInfo, data: &DataSpec) -> anyhow::Result<()> {
     let (name, hash) = data.identity()?;
     // Compared by the files' hash: the pixels are not read here.
     let ours = crate::run::DataInfo { name, content_hash: Some(hash), pixels_hash: None, ..info.data.clone() };

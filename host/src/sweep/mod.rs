@@ -18,7 +18,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, ensure};
-use clap::Args;
 
 use crate::compare::{StudentPlan, finished};
 use crate::method::Method;
@@ -31,49 +30,42 @@ use crate::run::dir::{RunDir, write_atomic};
 pub mod record;
 
 use record::{CHART_FILE, SETTING_FILE, Sweep, SweepSetting, TABLE_FILE, collect, depth_dir_name, table};
-/// Arguments of `fitnets sweep`.
-#[derive(Args, Clone, Debug)]
-pub struct SweepArgs {
-    /// The trained teacher's run directory (its hint layer guides the students).
-    #[arg(long, value_name = "DIR")]
+/// A sweep (`fitnets sweep`): students of each depth at one budget, each trained with
+/// each method from one teacher.
+#[derive(Clone, Debug)]
+pub struct DepthSweep {
+    /// The finished teacher run (its hint layer guides the students).
     pub teacher: PathBuf,
-    /// Multiply-accumulates per image of every student [default: those of
-    /// `--reference-config`].
-    #[arg(long, value_name = "M")]
+    /// Multiply-accumulates per image of every student; `None`: those of
+    /// `reference_config`.
     pub budget_macs: Option<u64>,
-    /// The student whose cost sets the default budget.
-    #[arg(long, value_name = "TOML", default_value = "configs/mnist-fitnet.toml")]
+    /// The student whose cost sets the budget when none is given.
     pub reference_config: PathBuf,
     /// Conv layers of the students.
-    #[arg(long, value_delimiter = ',', default_value = "3,5,7,9,11,13")]
     pub depths: Vec<usize>,
     /// The methods each student is trained with.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "scratch,kd,hints")]
     pub methods: Vec<Method>,
     /// Where the runs go (`depth-D/METHOD/`), with `sweep.json`, `table.md`, `depth.svg`.
-    #[arg(long, value_name = "DIR", default_value = "runs/sweep")]
     pub runs: PathBuf,
-    #[command(flatten)]
     pub plan: StudentPlan,
 }
 
 /// Generates, trains what is missing, prints and saves the table and the chart.
-pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
-    let teacher_info: RunInfo =
-        RunDir::open(&args.teacher)?.read_json("run.json").context("reading the teacher run")?;
-    let teacher_result = finished(&args.teacher)
-        .with_context(|| format!("the teacher run in {} has not finished", args.teacher.display()))?;
+pub fn sweep(job: &DepthSweep) -> anyhow::Result<()> {
+    let teacher_info: RunInfo = RunDir::open(&job.teacher)?.read_json("run.json").context("reading the teacher run")?;
+    let teacher_result = finished(&job.teacher)
+        .with_context(|| format!("the teacher run in {} has not finished", job.teacher.display()))?;
     let teacher_name = teacher_info.network_name();
     let teacher_config = teacher_info.config;
-    let budget_macs = match args.budget_macs {
+    let budget_macs = match job.budget_macs {
         Some(m) => m,
-        None => count::totals(&NetConfig::load(&args.reference_config)?)?.1,
+        None => count::totals(&NetConfig::load(&job.reference_config)?)?.1,
     };
     // Students hold out the teacher's validation images unless told otherwise.
-    let mut plan = args.plan.clone();
+    let mut plan = job.plan.clone();
     plan.data.valid = plan.data.valid.or(Some(teacher_info.data.valid_images));
     let plan = &plan;
-    let mut schedule = plan.schedule.schedule();
+    let mut schedule = plan.schedule.clone();
     schedule.epochs = plan.student_epochs;
     let setting = SweepSetting {
         budget_macs,
@@ -84,26 +76,26 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
         test_subset: plan.data.test_subset,
         split_seed: plan.data.split_seed,
         schedule,
-        teacher: args.teacher.clone(),
+        teacher: job.teacher.clone(),
         teacher_name,
         teacher_test_accuracy: teacher_result.test_accuracy,
     };
-    let runs = RunDir::create(&args.runs)?;
+    let runs = RunDir::create(&job.runs)?;
     check_setting(&runs, &setting)?;
 
     // Generate every student first: a budget no depth can meet fails before any training.
     let mut students = Vec::new();
-    for &depth in &args.depths {
+    for &depth in &job.depths {
         let spec = StudentSpec::sweep(depth, budget_macs, teacher_config.input, teacher_config.classes);
         let (config, text) =
             generate::student(&spec).with_context(|| format!("generating the {depth}-layer student"))?;
         crate::model::regressor::regressor_shape(&config, &teacher_config)?;
-        let depth_dir = RunDir::create(&args.runs.join(depth_dir_name(depth)))?;
+        let depth_dir = RunDir::create(&job.runs.join(depth_dir_name(depth)))?;
         depth_dir.write("config.toml", text.as_bytes())?;
         students.push((depth, depth_dir));
     }
     for (depth, depth_dir) in &students {
-        for &method in &args.methods {
+        for &method in &job.methods {
             let dir = depth_dir.join(method.name());
             if finished(&dir).is_some() {
                 let info: RunInfo = RunDir::open(&dir)?.read_json("run.json")?;
@@ -111,19 +103,19 @@ pub fn sweep(args: &SweepArgs) -> anyhow::Result<()> {
             } else {
                 eprintln!("sweep: depth {depth}, {}", method.name());
                 let started = std::time::Instant::now();
-                plan.train(&depth_dir.join("config.toml"), method, &args.teacher, &dir, 0)?;
+                plan.train(&depth_dir.join("config.toml"), method, &job.teacher, &dir, 0)?;
                 eprintln!(
                     "sweep: depth {depth}, {} took {:.0} s (wall, loading and evaluation included)",
                     method.name(),
                     started.elapsed().as_secs_f64()
                 );
                 // Partial results are worth seeing while the rest trains.
-                write(&collect(&args.runs, setting.clone(), &args.methods)?, &args.runs)?;
+                write(&collect(&job.runs, setting.clone(), &job.methods)?, &job.runs)?;
             }
         }
     }
-    let sweep = collect(&args.runs, setting, &args.methods)?;
-    write(&sweep, &args.runs)?;
+    let sweep = collect(&job.runs, setting, &job.methods)?;
+    write(&sweep, &job.runs)?;
     print!("{}", table(&sweep));
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod collective;
 pub mod fit;
 pub mod flat;
 pub mod loss;
+pub mod nodes;
 mod optim;
 mod peer;
 pub mod phase;
