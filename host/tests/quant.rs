@@ -29,6 +29,10 @@ use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets_shared::format::encode::LayerSpec;
 use fitnets_shared::ops::Window;
 use fitnets_shared::{Model, plan};
+use fitnets_tests::SplitMix;
+
+mod common;
+use common::pattern_dataset;
 
 /// The backend's random generator is global to the process: tests that draw from it
 /// (initialization, training) take turns, so that each stays reproducible.
@@ -41,55 +45,6 @@ fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
 /// A fresh temporary directory, removed when dropped; `name` shows in its path.
 fn temp_dir(name: &str) -> tempfile::TempDir {
     tempfile::Builder::new().prefix(&format!("fitnets-quant-{name}-")).tempdir().unwrap()
-}
-
-/// A small xorshift generator: repeatable values, not statistical quality.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    /// Uniform in `[-1, 1)`.
-    fn unit(&mut self) -> f32 {
-        (self.below(1 << 20) as f32 / (1 << 19) as f32) - 1.0
-    }
-}
-
-/// 12x12 grey images of 4 classes: a bright bar (vertical, horizontal, diagonal or a
-/// square) at a random place, on noise.
-fn pattern_dataset(n: usize, seed: u64) -> Dataset {
-    let (h, w) = (12usize, 12usize);
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut images = vec![0u8; n * h * w];
-    let mut labels = vec![0u8; n];
-    for i in 0..n {
-        let label = rng.below(4) as u8;
-        labels[i] = label;
-        let image = &mut images[i * h * w..(i + 1) * h * w];
-        for p in image.iter_mut() {
-            *p = rng.below(60) as u8;
-        }
-        let (y0, x0) = (2 + rng.below(4) as usize, 2 + rng.below(4) as usize);
-        for k in 0..6 {
-            let (y, x) = match label {
-                0 => (y0 + k, x0),
-                1 => (y0, x0 + k),
-                2 => (y0 + k, x0 + k),
-                _ => (y0 + k / 3, x0 + k % 3),
-            };
-            image[y * w + x] = 200 + rng.below(55) as u8;
-        }
-    }
-    Dataset { images, labels, height: h, width: w, channels: 1, classes: 4, name: "patterns".into() }
 }
 
 const STUDENT: &str = include_str!("fixtures/quant-student.toml");
@@ -334,7 +289,7 @@ fn an_accumulator_that_could_overflow_is_refused_with_its_numbers() {
     assert!(message.contains(&overflow.bound.to_string()) && message.contains("524287"), "{message}");
 
     // Calibrated on varied images, the same layer has a wide range and exports.
-    let mut rng = Rng(9);
+    let mut rng = SplitMix(9);
     let varied: Vec<u8> = (0..64 * 16).map(|_| rng.below(256) as u8).collect();
     let ranges = calibrate(&model, &norm, &varied, Calibration::MinMax).unwrap();
     quantize(&model, &norm, &ranges, &labels(2), UnitScales::PerChannel).unwrap();
@@ -356,7 +311,7 @@ fn float_model_matches_burn_with_batch_norm_maxout_ceil_pooling_and_a_dense_afte
         <Flex as burn::tensor::backend::Backend>::seed(&device, 3);
         Net::<Flex>::new(&config, &device).unwrap()
     };
-    let mut rng = Rng(17);
+    let mut rng = SplitMix(17);
     let mut draw = |n: usize, lo: f32, hi: f32| -> Vec<f32> {
         (0..n).map(|_| lo + (hi - lo) * (rng.unit() + 1.0) / 2.0).collect()
     };

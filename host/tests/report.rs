@@ -11,6 +11,9 @@ use fitnets::commands::report::write;
 use fitnets::data::{Augment, Dataset, Normalization};
 use fitnets::method::Method;
 use fitnets::model::{NetConfig, count};
+
+mod common;
+use common::pattern_dataset;
 use fitnets::quant::eval::evaluate_int8;
 use fitnets::report::boards::{BOARDS, Board, Firmware, Needs, fits};
 use fitnets::report::markdown::{SECTIONS, SEEDS_SECTION, SWEEP_SECTION, render, thousands};
@@ -498,44 +501,6 @@ fn a_sweep_adds_its_table_and_chart() {
 }
 
 // ---- The command line, end to end ----
-
-/// A small xorshift generator: repeatable values, not statistical quality.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-/// 12x12 grey images of 4 classes: a bright vertical, horizontal or diagonal bar, or a
-/// block, at a random place on noise.
-fn pattern_dataset(n: usize, seed: u64) -> Dataset {
-    let (h, w) = (12usize, 12usize);
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut images = vec![0u8; n * h * w];
-    let mut labels = vec![0u8; n];
-    for i in 0..n {
-        let label = rng.below(4) as u8;
-        labels[i] = label;
-        let image = &mut images[i * h * w..(i + 1) * h * w];
-        image.iter_mut().for_each(|p| *p = rng.below(60) as u8);
-        let (y0, x0) = (2 + rng.below(4) as usize, 2 + rng.below(4) as usize);
-        for k in 0..6 {
-            let (y, x) = match label {
-                0 => (y0 + k, x0),
-                1 => (y0, x0 + k),
-                2 => (y0 + k, x0 + k),
-                _ => (y0 + k / 3, x0 + k % 3),
-            };
-            image[y * w + x] = 200 + rng.below(55) as u8;
-        }
-    }
-    Dataset { images, labels, height: h, width: w, channels: 1, classes: 4, name: "patterns".into() }
-}
 
 /// Writes `train` and `test` as MNIST-named IDX files into `dir`.
 fn write_idx_set(dir: &Path, train: &Dataset, test: &Dataset) {

@@ -6,6 +6,7 @@ use fitnets::model::config::LayerConfig;
 use fitnets::model::generate::{self, StudentSpec, TOLERANCE};
 use fitnets::model::regressor::regressor_shape;
 use fitnets::model::{NetConfig, count};
+use fitnets_tests::SplitMix;
 
 const FITNET_MACS: u64 = 5_947_032;
 
@@ -119,19 +120,16 @@ fn idx(dims: &[usize], data: &[u8]) -> Vec<u8> {
 }
 
 /// `n` 12x12 images of 4 classes: noise with a bright 4x4 square in the class's corner.
-fn write_patterns(dir: &std::path::Path, prefix: &str, n: usize, mut seed: u64) {
-    let mut next = || {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (seed >> 33) as u32
-    };
+fn write_patterns(dir: &std::path::Path, prefix: &str, n: usize, seed: u64) {
+    let mut rng = SplitMix(seed);
     let (mut images, mut labels) = (Vec::new(), Vec::new());
     for i in 0..n {
         let class = i % 4;
-        let mut image: Vec<u8> = (0..144).map(|_| (next() % 100) as u8).collect();
+        let mut image: Vec<u8> = (0..144).map(|_| rng.below(100) as u8).collect();
         let (top, left) = [(1, 1), (1, 7), (7, 1), (7, 7)][class];
         for y in top..top + 4 {
             for x in left..left + 4 {
-                image[y * 12 + x] = 200 + (next() % 55) as u8;
+                image[y * 12 + x] = 200 + rng.below(55) as u8;
             }
         }
         images.extend(image);

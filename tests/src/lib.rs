@@ -31,6 +31,11 @@ impl SplitMix {
         (i64::from(lo) + (self.next_u64() % span) as i64) as i32
     }
 
+    /// Uniform in `[-1, 1)`, in steps of 2^-19.
+    pub fn unit(&mut self) -> f32 {
+        (self.below(1 << 20) as f32 / (1 << 19) as f32) - 1.0
+    }
+
     /// Uniform in `0..n` (`n > 0`), up to a negligible bias.
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize

@@ -3,9 +3,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-mod common;
-use common::Rng;
 use fitnets_images::{Conversion, Resize, convert};
+use fitnets_tests::SplitMix;
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -31,7 +30,7 @@ fn damaged_files_never_panic() {
     let formats =
         [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Bmp, ImageFormat::Gif, ImageFormat::Pnm, ImageFormat::Tiff];
     let conversion = Conversion { height: 8, width: 8, channels: 3, resize: Resize::Fit };
-    let mut rng = Rng(7);
+    let mut rng = SplitMix(7);
     let (mut cases, mut refused) = (0, 0);
     let mut check = |bytes: &[u8]| {
         cases += 1;
@@ -65,7 +64,7 @@ fn damaged_files_never_panic() {
             }
             // Garbage after a valid header.
             let mut tail = good[..good.len().min(32)].to_vec();
-            tail.extend((0..500).map(|_| rng.next() as u8));
+            tail.extend((0..500).map(|_| rng.next_u64() as u8));
             check(&tail);
         }
     }

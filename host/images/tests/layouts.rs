@@ -6,16 +6,15 @@
 use std::fs;
 use std::path::Path;
 
-mod common;
-use common::Rng;
 use fitnets_images::{Conversion, Options, Resize, load};
+use fitnets_tests::SplitMix;
 use image::{DynamicImage, GrayImage, ImageFormat};
 
 const NAMES: [&str; 10] = ["cat", "dog", "train", "test", "val", ".hidden", "a b", "ünï", "x.png", "0"];
 
 /// A file: a good PNG, a good JPEG, a truncated PNG, text, empty, or random bytes, under
 /// an image or another extension.
-fn write_file(rng: &mut Rng, dir: &Path, good: &[u8], jpeg: &[u8]) {
+fn write_file(rng: &mut SplitMix, dir: &Path, good: &[u8], jpeg: &[u8]) {
     let ext = ["png", "jpg", "PNG", "txt", "gif", "tif", ""][rng.below(7)];
     let name = format!("{}{}{ext}", rng.below(1000), if ext.is_empty() { "" } else { "." });
     let bytes: Vec<u8> = match rng.below(6) {
@@ -23,12 +22,12 @@ fn write_file(rng: &mut Rng, dir: &Path, good: &[u8], jpeg: &[u8]) {
         2 => jpeg.to_vec(),
         3 => good[..rng.below(good.len())].to_vec(),
         4 => Vec::new(),
-        _ => (0..rng.below(300)).map(|_| rng.next() as u8).collect(),
+        _ => (0..rng.below(300)).map(|_| rng.next_u64() as u8).collect(),
     };
     fs::write(dir.join(name), bytes).unwrap();
 }
 
-fn tree(rng: &mut Rng, root: &Path, dir: &Path, depth: usize, good: &[u8], jpeg: &[u8]) {
+fn tree(rng: &mut SplitMix, root: &Path, dir: &Path, depth: usize, good: &[u8], jpeg: &[u8]) {
     fs::create_dir_all(dir).unwrap();
     for _ in 0..rng.below(4) {
         write_file(rng, dir, good, jpeg);
@@ -56,7 +55,7 @@ fn random_folder_trees_load_or_name_a_path() {
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, ImageFormat::Jpeg).unwrap();
     let jpeg = bytes.into_inner();
-    let mut rng = Rng(11);
+    let mut rng = SplitMix(11);
     let (mut loaded, mut refused) = (0, 0);
     for case in 0..300 {
         let dir = tempfile::tempdir().unwrap();

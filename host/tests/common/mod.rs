@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+use fitnets::data::Dataset;
+use fitnets_tests::SplitMix;
 use proptest::prelude::*;
 
 /// A number a user might write: mostly small, sometimes zero, negative or enormous.
@@ -186,4 +188,32 @@ pub fn ok(args: &[&str]) -> (String, String) {
     let (code, stdout, stderr) = fitnets(args);
     assert_eq!(code, 0, "`fitnets {}` failed\nstdout: {stdout}\nstderr: {stderr}", args.join(" "));
     (stdout, stderr)
+}
+
+/// 12x12 grey images of 4 classes: a bright bar (vertical, horizontal, diagonal or a
+/// square) at a random place, on noise.
+pub fn pattern_dataset(n: usize, seed: u64) -> Dataset {
+    let (h, w) = (12usize, 12usize);
+    let mut rng = SplitMix(seed);
+    let mut images = vec![0u8; n * h * w];
+    let mut labels = vec![0u8; n];
+    for i in 0..n {
+        let label = rng.below(4) as u8;
+        labels[i] = label;
+        let image = &mut images[i * h * w..(i + 1) * h * w];
+        for p in image.iter_mut() {
+            *p = rng.below(60) as u8;
+        }
+        let (y0, x0) = (2 + rng.below(4), 2 + rng.below(4));
+        for k in 0..6 {
+            let (y, x) = match label {
+                0 => (y0 + k, x0),
+                1 => (y0, x0 + k),
+                2 => (y0 + k, x0 + k),
+                _ => (y0 + k / 3, x0 + k % 3),
+            };
+            image[y * w + x] = 200 + rng.below(55) as u8;
+        }
+    }
+    Dataset { images, labels, height: h, width: w, channels: 1, classes: 4, name: "patterns".into() }
 }
