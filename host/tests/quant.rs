@@ -25,14 +25,13 @@ use fitnets::quant::overflow::Overflow;
 use fitnets::quant::quantize::{UnitScales, quantize};
 use fitnets::quant::scheme::Range;
 use fitnets::run::dir::RunDir;
-use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets_shared::format::encode::LayerSpec;
 use fitnets_shared::ops::Window;
 use fitnets_shared::{Model, plan};
 use fitnets_tests::SplitMix;
 
 mod common;
-use common::pattern_dataset;
+use common::{pattern_dataset, schedule};
 
 /// The backend's random generator is global to the process: tests that draw from it
 /// (initialization, training) take turns, so that each stays reproducible.
@@ -48,18 +47,6 @@ fn temp_dir(name: &str) -> tempfile::TempDir {
 }
 
 const STUDENT: &str = include_str!("fixtures/quant-student.toml");
-
-fn schedule(epochs: usize) -> Schedule {
-    Schedule {
-        epochs,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        learning_rate: 3e-3,
-        final_learning_rate: 3e-4,
-        seed: 11,
-        augment: Augment::default(),
-    }
-}
 
 /// A trained tiny student, its float model and its data, shared by the tests.
 struct Trained {
@@ -81,7 +68,7 @@ fn trained() -> &'static Trained {
         let (net, _) = method::train_on_labels::<Autodiff<Flex>>(
             &config,
             &splits,
-            &schedule(3),
+            &schedule(3, 11),
             &run,
             "student",
             &fitnets::train::workers::Workers::one(device),

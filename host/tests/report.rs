@@ -13,7 +13,7 @@ use fitnets::method::Method;
 use fitnets::model::{NetConfig, count};
 
 mod common;
-use common::pattern_dataset;
+use common::{pattern_dataset, schedule};
 use fitnets::quant::eval::evaluate_int8;
 use fitnets::report::boards::{BOARDS, Board, Firmware, Needs, fits};
 use fitnets::report::markdown::{SECTIONS, SEEDS_SECTION, SWEEP_SECTION, render, thousands};
@@ -34,26 +34,14 @@ const TEACHER: &str = include_str!("fixtures/report-teacher.toml");
 
 const STUDENT: &str = include_str!("fixtures/report-student.toml");
 
-fn schedule(epochs: usize) -> Schedule {
-    Schedule {
-        epochs,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        learning_rate: 3e-3,
-        final_learning_rate: 3e-4,
-        seed: 11,
-        augment: Augment::default(),
-    }
-}
-
 fn info(method: Option<Method>, config: &str) -> RunInfo {
     RunInfo {
         format: fitnets::run::RUN_FORMAT,
         role: if method.is_some() { "student" } else { "teacher" }.into(),
         method,
         config: NetConfig::parse(config).unwrap(),
-        schedule: schedule(3),
-        hint_schedule: (method == Some(Method::Hints)).then(|| schedule(2)),
+        schedule: schedule(3, 11),
+        hint_schedule: (method == Some(Method::Hints)).then(|| schedule(2, 11)),
         kd: None,
         teacher: None,
         teacher_views: None,

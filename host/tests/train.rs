@@ -8,8 +8,8 @@ use std::sync::Mutex;
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Tensor, TensorData};
+use fitnets::data::Augment;
 use fitnets::data::Splits;
-use fitnets::data::{Augment, Dataset};
 use fitnets::method::{self, KdSettings, Method, Teacher, evaluate};
 use fitnets::model::regressor::regressor_shape;
 use fitnets::model::{Net, NetConfig, Views, count};
@@ -18,8 +18,10 @@ use fitnets::train::batch::Batcher;
 use fitnets::train::fit::fit;
 use fitnets::train::loss::{cross_entropy, kd_loss, lambda_at, soft_cross_entropy};
 use fitnets::train::phase::{Objective, Phase, Trainee};
-use fitnets::train::schedule::{OptimizerKind, Schedule};
 use fitnets::train::workers::Workers;
+
+mod common;
+use common::{pattern_dataset, schedule};
 
 type B = Autodiff<Flex>;
 type Inner = Flex;
@@ -33,40 +35,6 @@ fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
     BACKEND_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// 12x12 grey images of 4 classes: a bright bar (vertical, horizontal, diagonal or a
-/// square) at a random place, on noise.
-fn pattern_dataset(n: usize, seed: u64) -> Dataset {
-    let (h, w) = (12usize, 12usize);
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let mut images = vec![0u8; n * h * w];
-    let mut labels = vec![0u8; n];
-    for i in 0..n {
-        let label = (next() % 4) as u8;
-        labels[i] = label;
-        let image = &mut images[i * h * w..(i + 1) * h * w];
-        for p in image.iter_mut() {
-            *p = (next() % 60) as u8;
-        }
-        let (y0, x0) = (2 + (next() % 4) as usize, 2 + (next() % 4) as usize);
-        for k in 0..6 {
-            let (y, x) = match label {
-                0 => (y0 + k, x0),
-                1 => (y0, x0 + k),
-                2 => (y0 + k, x0 + k),
-                _ => (y0 + k / 3, x0 + k % 3),
-            };
-            image[y * w + x] = 200 + (next() % 55) as u8;
-        }
-    }
-    Dataset { images, labels, height: h, width: w, channels: 1, classes: 4, name: "patterns".into() }
-}
-
 fn splits() -> Splits {
     Splits::new(&pattern_dataset(1400, 1), pattern_dataset(300, 2), 200, 3, None).unwrap()
 }
@@ -74,18 +42,6 @@ fn splits() -> Splits {
 const TEACHER: &str = include_str!("fixtures/train-teacher.toml");
 
 const STUDENT: &str = include_str!("fixtures/train-student.toml");
-
-fn schedule(epochs: usize, seed: u64) -> Schedule {
-    Schedule {
-        epochs,
-        batch_size: 32,
-        optimizer: OptimizerKind::Adam,
-        learning_rate: 3e-3,
-        final_learning_rate: 3e-4,
-        seed,
-        augment: Augment::default(),
-    }
-}
 
 fn temp_run(name: &str) -> RunDir {
     let dir: PathBuf = std::env::temp_dir().join(format!("fitnets-train-{}-{name}", std::process::id()));
