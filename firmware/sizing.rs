@@ -102,14 +102,11 @@ impl Sizes {
         let pixels = vec![u8::MAX; input];
         let logits = vec![u8::MAX; classes];
         let info = ModelInfo::of(model);
-        // Every message holds at most the image or the logits, the model's name and a few
-        // varints: this much room always suffices, whatever the model's size.
-        let room = input + classes + model.name().len() + 64;
-        let request = payload_len(&Request::Classify { pixels: &pixels }, room);
+        let request = payload_len(&Request::Classify { pixels: &pixels });
         let response = [
-            payload_len(&Response::Info(info), room),
-            payload_len(&Response::Prediction { class: u16::MAX, logits: &logits }, room),
-            payload_len(&Response::Error(ErrorCode::Internal), room),
+            payload_len(&Response::Info(info)),
+            payload_len(&Response::Prediction { class: u16::MAX, logits: &logits }),
+            payload_len(&Response::Error(ErrorCode::Internal)),
         ]
         .into_iter()
         .max()
@@ -124,10 +121,10 @@ impl Sizes {
     }
 }
 
-/// Bytes of `message` in postcard, which fits in `room` bytes (see [`Sizes::of`]).
-fn payload_len<T: serde::Serialize>(message: &T, room: usize) -> usize {
-    let mut buf = vec![0u8; room];
-    postcard::to_slice(message, &mut buf).expect("`room` holds any message of the model").len()
+/// Bytes of `message` in postcard, counted by its size flavour (nothing is written).
+fn payload_len<T: serde::Serialize>(message: &T) -> usize {
+    // Only a buffer that runs out fails postcard's serializer, and the size flavour has none.
+    postcard::experimental::serialized_size(message).expect("the wire messages hold integers, slices and strings")
 }
 
 /// What a program takes besides the model, measured.

@@ -47,6 +47,18 @@ pub struct StudentPlan {
 }
 
 impl StudentPlan {
+    /// Refuses a plan that leaves `hints` no epochs of KD: called before any training.
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.hint_epochs < self.student_epochs,
+            "--hint-epochs {} must leave epochs of --student-epochs {} for the KD stage: give fewer hint epochs \
+             or more student epochs",
+            self.hint_epochs,
+            self.student_epochs
+        );
+        Ok(())
+    }
+
     /// Trains the student of `config` with `method` from `teacher` into `run` (seed
     /// `--seed` + `seed_offset`), unless that run finished already; an interrupted run
     /// is resumed.
@@ -58,12 +70,7 @@ impl StudentPlan {
         run: &Path,
         seed_offset: u64,
     ) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.hint_epochs < self.student_epochs,
-            "--hint-epochs {} must leave epochs of --student-epochs {} for the KD stage",
-            self.hint_epochs,
-            self.student_epochs
-        );
+        self.check()?;
         let mut schedule = self.schedule.clone();
         schedule.seed = self.schedule.seed + seed_offset;
         let hint_epochs = if method == Method::Hints { self.hint_epochs } else { 0 };
@@ -131,6 +138,7 @@ pub(crate) fn finished(dir: &Path) -> Option<RunResult> {
 
 /// Runs what is missing, then prints and saves the table.
 pub fn compare(args: &Comparison) -> anyhow::Result<()> {
+    args.plan.check()?;
     let teacher_dir = args.runs.join("teacher");
     if finished(&teacher_dir).is_some() {
         let info: RunInfo = RunDir::open(&teacher_dir)?.read_json("run.json")?;

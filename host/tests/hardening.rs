@@ -368,6 +368,9 @@ fn every_option_has_help() {
         &["export"],
         &["compare"],
         &["sweep"],
+        &["fit"],
+        &["predict"],
+        &["orchestrator"],
         &["report"],
         &["info"],
         &["inspect"],
@@ -392,6 +395,18 @@ fn every_option_has_help() {
         }
     }
     assert!(missing.is_empty(), "options without help text:\n{}", missing.join("\n"));
+}
+
+// compare and sweep check their students' plan before the teacher or any student trains.
+#[test]
+fn a_plan_without_kd_epochs_is_refused_before_any_training() {
+    let bench = Bench::new();
+    let (runs, data) = (bench.path("runs"), bench.path("digits8"));
+    let plan = ["--student-epochs", "3", "--hint-epochs", "3", "--data", &data];
+    let says = ["--hint-epochs 3 must leave epochs of --student-epochs 3"];
+    refused(&[&["compare", "--runs", &runs][..], &plan].concat(), &says);
+    refused(&[&["sweep", "--runs", &runs, "--teacher", &bench.path("teacher-run")][..], &plan].concat(), &says);
+    assert!(!Path::new(&runs).exists(), "a refused plan left {runs} behind");
 }
 
 // The vector unit: FITNETS_VECTOR is an input too. A value that is not a unit, not text

@@ -48,12 +48,6 @@ pub struct NodeArgs {
     pub peer_timeout: u64,
 }
 
-impl Default for NodeArgs {
-    fn default() -> NodeArgs {
-        NodeArgs { nodes: 1, node: None, orchestrator: None, peer_timeout: DEFAULT_PEER_TIMEOUT.as_secs() }
-    }
-}
-
 impl NodeArgs {
     /// These options as the library takes them (checked by [`Nodes::check`]).
     pub fn nodes(&self) -> Nodes {

@@ -3,7 +3,8 @@
 //! start that fails leaves nothing behind ([`super::undo_failed_start`]).
 //!
 //! `fitnets train` fills a [`TeacherJob`] or [`StudentJob`] from its options;
-//! `compare`, `sweep` and `fit` fill them from their plans.
+//! `compare`, `sweep` and `fit` fill them from their plans. Errors name the options a
+//! job's fields come from (`--teacher`, `--resume`, …), which every caller passes on.
 
 use std::path::{Path, PathBuf};
 
@@ -106,7 +107,7 @@ fn resumed_data(data: &DataSpec, run: &Path, resume: bool) -> DataSpec {
     }
 }
 
-/// Trains (or resumes) the teacher of `args`.
+/// Trains (or resumes) the teacher `job` asks for.
 pub fn train_teacher(job: &TeacherJob) -> anyhow::Result<()> {
     job.nodes.check()?;
     let config = NetConfig::load(&job.config)?;
@@ -183,7 +184,7 @@ fn teacher_in<B: AutodiffBackend>(
     finish::<B>(run, info, splits, net, Vec::new(), history, &device)
 }
 
-/// Trains (or resumes) the student of `args`.
+/// Trains (or resumes) the student `job` asks for.
 pub fn train_student(job: &StudentJob) -> anyhow::Result<()> {
     job.nodes.check()?;
     let config = NetConfig::load(&job.config)?;

@@ -52,6 +52,7 @@ pub struct DepthSweep {
 
 /// Generates, trains what is missing, prints and saves the table and the chart.
 pub fn sweep(job: &DepthSweep) -> anyhow::Result<()> {
+    job.plan.check()?;
     let teacher_info: RunInfo = RunDir::open(&job.teacher)?.read_json("run.json").context("reading the teacher run")?;
     let teacher_result = finished(&job.teacher)
         .with_context(|| format!("the teacher run in {} has not finished", job.teacher.display()))?;
