@@ -60,7 +60,7 @@ impl StudentPlan {
     }
 
     /// Trains the student of `config` with `method` from `teacher` into `run` (seed
-    /// `--seed` + `seed_offset`), unless that run finished already; an interrupted run
+    /// `schedule.seed` + `seed_offset`), unless that run finished already; an interrupted run
     /// is resumed.
     pub fn train(
         &self,

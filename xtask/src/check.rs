@@ -48,7 +48,7 @@ fn checks() -> Vec<(String, Step)> {
     let mut checks = vec![
         ("fmt".to_string(), with(&root, &["fmt", "--all", "--check"])),
         (
-            "imports: no two modules use each other, and no library module the command layer".into(),
+            "imports: no two modules use each other, and no library module uses the command layer".into(),
             Step::Task(Box::new(move || crate::imports::check(&imports_root))),
         ),
         ("clippy".into(), with(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])),

@@ -6,10 +6,15 @@
 //! command, without the command line's types.
 //!
 //! Modules are files (`a/b.rs` or `a/b/mod.rs` is `a::b`); a module uses another when
-//! its code outside `#[cfg(test)]` names a path through `crate::`, `super::` or `self::`
-//! that reaches it (the longest prefix of the path that is a module). Using an ancestor
-//! is not counted: a child module naturally uses what its parent defines, and a parent
-//! declares its children. Comments and doc links are not uses.
+//! its code outside `#[cfg(test)]` items names a path through `crate::`, `super::` or
+//! `self::` that reaches it (the longest prefix of the path that is a module; `use`
+//! groups are read to any depth). Using an ancestor is not counted: a child module
+//! naturally uses what its parent defines, and a parent declares its children.
+//! Comments, doc links, string and character literals are not uses.
+//!
+//! Not followed: paths without `crate::`, `super::` or `self::` (a module's own children,
+//! and names the crate root re-exports): a `pub use cli::X` at the root, used as
+//! `crate::X`, would pass. The root re-exports nothing of the command layer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -141,10 +146,99 @@ fn rust_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// The code of a file: up to its first `#[cfg(test)]`, without comments.
+/// The code of a file without its comments, string and character literals (blanked,
+/// so that a path in a message or a comment is not a use) and without the items marked
+/// `#[cfg(test)]` (each up to its `;` or its closing brace).
 fn code_of(text: &str) -> String {
-    let text = text.find("#[cfg(test)]").map_or(text, |at| &text[..at]);
-    text.lines().map(|line| line.find("//").map_or(line, |at| &line[..at])).collect::<Vec<_>>().join("\n")
+    let code = blank_literals(text);
+    let mut kept = String::with_capacity(code.len());
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        kept.push_str(&rest[..at]);
+        rest = &rest[at + "#[cfg(test)]".len()..];
+        rest = &rest[item_len(rest)..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// The length of the item at the start of `code`: up to its first `;` outside braces, or
+/// to the brace that closes its first block.
+fn item_len(code: &str) -> usize {
+    let mut depth = 0usize;
+    for (at, c) in code.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth <= 1 => return at + 1,
+            '}' => depth -= 1,
+            ';' if depth == 0 => return at + 1,
+            _ => {}
+        }
+    }
+    code.len()
+}
+
+/// `text` with every comment, string literal (raw ones included) and character literal
+/// replaced by spaces; line breaks are kept.
+fn blank_literals(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |out: &mut String, run: &[char]| {
+        out.extend(run.iter().map(|&c| if c == '\n' { '\n' } else { ' ' }));
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let next = |k: usize| chars.get(i + k).copied();
+        let end = match chars[i] {
+            '/' if next(1) == Some('/') => (i..chars.len()).find(|&j| chars[j] == '\n').unwrap_or(chars.len()),
+            '/' if next(1) == Some('*') => {
+                let mut depth = 0usize;
+                let mut j = i;
+                loop {
+                    match (chars.get(j), chars.get(j + 1)) {
+                        (Some('/'), Some('*')) => (depth, j) = (depth + 1, j + 2),
+                        (Some('*'), Some('/')) if depth == 1 => break j + 2,
+                        (Some('*'), Some('/')) => (depth, j) = (depth - 1, j + 2),
+                        (Some(_), _) => j += 1,
+                        (None, _) => break chars.len(),
+                    }
+                }
+            }
+            'r' if (next(1) == Some('"') || next(1) == Some('#'))
+                && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_')) =>
+            {
+                let hashes = chars[i + 1..].iter().take_while(|&&c| c == '#').count();
+                if chars.get(i + 1 + hashes) != Some(&'"') {
+                    out.push(chars[i]);
+                    i += 1;
+                    continue;
+                }
+                let close: Vec<char> = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
+                let body = i + 2 + hashes;
+                (body..chars.len()).find(|&j| chars[j..].starts_with(&close)).map_or(chars.len(), |j| j + close.len())
+            }
+            '"' => {
+                let mut j = i + 1;
+                while j < chars.len() && chars[j] != '"' {
+                    j += if chars[j] == '\\' { 2 } else { 1 };
+                }
+                (j + 1).min(chars.len())
+            }
+            // A character literal ('x', '\n', '\u{..}'); a lifetime ('a) has no closing quote.
+            '\'' if next(1) == Some('\\') => {
+                (i + 2..chars.len()).find(|&j| chars[j] == '\'').map_or(chars.len(), |j| j + 1)
+            }
+            '\'' if next(2) == Some('\'') => i + 3,
+            c => {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+        };
+        blank(&mut out, &chars[i..end]);
+        i = end;
+    }
+    out
 }
 
 /// Every path through `crate::`, `super::` or `self::` in `code`, made absolute from
@@ -184,19 +278,63 @@ fn paths(code: &str, module: &Module) -> Vec<Module> {
         }
         let path: Module = base.into_iter().chain(segments).collect();
         if bytes[end..].starts_with(b"::{") {
-            let close = code[end..].find('}').map_or(code.len(), |at| end + at);
-            for member in code[end + 3..close].split(',') {
-                let member = member.split(" as ").next().unwrap_or("").trim();
-                if !member.is_empty() && member != "self" {
-                    found.push(path.iter().cloned().chain(member.split("::").map(|s| s.trim().to_string())).collect());
-                }
-            }
+            let close = end + 2 + group_len(&code[end + 2..]);
+            group(&path, &code[end + 3..close.saturating_sub(1).max(end + 3)], &mut found);
             end = close;
         }
         found.push(path);
         i = end.max(i + 1);
     }
     found
+}
+
+/// The length of the `{…}` group at the start of `code`, its closing brace included.
+fn group_len(code: &str) -> usize {
+    let mut depth = 0usize;
+    for (at, c) in code.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth <= 1 => return at + 1,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    code.len()
+}
+
+/// The members of a `use` group (the text between its braces) below `prefix`, nested
+/// groups included: `a, b::c, d::{e, f::{g}}, h as i, self`.
+fn group(prefix: &Module, members: &str, found: &mut Vec<Module>) {
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (at, c) in members.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&members[start..at]);
+                start = at + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&members[start..]);
+    for part in parts {
+        let part = part.trim();
+        let (head, inner) = match part.find("::{") {
+            Some(at) => (&part[..at], Some(&part[at + 3..part.rfind('}').unwrap_or(part.len()).max(at + 3)])),
+            None => (part.split(" as ").next().unwrap_or("").trim(), None),
+        };
+        if head.is_empty() || head == "self" || head == "*" {
+            continue;
+        }
+        let path: Module = prefix.iter().cloned().chain(head.split("::").map(|s| s.trim().to_string())).collect();
+        if let Some(inner) = inner {
+            group(&path, inner, found);
+        }
+        found.push(path);
+    }
 }
 
 /// The longest prefix of `path` that is a module of the crate.
@@ -232,6 +370,20 @@ mod tests {
                 "f",
             ]
         );
+    }
+
+    #[test]
+    fn nested_groups_are_read_and_literals_comments_and_test_items_are_not() {
+        let code = code_of(
+            "use crate::{data::{A, b::{C}}, cli::X as Y};\n\
+             let m = \"crate::fake\"; let r = r#\"crate::raw\"#; let c = '\"'; let q = '\\'';\n\
+             /* crate::block /* nested */ crate::still */ fn f<'a>(x: &'a str) {}\n\
+             #[cfg(test)]\nfn helper() { crate::only_tests::x(); }\n\
+             #[cfg(test)]\nuse crate::test_use;\n\
+             fn g() { crate::after::h() }\n",
+        );
+        let found: Vec<String> = paths(&code, &module("m")).iter().map(|m| m.join("::")).collect();
+        assert_eq!(found, ["data::A", "data::b::C", "data::b", "data", "cli::X", "", "after::h"]);
     }
 
     #[test]

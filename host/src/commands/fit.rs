@@ -100,6 +100,7 @@ impl TargetArgs {
 
 /// `fitnets fit`.
 pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
+    let target = args.target.target()?;
     // Each rung sets its own epochs: an --epochs would be silently ignored.
     ensure!(
         args.schedule.epochs == DEFAULT_EPOCHS,
@@ -108,7 +109,7 @@ pub fn fit(args: &FitArgs) -> anyhow::Result<()> {
     );
     crate::fit::search::fit(&Search {
         teacher: args.teacher.clone(),
-        target: args.target.target()?,
+        target,
         candidates: args.candidates,
         eta: args.eta,
         first_epochs: args.first_epochs,

@@ -37,7 +37,8 @@ pub struct DataSpec {
     pub subset: Option<usize>,
     /// Evaluate on a seeded sample of this many test images.
     pub test_subset: Option<usize>,
-    /// Seed of the split into training and validation images, and of the samples.
+    /// Seed of the split into training and validation images, and of the samples
+    /// (`--split-seed`, 1 unless given: a run records its own).
     pub split_seed: u64,
     /// How an image folder's pictures whose aspect ratio differs from the config's input
     /// are made to fit: `stretch` (the default) scales each axis on its own, `fill`
