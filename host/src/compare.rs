@@ -72,7 +72,8 @@ impl StudentPlan {
     ) -> anyhow::Result<()> {
         self.check()?;
         let mut schedule = self.schedule.clone();
-        schedule.seed = self.schedule.seed + seed_offset;
+        // Any seed is valid: `--seed` near the top of the range wraps around.
+        schedule.seed = self.schedule.seed.wrapping_add(seed_offset);
         let hint_epochs = if method == Method::Hints { self.hint_epochs } else { 0 };
         schedule.epochs = self.student_epochs - hint_epochs;
         let student = StudentJob {

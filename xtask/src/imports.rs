@@ -165,13 +165,19 @@ fn code_of(text: &str) -> String {
 /// The length of the item at the start of `code`: up to its first `;` outside braces, or
 /// to the brace that closes its first block.
 fn item_len(code: &str) -> usize {
+    block_len(code, true)
+}
+
+/// The length of `code` up to the brace that closes its first block (or, with
+/// `semicolon_ends`, up to a `;` before any block opens).
+fn block_len(code: &str, semicolon_ends: bool) -> usize {
     let mut depth = 0usize;
     for (at, c) in code.char_indices() {
         match c {
             '{' => depth += 1,
             '}' if depth <= 1 => return at + 1,
             '}' => depth -= 1,
-            ';' if depth == 0 => return at + 1,
+            ';' if semicolon_ends && depth == 0 => return at + 1,
             _ => {}
         }
     }
@@ -278,7 +284,7 @@ fn paths(code: &str, module: &Module) -> Vec<Module> {
         }
         let path: Module = base.into_iter().chain(segments).collect();
         if bytes[end..].starts_with(b"::{") {
-            let close = end + 2 + group_len(&code[end + 2..]);
+            let close = end + 2 + block_len(&code[end + 2..], false);
             group(&path, &code[end + 3..close.saturating_sub(1).max(end + 3)], &mut found);
             end = close;
         }
@@ -286,20 +292,6 @@ fn paths(code: &str, module: &Module) -> Vec<Module> {
         i = end.max(i + 1);
     }
     found
-}
-
-/// The length of the `{…}` group at the start of `code`, its closing brace included.
-fn group_len(code: &str) -> usize {
-    let mut depth = 0usize;
-    for (at, c) in code.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' if depth <= 1 => return at + 1,
-            '}' => depth -= 1,
-            _ => {}
-        }
-    }
-    code.len()
 }
 
 /// The members of a `use` group (the text between its braces) below `prefix`, nested

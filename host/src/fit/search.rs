@@ -14,7 +14,7 @@ use crate::compare::{StudentPlan, finished};
 use crate::data::DataSpec;
 use crate::method::Method;
 use crate::model::NetConfig;
-use crate::quant::eval::{evaluate_int8, model_input};
+use crate::quant::eval::evaluate_int8;
 use crate::quant::export::{ExportOptions, class_labels, export_run};
 use crate::run::RunInfo;
 use crate::run::dir::{RunDir, write_atomic};
@@ -270,13 +270,14 @@ fn answer(
     let info: RunInfo = RunDir::open(run)?.read_json("run.json")?;
     let result = finished(run).with_context(|| format!("{} did not finish", run.display()))?;
     let output = runs.join(blob);
-    let (exported, options, _) = export_run(run, data, None, &ExportOptions::default())?;
+    // The run's own splits: its test set is the one the blob is tested on.
+    let (exported, options, splits) = export_run(run, data, None, &ExportOptions::default())?;
     write_atomic(&output, &exported.blob)?;
     print!("{}", exported.describe(&options, &output));
     let bytes = exported.blob;
     let model = fitnets_shared::Model::from_bytes(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid model: {e}", output.display()))?;
-    let test = data.for_input(model_input(&model)).test_set()?;
+    let test = splits.test;
     let int8 = evaluate_int8(&model, &test).with_context(|| format!("testing {}", output.display()))?;
     let price = pricer.price_blob(&bytes)?;
     Ok(Answer {
